@@ -1,0 +1,145 @@
+/**
+ * Sparse physical memory with a 36-bit physical address space (MAXPHYADDR 36,
+ * 64 GiB). Frames are 4 KiB Int32Arrays created on first write; a frame never
+ * written reads as zero. Host memory therefore grows with the frames touched,
+ * not with the address space.
+ *
+ * The frame directory is two-level (pfn bits 23:12, then 11:0) so finding a
+ * frame is two array loads, which keeps the page walker fast.
+ */
+import { PAGE_SHIFT, PHYS_ADDR_LIMIT } from './paging-bits.js';
+
+const DIR_SHIFT = 12;
+const DIR_SIZE = 1 << DIR_SHIFT;
+const LEAF_MASK = DIR_SIZE - 1;
+/** Number of 4 KiB frames in the 36-bit physical address space. */
+export const MAX_PFN = 1 << 24;
+
+export type Frame = Int32Array;
+
+const ZERO_FRAME: Frame = new Int32Array(1024);
+
+export class PhysMem {
+  private readonly dir: (Frame | undefined)[][] = new Array(DIR_SIZE);
+  private touched = 0;
+
+  /** Frames that have been written at least once (host memory in use). */
+  get framesTouched(): number {
+    return this.touched;
+  }
+
+  /** The frame for reading; a shared all-zero frame if never written. Do not write to it. */
+  frame(pfn: number): Frame {
+    const leaf = this.dir[pfn >>> DIR_SHIFT];
+    if (leaf === undefined) return ZERO_FRAME;
+    const f = leaf[pfn & LEAF_MASK];
+    return f === undefined ? ZERO_FRAME : f;
+  }
+
+  /** The frame for writing, created zero-filled on first use. */
+  frameW(pfn: number): Frame {
+    if (pfn >>> 0 >= MAX_PFN) throw new RangeError(`pfn 0x${pfn.toString(16)} beyond MAXPHYADDR`);
+    let leaf = this.dir[pfn >>> DIR_SHIFT];
+    if (leaf === undefined) leaf = this.dir[pfn >>> DIR_SHIFT] = new Array(DIR_SIZE);
+    let f = leaf[pfn & LEAF_MASK];
+    if (f === undefined) {
+      f = leaf[pfn & LEAF_MASK] = new Int32Array(1024);
+      this.touched++;
+    }
+    return f;
+  }
+
+  /** True if the frame was ever written (and not discarded). */
+  isTouched(pfn: number): boolean {
+    const leaf = this.dir[pfn >>> DIR_SHIFT];
+    return leaf !== undefined && leaf[pfn & LEAF_MASK] !== undefined;
+  }
+
+  /** Forget a frame's contents (it reads as zero again, host memory is returned). */
+  discard(pfn: number): void {
+    const leaf = this.dir[pfn >>> DIR_SHIFT];
+    if (leaf !== undefined && leaf[pfn & LEAF_MASK] !== undefined) {
+      leaf[pfn & LEAF_MASK] = undefined;
+      this.touched--;
+    }
+  }
+
+  zeroFrame(pfn: number): void {
+    if (this.isTouched(pfn)) this.frameW(pfn).fill(0);
+  }
+
+  copyFrame(dstPfn: number, srcPfn: number): void {
+    if (!this.isTouched(srcPfn)) {
+      this.zeroFrame(dstPfn);
+      return;
+    }
+    this.frameW(dstPfn).set(this.frame(srcPfn));
+  }
+
+  // ---- word access within a frame (the walker's path) ----
+
+  /** 32-bit word `word` (0..1023) of frame `pfn`, as uint32. */
+  word(pfn: number, word: number): number {
+    return this.frame(pfn)[word]! >>> 0;
+  }
+
+  setWord(pfn: number, word: number, value: number): void {
+    this.frameW(pfn)[word] = value | 0;
+  }
+
+  // ---- byte-addressed access (pa is a number below 2^36) ----
+
+  read8(pa: number): number {
+    const pfn = Math.floor(pa / 4096);
+    const off = pa - pfn * 4096;
+    return (this.frame(pfn)[off >>> 2]! >>> ((off & 3) * 8)) & 0xff;
+  }
+
+  write8(pa: number, value: number): void {
+    checkPa(pa, 1);
+    const pfn = Math.floor(pa / 4096);
+    const off = pa - pfn * 4096;
+    const f = this.frameW(pfn);
+    const sh = (off & 3) * 8;
+    f[off >>> 2] = (f[off >>> 2]! & ~(0xff << sh)) | ((value & 0xff) << sh);
+  }
+
+  /** Little-endian 32-bit load, as uint32. Unaligned accesses are composed bytewise. */
+  read32(pa: number): number {
+    if ((pa & 3) === 0) {
+      const pfn = Math.floor(pa / 4096);
+      return this.frame(pfn)[(pa - pfn * 4096) >>> 2]! >>> 0;
+    }
+    return (
+      (this.read8(pa) | (this.read8(pa + 1) << 8) | (this.read8(pa + 2) << 16) | (this.read8(pa + 3) << 24)) >>> 0
+    );
+  }
+
+  write32(pa: number, value: number): void {
+    checkPa(pa, 4);
+    if ((pa & 3) === 0) {
+      const pfn = Math.floor(pa / 4096);
+      this.frameW(pfn)[(pa - pfn * 4096) >>> 2] = value | 0;
+      return;
+    }
+    for (let i = 0; i < 4; i++) this.write8(pa + i, value >>> (i * 8));
+  }
+
+  read64(pa: number): bigint {
+    return (BigInt(this.read32(pa + 4)) << 32n) | BigInt(this.read32(pa));
+  }
+
+  write64(pa: number, value: bigint): void {
+    checkPa(pa, 8);
+    this.write32(pa, Number(value & 0xffffffffn));
+    this.write32(pa + 4, Number((value >> 32n) & 0xffffffffn));
+  }
+}
+
+function checkPa(pa: number, len: number): void {
+  if (!(pa >= 0 && pa + len <= PHYS_ADDR_LIMIT) || !Number.isInteger(pa)) {
+    throw new RangeError(`physical address 0x${pa.toString(16)} outside the 36-bit physical address space`);
+  }
+}
+
+export const FRAME_SHIFT = PAGE_SHIFT;

@@ -1,0 +1,265 @@
+/**
+ * The page walker: 2-level (32-bit) and PAE paging, the cold path taken on a
+ * TLB miss (SDM vol. 3 4.3, 4.4, 4.6, 4.7, 4.8).
+ *
+ * Order of checks, per level: present, then reserved bits; after the leaf,
+ * the access rights combined over all levels. On success the accessed flag of
+ * every entry used is set (PAE PDPTEs have none) and, for a write, the leaf's
+ * dirty flag. A walk that faults changes nothing in memory.
+ *
+ * With `commit` false the walk is a probe: no A/D updates, no counters, no
+ * cycles (the reference walk used by debuggers, traces and the fuzzer).
+ *
+ *   2-level:  CR3 -> PDE[va 31:22] -> PTE[va 21:12] -> 4 KiB page
+ *                               \-> (PS, CR4.PSE) 4 MiB page
+ *   PAE:      PDPTE reg[va 31:30] -> PDE[va 29:21] -> PTE[va 20:12] -> 4 KiB
+ *                                              \-> (PS) 2 MiB page
+ */
+import type { CycleFigures, MmuCounters } from './cost-model.js';
+import type { Cpu } from './cpu.js';
+import {
+  CR3_PDPT_MASK,
+  PAE_HI_ADDR_MASK,
+  PAE_RSVD_HI,
+  PDE2M_RSVD_LO,
+  PDE4M_ADDR_HI_MASK,
+  PDE4M_RSVD_LO,
+  PFEC_ID,
+  PFEC_P,
+  PFEC_RSVD,
+  PFEC_U,
+  PFEC_W,
+  PTE_A,
+  PTE_D,
+  PTE_G,
+  PTE_NX_HI,
+  PTE_P,
+  PTE_PS,
+  PTE_RW,
+  PTE_US,
+} from './paging-bits.js';
+import type { PhysMem } from './phys-mem.js';
+import { TLBF_D, TLBF_G, TLBF_NX, TLBF_RW, TLBF_US } from './tlb.js';
+import type { WalkEntryRead } from './trace.js';
+
+export class Walker {
+  // ---- result of the last walk (no allocation per walk) ----
+  /** Whether the last walk faulted, and its #PF error code. */
+  fault = false;
+  errorCode = 0;
+  /** 4 KiB frame of the translated address. */
+  pfn = 0;
+  /** First 4 KiB frame of the page (large pages: its base). */
+  basePfn = 0;
+  /** 0 for 4 KiB, else log2 of the large page size (21 or 22). */
+  largeShift = 0;
+  /** TLBF_* flags of the translation. */
+  flags = 0;
+  /** Paging-structure entries read from memory. */
+  depth = 0;
+  /** Cycles charged by this walk (entry reads and A/D updates). */
+  cycles = 0;
+  /** Entries read, when `record` is on. */
+  entries: WalkEntryRead[] = [];
+  record = false;
+
+  /** Direct-mapped, hash-indexed walk-entry cache (64-byte lines), cost model only. */
+  private readonly lineTag: Float64Array;
+  private readonly lineMask: number;
+
+  constructor(
+    private readonly mem: PhysMem,
+    private readonly cpu: Cpu,
+    private readonly counters: MmuCounters,
+    private readonly cyc: CycleFigures,
+    walkCacheLines: number,
+  ) {
+    const lines = 1 << Math.ceil(Math.log2(Math.max(1, walkCacheLines)));
+    this.lineTag = new Float64Array(lines).fill(-1);
+    this.lineMask = lines - 1;
+  }
+
+  /** Cost of reading one paging entry at byte address pfn*4096 + word*4. */
+  private entryCost(pfn: number, word: number): number {
+    // Lines at the same offset of different frames (a PDE and the PTE below
+    // it, often) must not all collide: index by a fold of frame and offset.
+    const line = pfn * 64 + (word >>> 4);
+    const i = ((word >>> 4) ^ pfn ^ (pfn >>> 6)) & this.lineMask;
+    if (this.lineTag[i] === line) {
+      this.counters.walkCacheHits++;
+      return this.cyc.walkEntryCached;
+    }
+    this.lineTag[i] = line;
+    this.counters.walkCacheMisses++;
+    return this.cyc.walkEntryMemory;
+  }
+
+  /** Forget the walk cache (a new machine state, e.g. between vector cases). */
+  resetCache(): void {
+    this.lineTag.fill(-1);
+  }
+
+  /**
+   * Walk the tables for `va` with access class `acc` (kind * 2 + user).
+   * Sets the result fields; returns true on success.
+   */
+  walk(va: number, acc: number, commit: boolean): boolean {
+    this.cycles = 0;
+    this.depth = 0;
+    this.largeShift = 0;
+    if (this.record) this.entries = [];
+    return this.cpu.pae ? this.walkPae(va, acc, commit) : this.walk2(va, acc, commit);
+  }
+
+  private fail(code: number, acc: number): false {
+    let ec = code;
+    const kind = acc >> 1;
+    if (kind === 1) ec |= PFEC_W;
+    if ((acc & 1) !== 0) ec |= PFEC_U;
+    if (kind === 2 && this.cpu.pae && this.cpu.nxe) ec |= PFEC_ID;
+    this.fault = true;
+    this.errorCode = ec;
+    return false;
+  }
+
+  /** Permission check on combined flags (SDM 4.6). */
+  private allowed(acc: number, rw: boolean, us: boolean, nx: boolean): boolean {
+    const user = (acc & 1) !== 0;
+    if (user && !us) return false;
+    switch (acc >> 1) {
+      case 0:
+        return true;
+      case 1:
+        return user ? rw : rw || !this.cpu.wp;
+      default:
+        return !(nx && this.cpu.nxe);
+    }
+  }
+
+  private walk2(va: number, acc: number, commit: boolean): boolean {
+    const mem = this.mem;
+    const pdPfn = this.cpu.cr3 >>> 12;
+    const pdeWord = va >>> 22;
+    const pde = mem.frame(pdPfn)[pdeWord]!;
+    this.depth = 1;
+    if (commit) this.cycles += this.entryCost(pdPfn, pdeWord);
+    if (this.record) this.entries.push({ level: 'pde', pa: pdPfn * 4096 + pdeWord * 4, value: BigInt(pde >>> 0) });
+    if ((pde & PTE_P) === 0) return this.fail(0, acc);
+    if ((pde & PTE_PS) !== 0 && this.cpu.pse) {
+      // 4 MiB page: bits 21:17 reserved, 16:13 are address bits 35:32.
+      if ((pde & PDE4M_RSVD_LO) !== 0) return this.fail(PFEC_P | PFEC_RSVD, acc);
+      const rw = (pde & PTE_RW) !== 0;
+      const us = (pde & PTE_US) !== 0;
+      if (!this.allowed(acc, rw, us, false)) return this.fail(PFEC_P, acc);
+      const base = ((pde >>> 12) & 0xffc00) + ((pde & PDE4M_ADDR_HI_MASK) >>> 13) * 0x100000;
+      this.basePfn = base;
+      this.pfn = base + ((va >>> 12) & 0x3ff);
+      this.largeShift = 22;
+      let leaf = pde;
+      if (commit) leaf = this.setAD(pdPfn, pdeWord, pde, acc >> 1 === 1);
+      this.flags = (rw ? TLBF_RW : 0) | (us ? TLBF_US : 0) | ((leaf & PTE_D) !== 0 ? TLBF_D : 0) |
+        ((leaf & PTE_G) !== 0 && this.cpu.pge ? TLBF_G : 0);
+      this.fault = false;
+      return true;
+    }
+    const ptPfn = pde >>> 12;
+    const pteWord = (va >>> 12) & 0x3ff;
+    const pte = mem.frame(ptPfn)[pteWord]!;
+    this.depth = 2;
+    if (commit) this.cycles += this.entryCost(ptPfn, pteWord);
+    if (this.record) this.entries.push({ level: 'pte', pa: ptPfn * 4096 + pteWord * 4, value: BigInt(pte >>> 0) });
+    if ((pte & PTE_P) === 0) return this.fail(0, acc);
+    const rw = (pde & pte & PTE_RW) !== 0;
+    const us = (pde & pte & PTE_US) !== 0;
+    if (!this.allowed(acc, rw, us, false)) return this.fail(PFEC_P, acc);
+    let leaf = pte;
+    if (commit) {
+      this.setAD(pdPfn, pdeWord, pde, false);
+      leaf = this.setAD(ptPfn, pteWord, pte, acc >> 1 === 1);
+    }
+    this.basePfn = this.pfn = pte >>> 12;
+    this.flags = (rw ? TLBF_RW : 0) | (us ? TLBF_US : 0) | ((leaf & PTE_D) !== 0 ? TLBF_D : 0) |
+      ((leaf & PTE_G) !== 0 && this.cpu.pge ? TLBF_G : 0);
+    this.fault = false;
+    return true;
+  }
+
+  private walkPae(va: number, acc: number, commit: boolean): boolean {
+    const mem = this.mem;
+    const cpu = this.cpu;
+    const rsvdHi = cpu.nxe ? PAE_RSVD_HI : PAE_RSVD_HI | PTE_NX_HI;
+    const i = va >>> 30;
+    const pdpteLo = cpu.pdpteLo[i]!;
+    const pdpteHi = cpu.pdpteHi[i]!;
+    if (this.record) this.entries.push({ level: 'pdpte', pa: ((cpu.cr3 & CR3_PDPT_MASK) >>> 0) + 8 * i, value: cpu.pdpte(i) });
+    if ((pdpteLo & PTE_P) === 0) return this.fail(0, acc);
+    // PDE
+    const pdPfn = (pdpteLo >>> 12) + (pdpteHi & PAE_HI_ADDR_MASK) * 0x100000;
+    const pdeWord = ((va >>> 21) & 0x1ff) * 2;
+    const pdFrame = mem.frame(pdPfn);
+    const pdeLo = pdFrame[pdeWord]!;
+    const pdeHi = pdFrame[pdeWord + 1]!;
+    this.depth = 1;
+    if (commit) this.cycles += this.entryCost(pdPfn, pdeWord);
+    if (this.record) this.entries.push({ level: 'pde', pa: pdPfn * 4096 + pdeWord * 4, value: u64(pdeLo, pdeHi) });
+    if ((pdeLo & PTE_P) === 0) return this.fail(0, acc);
+    if ((pdeHi & rsvdHi) !== 0) return this.fail(PFEC_P | PFEC_RSVD, acc);
+    if ((pdeLo & PTE_PS) !== 0) {
+      if ((pdeLo & PDE2M_RSVD_LO) !== 0) return this.fail(PFEC_P | PFEC_RSVD, acc);
+      const rw = (pdeLo & PTE_RW) !== 0;
+      const us = (pdeLo & PTE_US) !== 0;
+      const nx = (pdeHi & PTE_NX_HI) !== 0;
+      if (!this.allowed(acc, rw, us, nx)) return this.fail(PFEC_P, acc);
+      const base = ((pdeLo >>> 12) & 0xffe00) + (pdeHi & PAE_HI_ADDR_MASK) * 0x100000;
+      this.basePfn = base;
+      this.pfn = base + ((va >>> 12) & 0x1ff);
+      this.largeShift = 21;
+      let leaf = pdeLo;
+      if (commit) leaf = this.setAD(pdPfn, pdeWord, pdeLo, acc >> 1 === 1);
+      this.flags = (rw ? TLBF_RW : 0) | (us ? TLBF_US : 0) | (nx ? TLBF_NX : 0) |
+        ((leaf & PTE_D) !== 0 ? TLBF_D : 0) | ((leaf & PTE_G) !== 0 && cpu.pge ? TLBF_G : 0);
+      this.fault = false;
+      return true;
+    }
+    // PTE
+    const ptPfn = (pdeLo >>> 12) + (pdeHi & PAE_HI_ADDR_MASK) * 0x100000;
+    const pteWord = ((va >>> 12) & 0x1ff) * 2;
+    const ptFrame = mem.frame(ptPfn);
+    const pteLo = ptFrame[pteWord]!;
+    const pteHi = ptFrame[pteWord + 1]!;
+    this.depth = 2;
+    if (commit) this.cycles += this.entryCost(ptPfn, pteWord);
+    if (this.record) this.entries.push({ level: 'pte', pa: ptPfn * 4096 + pteWord * 4, value: u64(pteLo, pteHi) });
+    if ((pteLo & PTE_P) === 0) return this.fail(0, acc);
+    if ((pteHi & rsvdHi) !== 0) return this.fail(PFEC_P | PFEC_RSVD, acc);
+    const rw = (pdeLo & pteLo & PTE_RW) !== 0;
+    const us = (pdeLo & pteLo & PTE_US) !== 0;
+    const nx = ((pdeHi | pteHi) & PTE_NX_HI) !== 0;
+    if (!this.allowed(acc, rw, us, nx)) return this.fail(PFEC_P, acc);
+    let leaf = pteLo;
+    if (commit) {
+      this.setAD(pdPfn, pdeWord, pdeLo, false);
+      leaf = this.setAD(ptPfn, pteWord, pteLo, acc >> 1 === 1);
+    }
+    this.basePfn = this.pfn = (pteLo >>> 12) + (pteHi & PAE_HI_ADDR_MASK) * 0x100000;
+    this.flags = (rw ? TLBF_RW : 0) | (us ? TLBF_US : 0) | (nx ? TLBF_NX : 0) |
+      ((leaf & PTE_D) !== 0 ? TLBF_D : 0) | ((leaf & PTE_G) !== 0 && cpu.pge ? TLBF_G : 0);
+    this.fault = false;
+    return true;
+  }
+
+  /** Set A (and D for a write) in the entry's low word if not already set; returns the new low word. */
+  private setAD(pfn: number, word: number, lo: number, dirty: boolean): number {
+    const want = dirty ? PTE_A | PTE_D : PTE_A;
+    if ((lo & want) === want) return lo;
+    const nv = lo | want;
+    this.mem.frameW(pfn)[word] = nv;
+    this.counters.adUpdates++;
+    this.cycles += this.cyc.adUpdate;
+    return nv;
+  }
+}
+
+function u64(lo: number, hi: number): bigint {
+  return (BigInt(hi >>> 0) << 32n) | BigInt(lo >>> 0);
+}

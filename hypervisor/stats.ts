@@ -1,0 +1,19 @@
+/**
+ * What a backend counts: the machine's MMU counters and cycles, plus the
+ * backend's own events (hypercalls by kind, traps, refusals by reason, pins).
+ */
+import type { MmuCounters } from '../emulator/cost-model.js';
+
+export interface BackendStats {
+  /** Total cycles: MMU work plus everything the backend charged. */
+  readonly cycles: number;
+  readonly mmu: MmuCounters;
+  /** Hypercalls by kind ("mmu_update", "mmuext_op", "multicall", ...); empty natively. */
+  readonly hypercalls: Record<string, number>;
+  /** Refusals by Xen reason. */
+  readonly refusals: Record<string, number>;
+  /** Trapped-and-emulated writes (writable page tables), fault bounces, ... */
+  readonly traps: Record<string, number>;
+  /** Frames currently pinned (Xen). */
+  readonly pinned: number;
+}

@@ -1,0 +1,27 @@
+// Runs every compiled uvu test file under dist/tests in one uvu process and
+// ends with the line "N passed, N failed" (the CI contract). Exit code is
+// non-zero on any failure or when no test ran.
+import { spawnSync } from 'node:child_process';
+import { createRequire } from 'node:module';
+
+const require = createRequire(import.meta.url);
+const uvuBin = require.resolve('uvu').replace(/dist[\/]index.js$/, 'bin.js');
+const filter = process.argv[2] ?? '\\.test\\.js$';
+const r = spawnSync(process.execPath, [uvuBin, 'dist/tests', filter, '--color', 'false'], {
+  encoding: 'utf8',
+  maxBuffer: 256 * 1024 * 1024,
+  env: { ...process.env, FORCE_COLOR: '0' },
+});
+process.stdout.write(r.stdout ?? '');
+process.stderr.write(r.stderr ?? '');
+const total = Number(/Total:\s+(\d+)/.exec(r.stdout ?? '')?.[1] ?? NaN);
+const passed = Number(/Passed:\s+(\d+)/.exec(r.stdout ?? '')?.[1] ?? NaN);
+const skipped = Number(/Skipped:\s+(\d+)/.exec(r.stdout ?? '')?.[1] ?? 0);
+if (!Number.isFinite(total) || !Number.isFinite(passed)) {
+  console.log('0 passed, 1 failed');
+  process.exit(1);
+}
+const failed = total - passed - skipped;
+const ok = r.status === 0 && failed === 0 && total > 0;
+console.log(`${passed} passed, ${ok ? failed : Math.max(failed, 1)} failed`);
+process.exit(ok ? 0 : 1);
