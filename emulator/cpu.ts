@@ -157,6 +157,14 @@ export class Cpu {
     return true;
   }
 
+  /** Power-on state: all registers zero, paging off. */
+  reset(): void {
+    this.cr0 = this.cr2 = this.cr3 = this.cr4 = this.efer = this.cpl = 0;
+    this.pdpteLo.fill(0);
+    this.pdpteHi.fill(0);
+    this.paging = this.pae = this.pse = this.pge = this.wp = this.nxe = false;
+  }
+
   /** PDPTE register i as a 64-bit value. */
   pdpte(i: number): bigint {
     return (BigInt(this.pdpteHi[i]! >>> 0) << 32n) | BigInt(this.pdpteLo[i]! >>> 0);

@@ -314,6 +314,20 @@ export class Mmu {
     if (this.sink !== null) this.sink.mmuEvent({ type: 'flush', kind: 'invlpg', va, cycles: cost, at: this.cycles - cost });
   }
 
+  /**
+   * Back to a fresh machine: memory zero, registers zero, TLBs and caches
+   * empty, counters zero (the vector runner starts every case so).
+   */
+  reset(): void {
+    this.mem.clear();
+    this.cpu.reset();
+    this.tlbs.reset();
+    this.dHost.clear();
+    this.iHost.clear();
+    this.walker.resetCache();
+    Object.assign(this.counters, new MmuCounters());
+  }
+
   /** Charge cycles for work outside the MMU proper (hypervisor, guest kernel paths). */
   charge(cycles: number): void {
     this.counters.otherCycles += cycles;

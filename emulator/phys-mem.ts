@@ -20,8 +20,14 @@ export type Frame = Int32Array;
 const ZERO_FRAME: Frame = new Int32Array(1024);
 
 export class PhysMem {
-  private readonly dir: (Frame | undefined)[][] = new Array(DIR_SIZE);
+  private dir: (Frame | undefined)[][] = new Array(DIR_SIZE);
   private touched = 0;
+
+  /** Forget all contents: every frame reads as zero again. */
+  clear(): void {
+    this.dir = new Array(DIR_SIZE);
+    this.touched = 0;
+  }
 
   /** Frames that have been written at least once (host memory in use). */
   get framesTouched(): number {

@@ -194,6 +194,15 @@ export class TlbLevel {
   get valid(): number {
     return this.validCount;
   }
+
+  /** Power-on state: empty, LRU clock at zero. */
+  reset(): void {
+    this.tag.fill(-1);
+    this.gen.fill(0);
+    this.stamp.fill(0);
+    this.validCount = 0;
+    this.now = 0;
+  }
 }
 
 /**
@@ -241,5 +250,11 @@ export class Tlbs {
 
   get valid(): number {
     return this.itlb.valid + this.dtlb.valid + this.l2.valid;
+  }
+
+  reset(): void {
+    this.itlb.reset();
+    this.dtlb.reset();
+    this.l2.reset();
   }
 }

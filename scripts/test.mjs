@@ -6,7 +6,8 @@ import { createRequire } from 'node:module';
 
 const require = createRequire(import.meta.url);
 const uvuBin = require.resolve('uvu').replace(/dist[\/]index.js$/, 'bin.js');
-const filter = process.argv[2] ?? '\\.test\\.js$';
+const only = process.argv[2];
+const filter = only ? `^(?=.*(?:${only})).*\\.test\\.js$` : '\\.test\\.js$';
 const r = spawnSync(process.execPath, [uvuBin, 'dist/tests', filter, '--color', 'false'], {
   encoding: 'utf8',
   maxBuffer: 256 * 1024 * 1024,

@@ -1,0 +1,56 @@
+#!/usr/bin/env node
+/**
+ * The `pvmmu` command line (../shared/spec/cli.md). Exit codes: 0 success,
+ * 1 the run itself failed, 2 bad input or usage; bad input never shows a
+ * stack trace.
+ */
+import { Command, CommanderError } from 'commander';
+import { readFileSync } from 'node:fs';
+import { InputError } from './input-error.js';
+import { registerVectors } from './commands/vectors.js';
+import { registerDemo } from './commands/demo.js';
+
+const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+
+export function buildProgram(): Command {
+  const program = new Command();
+  program
+    .name('pvmmu')
+    .description('cycle-approximate x86 MMU emulator with a paravirt hook layer (native vs Xen)')
+    .version(pkg.version)
+    .showHelpAfterError('(run with --help for usage)')
+    .exitOverride();
+  registerVectors(program);
+  registerDemo(program);
+  for (const c of program.commands) c.exitOverride();
+  return program;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv);
+    return typeof process.exitCode === 'number' ? process.exitCode : 0;
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      // --help and --version end with exit code 0; usage errors are bad input.
+      if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help') return 0;
+      return 2;
+    }
+    if (e instanceof InputError) {
+      process.stderr.write(`pvmmu: ${e.message}\n`);
+      return 2;
+    }
+    throw e;
+  }
+}
+
+main(process.argv).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (e: unknown) => {
+    process.stderr.write(`pvmmu: internal error: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+    process.exitCode = 70;
+  },
+);

@@ -1,0 +1,62 @@
+/**
+ * `pvmmu vectors FILE.json [--out RESULTS.json] [--expect EXPECTED.json]`:
+ * run MMU conformance vectors (../shared/spec/mmu-vectors.md). The file is
+ * validated as a whole before any case runs; results are written only when
+ * every case ran.
+ */
+import { readFileSync, writeFileSync } from 'node:fs';
+import type { Command } from 'commander';
+import { getPreset, DEFAULT_PRESET } from '../../emulator/cost-model.js';
+import { InputError, parseJsonFile } from '../input-error.js';
+import { parseVectors } from '../vectors/format.js';
+import { compareResults, runVectors } from '../vectors/run-vectors.js';
+
+export function readInputFile(file: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new InputError(`${file}: cannot read (${code ?? String(e)})`);
+  }
+}
+
+export function registerVectors(program: Command): void {
+  program
+    .command('vectors')
+    .argument('<file>', 'vector file (format x86-mmu-vectors/1)')
+    .description('run MMU conformance vectors and write x86-mmu-results/1')
+    .option('--out <file>', 'write results here instead of stdout')
+    .option('--expect <file>', 'compare with expected results; exit 1 on any difference')
+    .option('--cpu <preset>', 'CPU preset for the cycles field', DEFAULT_PRESET)
+    .addHelpText(
+      'after',
+      `
+Every case starts on a fresh machine (memory zero, TLB empty, CR3 = 0).
+A malformed file is refused as a whole (exit 2) naming the case and field.
+
+Examples:
+  pvmmu vectors tests/vectors/sdm-suite.json
+  pvmmu vectors tests/vectors/sdm-suite.json --out /tmp/results.json
+  pvmmu vectors tests/vectors/sdm-suite.json --expect tests/vectors/sdm-suite.expected.json`,
+    )
+    .action((file: string, opts: { out?: string; expect?: string; cpu: string }) => {
+      try {
+        getPreset(opts.cpu);
+      } catch (e) {
+        throw new InputError(`--cpu: ${(e as Error).message}`);
+      }
+      const cases = parseVectors(file, parseJsonFile(file, readInputFile(file)));
+      const expected = opts.expect ? parseJsonFile(opts.expect, readInputFile(opts.expect)) : undefined;
+      const results = runVectors(file, cases, opts.cpu);
+      const text = JSON.stringify(results, null, 2) + '\n';
+      if (opts.out) writeFileSync(opts.out, text);
+      else if (!opts.expect) process.stdout.write(text);
+      if (expected !== undefined) {
+        const diffs = compareResults(results, expected);
+        for (const d of diffs.slice(0, 50)) process.stderr.write(d + '\n');
+        if (diffs.length > 50) process.stderr.write(`… and ${diffs.length - 50} more\n`);
+        process.stderr.write(`${cases.length} cases, ${diffs.length} differences\n`);
+        if (diffs.length) process.exitCode = 1;
+      }
+    });
+}
