@@ -75,6 +75,13 @@ export interface ParavirtOps {
   readonly reservedTop: number;
   /** Whether the guest may map its direct map with large pages (PSE in a pmd/pde). */
   readonly largePagesAllowed: boolean;
+  /**
+   * Whether the guest may set _PAGE_GLOBAL (PTE_G) in its entries. Optional
+   * (added for the Xen backend): absent means allowed. Xen 3.0 refuses G in
+   * PV guest entries ("Bad L1 flags") and hides PGE from the guest's CPUID,
+   * so a Linux guest on Xen maps its kernel without G.
+   */
+  readonly globalPagesAllowed?: boolean;
   readonly config: MachineConfig;
 
   /** Guest-physical memory (the kernel's direct map of its own pages). */

@@ -1,0 +1,175 @@
+/**
+ * Xen's frame table: per machine frame of the guest, a type (none, L1, L2,
+ * L3, writable; plus the PAE `pae_xen_l2` flag for the L2 in L3 slot 3), a
+ * type reference count and the pinned flag (Xen's page_info.u.inuse.type_info,
+ * xen/arch/x86/mm.c get_page_type / put_page_type).
+ *
+ * The rule that makes direct paging safe: a frame's type may only change
+ * when its type count is zero. A present writable L1 entry holds a
+ * `writable` type reference on the frame it maps, a present L2 entry an L1
+ * reference on its table, and so on; so a frame cannot be a page table and
+ * be mapped writable at the same time.
+ *
+ * The first reference of a page-table type validates the frame
+ * (alloc_l1/l2/l3_table, which take references on what the entries point
+ * to); the last put releases it (free_lX_table drops those references).
+ * Xen keeps the stale type with the validated bit clear when the count
+ * reaches zero; the model resets it to `none`, which behaves the same (a
+ * frame at count zero can take any type, and is validated again on its next
+ * page-table use).
+ */
+import { R, typeName, type LogLine } from './reasons.js';
+
+export const PGT_NONE = 0;
+export const PGT_L1 = 1;
+export const PGT_L2 = 2;
+export const PGT_L3 = 3;
+export const PGT_L4 = 4;
+export const PGT_WRITABLE = 7;
+export type PageType = 0 | 1 | 2 | 3 | 4 | 7;
+
+export interface FrameInfo {
+  type: PageType;
+  /** Type reference count. */
+  count: number;
+  pinned: boolean;
+  /** PAE: the L2 sits in slot 3 of an L3 and carries Xen's private mappings. */
+  xenL2: boolean;
+  validated: boolean;
+}
+
+/** The page-table validation the frame table calls on a type's first and last reference. */
+export interface PageTypeOps {
+  /** alloc_page_type: validate (taking references); false (logged, nothing held) on failure. */
+  alloc(mfn: number, type: PageType, xenL2: boolean): boolean;
+  /** free_page_type: drop the references the entries hold. */
+  free(mfn: number, type: PageType, xenL2: boolean): void;
+}
+
+export class FrameTable {
+  private readonly info = new Map<number, FrameInfo>();
+  ops!: PageTypeOps;
+  /** Number of type-count changes (each a locked cmpxchg on type_info in Xen): the cost model charges them. */
+  typeRefChanges = 0;
+
+  constructor(
+    private readonly log: (l: LogLine) => void,
+    private readonly pfnOf: (mfn: number) => number,
+  ) {}
+
+  get(mfn: number): FrameInfo | undefined {
+    return this.info.get(mfn);
+  }
+
+  typeOf(mfn: number): PageType {
+    return this.info.get(mfn)?.type ?? PGT_NONE;
+  }
+
+  countOf(mfn: number): number {
+    return this.info.get(mfn)?.count ?? 0;
+  }
+
+  /** Typed (count > 0) as a page table of any level. */
+  isPageTable(mfn: number): boolean {
+    const f = this.info.get(mfn);
+    return f !== undefined && f.count > 0 && f.type >= PGT_L1 && f.type <= PGT_L4;
+  }
+
+  isPinned(mfn: number): boolean {
+    return this.info.get(mfn)?.pinned ?? false;
+  }
+
+  get pinnedCount(): number {
+    let n = 0;
+    for (const f of this.info.values()) if (f.pinned) n++;
+    return n;
+  }
+
+  /** Every frame with state (typed, counted or pinned). */
+  frames(): IterableIterator<[number, FrameInfo]> {
+    return this.info.entries();
+  }
+
+  /** A deep copy for before/after comparisons (tests, invariant checks). */
+  snapshot(): Map<number, FrameInfo> {
+    const m = new Map<number, FrameInfo>();
+    for (const [k, v] of this.info) if (v.count > 0 || v.pinned) m.set(k, { ...v });
+    return m;
+  }
+
+  /**
+   * get_page_type: take a type reference of `type` (with the pae_xen_l2 flag
+   * for an L2 in L3 slot 3). At count zero the type changes and a page-table
+   * type is validated; otherwise the type must match exactly. `quiet` skips
+   * the "Bad type" line (the caller logs its own, as get_page_from_l1e does).
+   */
+  getPageType(mfn: number, type: PageType, xenL2 = false, quiet = false): boolean {
+    let f = this.info.get(mfn);
+    if (f === undefined) {
+      f = { type: PGT_NONE, count: 0, pinned: false, xenL2: false, validated: false };
+      this.info.set(mfn, f);
+    }
+    if (f.count === 0) {
+      f.type = type;
+      f.xenL2 = xenL2;
+      f.count = 1;
+      f.validated = type === PGT_WRITABLE;
+      this.typeRefChanges++;
+      if (!f.validated) {
+        if (!this.ops.alloc(mfn, type, xenL2)) {
+          this.log(R.errorValidating(mfn, this.pfnOf(mfn), typeName(type, xenL2)));
+          f.type = PGT_NONE;
+          f.xenL2 = false;
+          f.count = 0;
+          this.typeRefChanges++;
+          if (!f.pinned) this.info.delete(mfn);
+          return false;
+        }
+        f.validated = true;
+      }
+      return true;
+    }
+    if (f.type !== type || f.xenL2 !== xenL2) {
+      // Xen stays silent when an L1 is expected and an L2 is seen: that is
+      // the (2-level) linear page-table case, tried next by the caller.
+      if (!quiet && !(f.type === PGT_L2 && type === PGT_L1)) {
+        this.log(R.badType(typeName(f.type, f.xenL2), typeName(type, xenL2), mfn, this.pfnOf(mfn)));
+      }
+      return false;
+    }
+    f.count++;
+    this.typeRefChanges++;
+    return true;
+  }
+
+  /** put_page_type: drop a type reference; at zero a page table is released (free_lX_table). */
+  putPageType(mfn: number): void {
+    const f = this.info.get(mfn);
+    if (f === undefined || f.count === 0) throw new Error(`put_page_type: mfn ${mfn.toString(16)} has no type reference`);
+    f.count--;
+    this.typeRefChanges++;
+    if (f.count === 0) {
+      if (f.validated && f.type >= PGT_L1 && f.type <= PGT_L4) {
+        f.validated = false;
+        this.ops.free(mfn, f.type, f.xenL2);
+      }
+      f.type = PGT_NONE;
+      f.xenL2 = false;
+      f.validated = false;
+      if (!f.pinned) this.info.delete(mfn);
+    }
+  }
+
+  setPinned(mfn: number, pinned: boolean): void {
+    const f = this.info.get(mfn);
+    if (f === undefined) throw new Error(`pin flag on an untyped mfn ${mfn.toString(16)}`);
+    f.pinned = pinned;
+    if (!pinned && f.count === 0) this.info.delete(mfn);
+  }
+
+  /** Tests and the invariant checker's self-test only: corrupt a count. */
+  debugSetCount(mfn: number, count: number): void {
+    const f = this.info.get(mfn);
+    if (f !== undefined) f.count = count;
+  }
+}

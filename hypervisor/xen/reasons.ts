@@ -1,0 +1,134 @@
+/**
+ * Xen's refusal reasons, worded as Xen 3.0/3.1 words them in its MEM_LOG
+ * lines (xen/arch/x86/mm.c), in one place so the hypervisor model, the
+ * guest-side ops, the docs and the hostile-guest tests agree on the text.
+ *
+ * Xen logs a chain of lines for one refused operation, innermost first
+ * ("PAE L3 3rd slot is shared", "Failure in alloc_l3_table: entry 4",
+ * "Error while pinning mfn 1234"). The model keeps the whole chain in
+ * `XenRefusal.log`; the refusal's `reason` is the first (innermost) line,
+ * the one naming the rule that was broken, and `rule` is that line's
+ * template with the numbers elided (the key the statistics count by).
+ *
+ * Numbers are printed as Xen prints them: `%lx` (hex, no 0x prefix) unless
+ * Xen's format has an explicit 0x.
+ */
+import { HypervisorRefusal } from '../types.js';
+import { GUEST_DOMID } from './abi.js';
+
+/** One MEM_LOG line: its template (numbers elided) and its text. */
+export interface LogLine {
+  readonly rule: string;
+  readonly text: string;
+}
+
+const hx = (n: number): string => (n >>> 0 === n ? n.toString(16) : Math.floor(n).toString(16));
+
+/** Frame type names as printed in "Bad type" (Xen prints the raw type_info word). */
+export const TYPE_NAMES: Record<number, string> = { 0: 'none', 1: 'l1', 2: 'l2', 3: 'l3', 4: 'l4', 7: 'writable' };
+export function typeName(type: number, xenL2: boolean): string {
+  return (TYPE_NAMES[type] ?? `type${type}`) + (xenL2 ? '|pae_xen_l2' : '');
+}
+
+const line = (rule: string, text: string): LogLine => ({ rule, text });
+
+export const R = {
+  badL1Flags: (bits: number) => line('Bad L1 flags …', `Bad L1 flags ${hx(bits)}`),
+  badL2Flags: (bits: number) => line('Bad L2 flags …', `Bad L2 flags ${hx(bits)}`),
+  badL3Flags: (bits: number) => line('Bad L3 flags …', `Bad L3 flags ${hx(bits)}`),
+  errorGettingMfn: (mfn: number, pfn: number, entry: string) =>
+    line(
+      'Error getting mfn … (pfn …) from L1 entry … for dom…',
+      `Error getting mfn ${hx(mfn)} (pfn ${pfn < 0 ? 'ffffffff' : hx(pfn)}) from L1 entry ${entry} for dom${GUEST_DOMID}`,
+    ),
+  ioSpace: (mfn: number) =>
+    line('Non-privileged attempt to map I/O space …', `Non-privileged attempt to map I/O space ${hx(mfn).padStart(8, '0')}`),
+  badType: (saw: string, exp: string, mfn: number, pfn: number) =>
+    line(
+      'Bad type (saw … != exp …) for mfn … (pfn …)',
+      `Bad type (saw ${saw} != exp ${exp}) for mfn ${hx(mfn)} (pfn ${pfn < 0 ? 'ffffffff' : hx(pfn)})`,
+    ),
+  errorValidating: (mfn: number, pfn: number, type: string) =>
+    line(
+      'Error while validating mfn … (pfn …) for type …',
+      `Error while validating mfn ${hx(mfn)} (pfn ${pfn < 0 ? 'ffffffff' : hx(pfn)}) for type ${type}`,
+    ),
+  noPageRef: (mfn: number) => line('Could not get page ref for pfn …', `Could not get page ref for pfn ${hx(mfn)}`),
+  allocFailure: (level: 1 | 2 | 3, entry: number) =>
+    line(`Failure in alloc_l${level}_table: entry …`, `Failure in alloc_l${level}_table: entry ${entry}`),
+  l3SlotEmpty: () => line('PAE L3 3rd slot is empty', 'PAE L3 3rd slot is empty'),
+  l3SlotShared: () => line('PAE L3 3rd slot is shared', 'PAE L3 3rd slot is shared'),
+  pgdAbove4G: (mfn: number) =>
+    line('PAE pgd must be below 4GB', `PAE pgd must be below 4GB (0x${hx(mfn)} >= 0x100000)`),
+  illegalL2Update: (maddr: number) =>
+    line('Illegal L2 update attempt in Xen-private area …', `Illegal L2 update attempt in Xen-private area ${hx(maddr)}`),
+  /** mod_l3_entry refuses slot 3 silently in Xen 3.1; the model names the rule. */
+  l3Slot3Update: (maddr: number) =>
+    line(
+      'Disallowed update to PAE L3 slot 3 (Xen-private mappings) …',
+      `Disallowed update to PAE L3 slot 3 (Xen-private mappings) ${hx(maddr)}`,
+    ),
+  errorPinning: (mfn: number) => line('Error while pinning mfn …', `Error while pinning mfn ${hx(mfn)}`),
+  alreadyPinned: (mfn: number) => line('Mfn … already pinned', `Mfn ${hx(mfn)} already pinned`),
+  notPinned: (mfn: number) => line('Mfn … not pinned', `Mfn ${hx(mfn)} not pinned`),
+  badDomain: (mfn: number) => line('Mfn … bad domain', `Mfn ${hx(mfn)} bad domain (dom=xen)`),
+  newBaseptr: (mfn: number) =>
+    line('Error while installing new baseptr …', `Error while installing new baseptr ${hx(mfn)}`),
+  /** Xen 3.1 silently ignores pins of levels the hypervisor lacks; the brief asks for a refusal. */
+  invalidPinLevel: (name: string, levels: number) =>
+    line(
+      'Invalid paging level for pin …',
+      `Invalid paging level for pin: ${name} on a ${levels}-level x86_32 hypervisor`,
+    ),
+  normalUpdateNoPage: () => line('Could not get page for normal update', 'Could not get page for normal update'),
+  machphysNoPage: () => line('Could not get page for mach->phys update', 'Could not get page for mach->phys update'),
+  invalidUpdateCmd: (cmd: number) => line('Invalid page update command …', `Invalid page update command ${hx(cmd)}`),
+  invalidExtCmd: (cmd: number) => line('Invalid extended pt command …', `Invalid extended pt command 0x${hx(cmd)}`),
+  unalignedEntry: (maddr: number) =>
+    line('Misaligned page-table update …', `Misaligned page-table update at ${hx(maddr)}`),
+  ptwrBadAccess: (maddr: number, bytes: number) =>
+    line('ptwr_emulate: bad access …', `ptwr_emulate: bad access (addr=${hx(maddr)}, bytes=${bytes})`),
+  ptwrNotEnabled: (mfn: number) =>
+    line(
+      'Write to a read-only L1 without the writable_pagetables assist …',
+      `Write to a read-only L1 without the writable_pagetables assist: mfn ${hx(mfn)}`,
+    ),
+  /** A store to an L2/L3 frame: ptwr only emulates L1 writes; the #PF is bounced to the guest. */
+  writeToPageTable: (mfn: number, type: string) =>
+    line(
+      'Write to a read-only page-table frame (only L1 writes are emulated) …',
+      `Write to a read-only page-table frame (only L1 writes are emulated): mfn ${hx(mfn)} is ${type}`,
+    ),
+  // ---- refusals of the guest-side Xen port (the interface cannot express the request) ----
+  pgdNotAtOffset0: (gpa: number) =>
+    line(
+      'pgd not at offset 0 of its own frame …',
+      `pgd not at offset 0 of its own frame: 0x${hx(gpa)} (Xen types whole frames; a base pointer is an mfn)`,
+    ),
+  releaseNeverAllocated: (what: 'release_pt' | 'release_pd', mfn: number, pfn: number) =>
+    line(
+      `${what} of mfn … that was never allocated as a ${what === 'release_pt' ? 'page table' : 'page directory'}`,
+      `${what} of mfn ${hx(mfn)} (pfn ${hx(pfn)}) that was never allocated as a ${
+        what === 'release_pt' ? 'page table' : 'page directory'
+      }`,
+    ),
+  vmAssistBadType: (type: number) => line('Unknown vm_assist type …', `Unknown vm_assist type ${type}`),
+} as const;
+
+/**
+ * A refusal by the Xen model: `reason` is the innermost MEM_LOG line (the
+ * rule broken), `log` the whole chain innermost first, `rule` the reason's
+ * template (numbers elided).
+ */
+export class XenRefusal extends HypervisorRefusal {
+  readonly rule: string;
+  readonly log: readonly string[];
+  constructor(lines: readonly LogLine[], op: string, mfn?: number) {
+    const first = lines[0] ?? line('Unspecified failure', 'Unspecified failure');
+    super(first.text, op, mfn);
+    this.rule = first.rule;
+    this.log = lines.map((l) => l.text);
+    if (lines.length > 1) this.message += ` [Xen log: ${this.log.join(' / ')}]`;
+    this.name = 'XenRefusal';
+  }
+}

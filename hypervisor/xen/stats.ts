@@ -1,0 +1,39 @@
+/**
+ * The Xen backend's counters (BackendStats): the machine's MMU counters and
+ * cycles, plus hypercalls by kind (`mmu_update`, `mmuext_op`, `multicall`,
+ * `vm_assist`, and `mmuext_op:PIN_L3_TABLE` etc. per sub-command), traps by
+ * kind (`ptwr_emulate`, `page_fault_bounce`, `segment_limit_fault`),
+ * refusals by rule (Xen's message with the numbers elided) and the frames
+ * currently pinned. `hypervisorCycles` is the part of `cycles` the
+ * hypervisor model charged (hypercall round trips, validation, bounces).
+ */
+import type { Mmu } from '../../emulator/mmu.js';
+import type { MmuCounters } from '../../emulator/cost-model.js';
+import type { BackendStats } from '../stats.js';
+import type { FrameTable } from './frame-table.js';
+
+export class XenStats implements BackendStats {
+  readonly hypercalls: Record<string, number> = {};
+  readonly refusals: Record<string, number> = {};
+  readonly traps: Record<string, number> = {};
+  hypervisorCycles = 0;
+
+  constructor(
+    private readonly machine: Mmu,
+    private readonly frameTable: FrameTable,
+  ) {}
+
+  get cycles(): number {
+    return this.machine.cycles;
+  }
+  get mmu(): MmuCounters {
+    return this.machine.counters;
+  }
+  get pinned(): number {
+    return this.frameTable.pinnedCount;
+  }
+
+  static bump(rec: Record<string, number>, key: string): void {
+    rec[key] = (rec[key] ?? 0) + 1;
+  }
+}

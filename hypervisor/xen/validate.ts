@@ -1,0 +1,358 @@
+/**
+ * The per-level page-table rules of Xen's direct paging (xen/arch/x86/mm.c:
+ * get_page_from_l1e/l2e/l3e, alloc_l1/l2/l3_table, free_lX_table,
+ * mod_l1/l2/l3_entry, create_pae_xen_mappings), for the x86_32 hypervisor:
+ * 3-level (PAE) or 2-level.
+ *
+ *  - L1 entry: no disallowed flags (PAT/PSE, GLOBAL, high bits: "Bad L1
+ *    flags"); the frame must be the guest's; if RW, the frame takes a
+ *    `writable` type reference, which fails when it is a page table ("Error
+ *    getting mfn … from L1 entry …").
+ *  - L2 entry: no PSE (large pages) or GLOBAL ("Bad L2 flags"); the frame
+ *    takes an L1 reference (validated on first use). Xen's slots of an L2
+ *    that carries its private mappings are not the guest's.
+ *  - L3 entry (PAE): only P, PWT, PCD and the available bits ("Bad L3
+ *    flags"); slots 0-2 take plain L2 references; slot 3 must be present and
+ *    takes an L2 + pae_xen_l2 reference whose count must then be 1
+ *    ("PAE L3 3rd slot is empty" / "is shared" / "Failure in alloc_l3_table:
+ *    entry 3"); the L3 frame must be below 4 GiB unless the pae_extended_cr3
+ *    assist is on; slot 3 is never updated by the guest.
+ *
+ * Flags are compared in Xen's form: the low 12 bits, and under PAE bits
+ * 52..63 of the entry folded into bits 12..23 (l1e_get_flags).
+ *
+ * Every failure logs Xen's line(s) and leaves no reference taken and no
+ * memory written.
+ */
+import type { PhysMem } from '../../emulator/phys-mem.js';
+import { PTE_P, PTE_RW } from '../../emulator/paging-bits.js';
+import { PAE_L3_LIMIT_MFN } from './abi.js';
+import { FrameTable, PGT_L1, PGT_L2, PGT_L3, PGT_WRITABLE, type PageType, type PageTypeOps } from './frame-table.js';
+import type { XenHole } from './hole.js';
+import type { P2m } from './p2m.js';
+import { R, typeName, type LogLine } from './reasons.js';
+
+/**
+ * Disallowed flags, Xen form. x86_32 page.h: BASE_DISALLOW_MASK = 0xFFFFF180
+ * & ~_PAGE_NX ("unused flag bits plus PAT, PSE and GLOBAL; NX permitted"),
+ * L1 and L2 use it; page-3level.h L3_DISALLOW_MASK = 0xFFFFF1E6 (RW, US,
+ * A, D, PSE, GLOBAL and every high bit: the PDPTE must-be-zero bits).
+ * Under PAE the flag word is 24 bits wide (NX is bit 23); 2-level has 12.
+ */
+const PAE_BASE_DISALLOW = 0xfff180 & ~(1 << 23);
+const PAE_L3_DISALLOW = 0xfff1e6;
+const TWO_LEVEL_BASE_DISALLOW = 0x180;
+
+export class PageTableRules implements PageTypeOps {
+  /** Entries read and written by validation and updates (the cost model charges them). */
+  entriesRead = 0;
+  entriesWritten = 0;
+  /** Called after an L3 entry changed (pae_flush_pgd: reload the PDPTEs if it is loaded). */
+  onL3Changed: (l3mfn: number) => void = () => {};
+
+  private readonly n: number;
+  private readonly l1Disallow: number;
+  private readonly l2Disallow: number;
+
+  constructor(
+    private readonly mem: PhysMem,
+    private readonly pae: boolean,
+    private readonly frames: FrameTable,
+    private readonly p2m: P2m,
+    private readonly isXenFrame: (mfn: number) => boolean,
+    private readonly hole: XenHole,
+    private readonly log: (l: LogLine) => void,
+    private readonly paeExtendedCr3: () => boolean,
+  ) {
+    this.n = pae ? 512 : 1024;
+    this.l1Disallow = pae ? PAE_BASE_DISALLOW : TWO_LEVEL_BASE_DISALLOW;
+    this.l2Disallow = this.l1Disallow;
+    frames.ops = this;
+  }
+
+  // ---- entry access (numbers: lo/hi words of a PAE entry, or the 2-level word) ----
+
+  lo(mfn: number, i: number): number {
+    this.entriesRead++;
+    return this.mem.word(mfn, this.pae ? 2 * i : i);
+  }
+  hi(mfn: number, i: number): number {
+    return this.pae ? this.mem.word(mfn, 2 * i + 1) : 0;
+  }
+  private write(mfn: number, i: number, lo: number, hi: number): void {
+    this.entriesWritten++;
+    if (this.pae) {
+      this.mem.setWord(mfn, 2 * i, lo);
+      this.mem.setWord(mfn, 2 * i + 1, hi);
+    } else this.mem.setWord(mfn, i, lo);
+  }
+  /** Frame number of an entry (bits 12..51 under PAE, as Xen reads it). */
+  frameOf(lo: number, hi: number): number {
+    return this.pae ? (hi & 0xfffff) * 0x100000 + (lo >>> 12) : lo >>> 12;
+  }
+  /** Xen's flag word of an entry. */
+  flagsOf(lo: number, hi: number): number {
+    return this.pae ? (lo & 0xfff) | ((hi >>> 20) << 12) : lo & 0xfff;
+  }
+  private entryText(lo: number, hi: number): string {
+    return this.pae
+      ? (hi >>> 0).toString(16).padStart(8, '0') + (lo >>> 0).toString(16).padStart(8, '0')
+      : (lo >>> 0).toString(16).padStart(8, '0');
+  }
+  entryMaddr(mfn: number, i: number): number {
+    return mfn * 4096 + i * (this.pae ? 8 : 4);
+  }
+
+  /** Is L2 slot `i` the guest's (not one of Xen's)? */
+  isGuestL2Slot(xenL2: boolean, i: number): boolean {
+    if (this.pae) return !xenL2 || !this.hole.isXenSlot(i);
+    return !this.hole.isXenSlot(i);
+  }
+
+  // ---- references held by entries ----
+
+  private getPageFromL1e(lo: number, hi: number): boolean {
+    if ((lo & PTE_P) === 0) return true;
+    const bits = this.flagsOf(lo, hi) & this.l1Disallow;
+    if (bits !== 0) {
+      this.log(R.badL1Flags(bits));
+      return false;
+    }
+    const m = this.frameOf(lo, hi);
+    if (!this.p2m.isGuestMfn(m)) {
+      if (this.isXenFrame(m)) this.log(R.errorGettingMfn(m, -1, this.entryText(lo, hi)));
+      else this.log(R.ioSpace(m));
+      return false;
+    }
+    if ((lo & PTE_RW) !== 0 && !this.frames.getPageType(m, PGT_WRITABLE, false, true)) {
+      this.log(R.errorGettingMfn(m, this.p2m.mfnToPfn(m), this.entryText(lo, hi)));
+      const f = this.frames.get(m);
+      this.log(R.badType(typeName(f?.type ?? 0, f?.xenL2 ?? false), 'writable', m, this.p2m.mfnToPfn(m)));
+      return false;
+    }
+    return true;
+  }
+
+  private putPageFromL1e(lo: number, hi: number): void {
+    if ((lo & PTE_P) === 0 || (lo & PTE_RW) === 0) return;
+    const m = this.frameOf(lo, hi);
+    if (this.p2m.isGuestMfn(m)) this.frames.putPageType(m);
+  }
+
+  private getPageFromL2e(lo: number, hi: number): boolean {
+    if ((lo & PTE_P) === 0) return true;
+    const bits = this.flagsOf(lo, hi) & this.l2Disallow;
+    if (bits !== 0) {
+      this.log(R.badL2Flags(bits));
+      return false;
+    }
+    const m = this.frameOf(lo, hi);
+    if (!this.p2m.isGuestMfn(m)) {
+      this.log(R.noPageRef(m));
+      return false;
+    }
+    return this.frames.getPageType(m, PGT_L1);
+  }
+
+  private putPageFromL2e(lo: number, hi: number, self: number): void {
+    if ((lo & PTE_P) === 0) return;
+    const m = this.frameOf(lo, hi);
+    if (m !== self && this.p2m.isGuestMfn(m)) this.frames.putPageType(m);
+  }
+
+  private getPageFromL3e(lo: number, hi: number): boolean {
+    if ((lo & PTE_P) === 0) return true;
+    const bits = this.flagsOf(lo, hi) & PAE_L3_DISALLOW;
+    if (bits !== 0) {
+      this.log(R.badL3Flags(bits));
+      return false;
+    }
+    const m = this.frameOf(lo, hi);
+    if (!this.p2m.isGuestMfn(m)) {
+      this.log(R.noPageRef(m));
+      return false;
+    }
+    return this.frames.getPageType(m, PGT_L2, false);
+  }
+
+  private putPageFromL3e(lo: number, hi: number, self: number): void {
+    this.putPageFromL2e(lo, hi, self);
+  }
+
+  // ---- alloc / free of a whole table (PageTypeOps) ----
+
+  alloc(mfn: number, type: PageType, xenL2: boolean): boolean {
+    switch (type) {
+      case PGT_L1:
+        return this.allocL1(mfn);
+      case PGT_L2:
+        return this.allocL2(mfn, xenL2);
+      case PGT_L3:
+        return this.pae && this.allocL3(mfn);
+      default:
+        return false;
+    }
+  }
+
+  free(mfn: number, type: PageType, xenL2: boolean): void {
+    if (type === PGT_L1) {
+      for (let i = 0; i < this.n; i++) this.putPageFromL1e(this.lo(mfn, i), this.hi(mfn, i));
+    } else if (type === PGT_L2) {
+      for (let i = 0; i < this.n; i++) {
+        if (this.isGuestL2Slot(xenL2, i)) this.putPageFromL2e(this.lo(mfn, i), this.hi(mfn, i), mfn);
+      }
+    } else if (type === PGT_L3) {
+      for (let i = 0; i < 4; i++) this.putPageFromL3e(this.lo(mfn, i), this.hi(mfn, i), mfn);
+    }
+  }
+
+  private allocL1(mfn: number): boolean {
+    for (let i = 0; i < this.n; i++) {
+      if (!this.getPageFromL1e(this.lo(mfn, i), this.hi(mfn, i))) {
+        this.log(R.allocFailure(1, i));
+        while (i-- > 0) this.putPageFromL1e(this.lo(mfn, i), this.hi(mfn, i));
+        return false;
+      }
+    }
+    return true;
+  }
+
+  private allocL2(mfn: number, xenL2: boolean): boolean {
+    for (let i = 0; i < this.n; i++) {
+      if (!this.isGuestL2Slot(xenL2, i)) continue;
+      if (!this.getPageFromL2e(this.lo(mfn, i), this.hi(mfn, i))) {
+        this.log(R.allocFailure(2, i));
+        while (i-- > 0) if (this.isGuestL2Slot(xenL2, i)) this.putPageFromL2e(this.lo(mfn, i), this.hi(mfn, i), mfn);
+        return false;
+      }
+    }
+    // 2-level: every L2 is a root and carries Xen's private mappings.
+    if (!this.pae) this.entriesWritten += this.hole.install(mfn);
+    return true;
+  }
+
+  private allocL3(mfn: number): boolean {
+    if (mfn >= PAE_L3_LIMIT_MFN && !this.paeExtendedCr3()) {
+      this.log(R.pgdAbove4G(mfn));
+      return false;
+    }
+    let i = 0;
+    let ok = true;
+    for (; i < 4 && ok; i++) {
+      const lo = this.lo(mfn, i);
+      const hi = this.hi(mfn, i);
+      if (i === 3) {
+        // Slot 3: present, legal flags, and an L2 typed L2 + pae_xen_l2.
+        if ((lo & PTE_P) === 0) {
+          this.log(R.l3SlotEmpty());
+          ok = false;
+        } else if ((this.flagsOf(lo, hi) & PAE_L3_DISALLOW) !== 0) {
+          ok = false;
+        } else {
+          const m = this.frameOf(lo, hi);
+          if (!this.p2m.isGuestMfn(m)) {
+            this.log(R.noPageRef(m));
+            ok = false;
+          } else ok = this.frames.getPageType(m, PGT_L2, true);
+        }
+      } else ok = this.getPageFromL3e(lo, hi);
+      if (!ok) break;
+    }
+    if (ok) {
+      // create_pae_xen_mappings: the slot-3 L2 must belong to this L3 alone.
+      const l2 = this.frameOf(this.lo(mfn, 3), this.hi(mfn, 3));
+      if (this.frames.countOf(l2) !== 1) {
+        this.log(R.l3SlotShared());
+        ok = false;
+        i = 4;
+      } else {
+        this.entriesWritten += this.hole.install(l2);
+        return true;
+      }
+    }
+    this.log(R.allocFailure(3, i));
+    while (i-- > 0) this.putPageFromL3e(this.lo(mfn, i), this.hi(mfn, i), mfn);
+    return false;
+  }
+
+  // ---- single-entry updates (mmu_update, ptwr) ----
+
+  /** mod_l1_entry: replace entry `i` of L1 `mfn`. */
+  modL1Entry(mfn: number, i: number, nlo: number, nhi: number): boolean {
+    const olo = this.lo(mfn, i);
+    const ohi = this.hi(mfn, i);
+    if ((nlo & PTE_P) !== 0) {
+      const bits = this.flagsOf(nlo, nhi) & this.l1Disallow;
+      if (bits !== 0) {
+        this.log(R.badL1Flags(bits));
+        return false;
+      }
+      // Fast path: same frame, same presence and RW: no reference changes.
+      if ((olo & PTE_P) !== 0 && this.frameOf(olo, ohi) === this.frameOf(nlo, nhi) && ((olo ^ nlo) & PTE_RW) === 0) {
+        this.write(mfn, i, nlo, nhi);
+        return true;
+      }
+      if (!this.getPageFromL1e(nlo, nhi)) return false;
+    }
+    this.write(mfn, i, nlo, nhi);
+    this.putPageFromL1e(olo, ohi);
+    return true;
+  }
+
+  /** mod_l2_entry: replace entry `i` of L2 `mfn` (Xen's slots are refused). */
+  modL2Entry(mfn: number, i: number, nlo: number, nhi: number, xenL2: boolean): boolean {
+    if (!this.isGuestL2Slot(xenL2, i)) {
+      this.log(R.illegalL2Update(this.entryMaddr(mfn, i)));
+      return false;
+    }
+    const olo = this.lo(mfn, i);
+    const ohi = this.hi(mfn, i);
+    if ((nlo & PTE_P) !== 0) {
+      const bits = this.flagsOf(nlo, nhi) & this.l2Disallow;
+      if (bits !== 0) {
+        this.log(R.badL2Flags(bits));
+        return false;
+      }
+      if ((olo & PTE_P) !== 0 && this.frameOf(olo, ohi) === this.frameOf(nlo, nhi)) {
+        this.write(mfn, i, nlo, nhi);
+        return true;
+      }
+      if (!this.getPageFromL2e(nlo, nhi)) return false;
+    }
+    this.write(mfn, i, nlo, nhi);
+    this.putPageFromL2e(olo, ohi, mfn);
+    return true;
+  }
+
+  /** mod_l3_entry (PAE): replace entry `i` (0..2) of L3 `mfn`; slot 3 is Xen's. */
+  modL3Entry(mfn: number, i: number, nlo: number, nhi: number): boolean {
+    if (i >= 3) {
+      this.log(R.l3Slot3Update(this.entryMaddr(mfn, i)));
+      return false;
+    }
+    const olo = this.lo(mfn, i);
+    const ohi = this.hi(mfn, i);
+    if ((nlo & PTE_P) !== 0) {
+      const bits = this.flagsOf(nlo, nhi) & PAE_L3_DISALLOW;
+      if (bits !== 0) {
+        this.log(R.badL3Flags(bits));
+        return false;
+      }
+      if ((olo & PTE_P) !== 0 && this.frameOf(olo, ohi) === this.frameOf(nlo, nhi)) {
+        this.write(mfn, i, nlo, nhi);
+        this.onL3Changed(mfn);
+        return true;
+      }
+      if (!this.getPageFromL3e(nlo, nhi)) return false;
+    }
+    this.write(mfn, i, nlo, nhi);
+    this.putPageFromL3e(olo, ohi, mfn);
+    this.onL3Changed(mfn);
+    return true;
+  }
+
+  /** A plain write by Xen to a frame of type writable/none (mmu_update's not_a_pt path). */
+  writeRaw(mfn: number, i: number, lo: number, hi: number): void {
+    this.write(mfn, i, lo, hi);
+  }
+}

@@ -1,0 +1,562 @@
+/**
+ * The guest side of the Xen backend: Linux 2.6.22's arch/i386/xen/ (mmu.c,
+ * enlighten.c, multicalls.c) as paravirt ops over the hypervisor model.
+ *
+ * Why page tables are read-only: under direct paging the guest's tables are
+ * the ones the processor walks, so Xen must see every change to them. The
+ * guest maps its page-table frames read-only; a change is either a hypercall
+ * (mmu_update, validated) or a store that traps and that Xen emulates
+ * (writable page tables, L1 only). What pinning buys: a pinned pgd stays
+ * typed and validated, so switching to it (NEW_BASEPTR) costs a type
+ * reference instead of a walk of the whole tree, and updates to it are
+ * checked one entry at a time.
+ *
+ *  - set_pte / set_pte_atomic / pte_clear: plain stores (xen_set_pte: two
+ *    32-bit stores under PAE, high word first), which trap into Xen when the
+ *    L1 is typed; set_pte_at / set_pte_present: mmu_update; set_pmd/set_pud:
+ *    mmu_update when the table is typed, a plain store otherwise. In lazy MMU
+ *    mode every hypervisor-visible update and TLB op is queued and issued as
+ *    one multicall on leave / lazy_flush.
+ *  - write_cr3: MMUEXT_NEW_BASEPTR; flush_tlb_*: MMUEXT_TLB_FLUSH_LOCAL /
+ *    INVLPG_LOCAL.
+ *  - alloc_pt/alloc_pd(_clone): the page will be a page table: make it
+ *    read-only in the direct map (make_lowmem_page_readonly); release_*: back
+ *    to read-write. Releasing a page never announced is refused.
+ *  - pagetable_setup_done: pin swapper_pg_dir; activate_mm / dup_mmap: pin
+ *    the mm's pgd (xen_pgd_pin: every page-table page of the tree made
+ *    read-only, then MMUEXT_PIN_L3_TABLE / PIN_L2_TABLE); exit_mmap: switch
+ *    away from it if loaded, unpin, pages back to read-write.
+ *  - a pgd must be a whole page: Xen types frames and a base pointer is an
+ *    mfn, so a pgd not at offset 0 of its frame cannot be expressed.
+ *  - access(): through the MMU; a #PF is delivered to Xen and bounced to the
+ *    guest (charged as a bounce); the guest's segments end below the hole.
+ */
+import { ACCESS_WRITE, PFEC_P, PFEC_U, PFEC_W, PTE_P, PTE_PS, PTE_RW, type AccessKind } from '../../emulator/paging-bits.js';
+import type { AccessResult, LazyMode, MachineConfig, MmHandle, ParavirtOps } from '../paravirt-ops.js';
+import type { GuestPhys, Pfn, PteVal, VirtAddr } from '../types.js';
+import {
+  MMUEXT_INVLPG_LOCAL,
+  MMUEXT_NEW_BASEPTR,
+  MMUEXT_PIN_L2_TABLE,
+  MMUEXT_PIN_L3_TABLE,
+  MMUEXT_TLB_FLUSH_LOCAL,
+  MMUEXT_UNPIN_TABLE,
+  reservedTopFor,
+  VMASST_CMD_ENABLE,
+  VMASST_TYPE_WRITABLE_PAGETABLES,
+} from './abi.js';
+import { XenDomain, type XenOptions } from './domain.js';
+import { XenGuestMemory } from './guest-memory.js';
+import { XenHypercalls, type MmuextOp, type MulticallEntry } from './hypercalls.js';
+import { R, XenRefusal, type LogLine } from './reasons.js';
+import { XenStats } from './stats.js';
+
+const U32 = 0xffffffffn;
+
+export class XenBackend implements ParavirtOps {
+  readonly name = 'xen';
+  readonly paravirtEnabled = true;
+  readonly kernelRpl = 1;
+  readonly sharedKernelPmd = false;
+  readonly largePagesAllowed = false;
+  /** Xen 3.0 refuses _PAGE_GLOBAL in guest entries (and hides PGE from the guest's CPUID). */
+  readonly globalPagesAllowed = false;
+  readonly reservedTop: number;
+  readonly config: MachineConfig;
+  readonly domain: XenDomain;
+  /** The hypercall interface (tests and tools may call it directly, as a hostile guest would). */
+  readonly hv: XenHypercalls;
+  readonly mem: XenGuestMemory;
+  readonly stats: XenStats;
+  /** Releases of frames never announced (the seed's pgd_dtor bug); the invariant checker reports them. */
+  readonly unbalancedReleases: { pfn: number; what: 'release_pt' | 'release_pd' }[] = [];
+
+  private readonly pae: boolean;
+  private readonly esz: number;
+  private lazyMode: LazyMode = 'none';
+  private batch: MulticallEntry[] = [];
+  /** Linux's PG_pinned: page-table pages of pinned trees (pfns). */
+  private readonly pinnedPages = new Set<number>();
+  /** pgds this guest pinned (pfns). */
+  private readonly pinnedRoots = new Set<number>();
+  /** Pages announced with alloc_pt ('pt') or alloc_pd / alloc_pd_clone ('pd'). */
+  private readonly announced = new Map<number, 'pt' | 'pd'>();
+  private swapperPfn = -1;
+
+  constructor(config: MachineConfig, opts: XenOptions = {}) {
+    this.config = { ...config };
+    this.pae = config.pae;
+    this.esz = config.pae ? 8 : 4;
+    this.domain = new XenDomain(this.config, opts);
+    this.hv = new XenHypercalls(this.domain);
+    this.mem = new XenGuestMemory(this.domain, this.hv);
+    this.stats = this.domain.stats;
+    this.reservedTop = reservedTopFor(this.pae);
+    // xen_start_kernel: HYPERVISOR_vm_assist(VMASST_CMD_enable, VMASST_TYPE_writable_pagetables).
+    this.check(this.hv.vm_assist(VMASST_CMD_ENABLE, VMASST_TYPE_WRITABLE_PAGETABLES).refusal);
+  }
+
+  /** Current lazy mode. */
+  get lazy(): LazyMode {
+    return this.lazyMode;
+  }
+
+  /** Pages this guest has pinned (PG_pinned), for tests and tools. */
+  isPinnedPage(pfn: Pfn): boolean {
+    return this.pinnedPages.has(pfn);
+  }
+
+  // ---- helpers ----
+
+  private check(refusal: XenRefusal | undefined): void {
+    if (refusal !== undefined) throw refusal;
+  }
+
+  /** A refusal by the guest-side port itself (the request cannot be expressed to Xen). */
+  private guestRefuse(l: LogLine, op: string, mfn?: number): never {
+    const r = new XenRefusal([l], op, mfn);
+    XenStats.bump(this.stats.refusals, r.rule);
+    throw r;
+  }
+
+  private mfnOf(pfn: number, op: string): number {
+    const mfn = Number.isInteger(pfn) ? this.domain.p2m.pfnToMfn(pfn) : -1;
+    if (mfn < 0) throw new RangeError(`${op}: pfn 0x${Number(pfn).toString(16)} outside guest memory`);
+    return mfn;
+  }
+
+  /** Machine address of the entry at guest-physical `gpa` (entry-aligned). */
+  private entryMa(gpa: number, op: string): number {
+    if (!Number.isInteger(gpa) || gpa % this.esz !== 0) {
+      throw new Error(`${op}: entry address 0x${Number(gpa).toString(16)} not ${this.esz}-byte aligned`);
+    }
+    const pfn = Math.floor(gpa / 4096);
+    return this.mfnOf(pfn, op) * 4096 + (gpa - pfn * 4096);
+  }
+
+  private checkValue(v: PteVal, op: string): void {
+    if (v < 0n || v > (this.pae ? 0xffffffffffffffffn : U32)) {
+      throw new RangeError(`${op}: value 0x${v.toString(16)} does not fit a ${this.pae ? 'PAE' : '2-level'} entry`);
+    }
+  }
+
+  private isTyped(ma: number): boolean {
+    return this.domain.frames.isPageTable(Math.floor(ma / 4096));
+  }
+
+  private ext(op: MmuextOp): void {
+    if (this.lazyMode !== 'none') {
+      this.batch.push({ op: 'mmuext_op', ops: [op] });
+      return;
+    }
+    this.check(this.hv.mmuext_op([op]).refusal);
+  }
+
+  /** An entry update Xen must see: mmu_update (queued in lazy mode); a plain store if the frame is not typed. */
+  private update(gpa: GuestPhys, v: PteVal, op: string): void {
+    this.checkValue(v, op);
+    const ma = this.entryMa(gpa, op);
+    if (!this.isTyped(ma)) {
+      this.store(gpa, v);
+      return;
+    }
+    const req = { ptr: ma, val: v };
+    if (this.lazyMode !== 'none') {
+      this.batch.push({ op: 'mmu_update', reqs: [req] });
+      return;
+    }
+    this.check(this.hv.mmu_update([req]).refusal);
+  }
+
+  /** Plain stores through the direct map (xen_set_pte: high word first); they trap if the L1 is typed. */
+  private store(gpa: GuestPhys, v: PteVal): void {
+    if (this.pae) {
+      this.mem.write32(gpa + 4, Number((v >> 32n) & U32));
+      this.mem.write32(gpa, Number(v & U32));
+    } else this.mem.write32(gpa, Number(v & U32));
+  }
+
+  // ---- control registers and TLB ----
+
+  read_cr2(): VirtAddr {
+    return this.domain.mmu.cpu.cr2;
+  }
+
+  read_cr3(): GuestPhys {
+    const base = this.domain.baseMfn;
+    return base < 0 ? 0 : this.domain.p2m.mfnToPfn(base) * 4096;
+  }
+
+  /** xen_write_cr3: MMUEXT_NEW_BASEPTR (Xen loads the machine CR3). */
+  write_cr3(pgd: GuestPhys): void {
+    const pfn = this.pgdPfn(pgd, 'write_cr3');
+    this.flushBatch();
+    this.check(this.hv.mmuext_op([{ cmd: MMUEXT_NEW_BASEPTR, mfn: this.mfnOf(pfn, 'write_cr3') }]).refusal);
+  }
+
+  flush_tlb_user(): void {
+    this.ext({ cmd: MMUEXT_TLB_FLUSH_LOCAL });
+  }
+
+  /** No global pages under Xen: the local flush covers the kernel too. */
+  flush_tlb_kernel(): void {
+    this.ext({ cmd: MMUEXT_TLB_FLUSH_LOCAL });
+  }
+
+  flush_tlb_single(va: VirtAddr): void {
+    this.ext({ cmd: MMUEXT_INVLPG_LOCAL, linearAddr: va >>> 0 });
+  }
+
+  // ---- page-table page lifecycle ----
+
+  alloc_pt(pfn: Pfn): void {
+    this.mfnOf(pfn, 'alloc_pt');
+    this.announced.set(pfn, 'pt');
+    this.setDirectMap([pfn], false);
+  }
+
+  alloc_pd(pfn: Pfn): void {
+    this.mfnOf(pfn, 'alloc_pd');
+    this.announced.set(pfn, 'pd');
+    this.setDirectMap([pfn], false);
+  }
+
+  alloc_pd_clone(pfn: Pfn, _clonePfn: Pfn, _start: number, _count: number): void {
+    this.alloc_pd(pfn);
+  }
+
+  release_pt(pfn: Pfn): void {
+    this.release(pfn, 'release_pt', 'pt');
+  }
+
+  release_pd(pfn: Pfn): void {
+    this.release(pfn, 'release_pd', 'pd');
+  }
+
+  private release(pfn: Pfn, what: 'release_pt' | 'release_pd', kind: 'pt' | 'pd'): void {
+    const mfn = this.mfnOf(pfn, what);
+    if (this.announced.get(pfn) !== kind) {
+      this.unbalancedReleases.push({ pfn, what });
+      this.guestRefuse(R.releaseNeverAllocated(what, mfn, pfn), `paravirt ${what}`, mfn);
+    }
+    this.flushBatch();
+    this.setDirectMap([pfn], true);
+    this.announced.delete(pfn);
+  }
+
+  // ---- entry updates ----
+
+  set_pte(ptep: GuestPhys, pte: PteVal): void {
+    this.checkValue(pte, 'set_pte');
+    const ma = this.entryMa(ptep, 'set_pte');
+    if (this.lazyMode !== 'none' && this.isTyped(ma)) {
+      this.batch.push({ op: 'mmu_update', reqs: [{ ptr: ma, val: pte }] });
+      return;
+    }
+    // Over a present PAE entry, one 64-bit store (no torn intermediate entry).
+    if (this.pae && (this.domain.mmu.mem.word(Math.floor(ma / 4096), (ma % 4096) / 4) & PTE_P) !== 0) {
+      this.mem.write64(ptep, pte);
+    } else this.store(ptep, pte);
+  }
+
+  set_pte_at(_mm: MmHandle, _va: VirtAddr, ptep: GuestPhys, pte: PteVal): void {
+    this.update(ptep, pte, 'set_pte_at');
+  }
+
+  /** set_64bit: one 8-byte store (one trap when the L1 is typed). */
+  set_pte_atomic(ptep: GuestPhys, pte: PteVal): void {
+    this.checkValue(pte, 'set_pte_atomic');
+    const ma = this.entryMa(ptep, 'set_pte_atomic');
+    if (this.lazyMode !== 'none' && this.isTyped(ma)) {
+      this.batch.push({ op: 'mmu_update', reqs: [{ ptr: ma, val: pte }] });
+      return;
+    }
+    this.mem.write64(ptep, pte);
+  }
+
+  set_pte_present(_mm: MmHandle, _va: VirtAddr, ptep: GuestPhys, pte: PteVal): void {
+    this.update(ptep, pte, 'set_pte_present');
+  }
+
+  set_pmd(pmdp: GuestPhys, pmd: PteVal): void {
+    this.update(pmdp, pmd, 'set_pmd');
+  }
+
+  set_pud(pudp: GuestPhys, pud: PteVal): void {
+    this.update(pudp, pud, 'set_pud');
+  }
+
+  /** xen_pte_clear: low word first (the entry goes not-present), then the high word. */
+  pte_clear(_mm: MmHandle, _va: VirtAddr, ptep: GuestPhys): void {
+    const ma = this.entryMa(ptep, 'pte_clear');
+    if (this.lazyMode !== 'none' && this.isTyped(ma)) {
+      this.batch.push({ op: 'mmu_update', reqs: [{ ptr: ma, val: 0n }] });
+      return;
+    }
+    this.mem.write32(ptep, 0);
+    if (this.pae) this.mem.write32(ptep + 4, 0);
+  }
+
+  pmd_clear(pmdp: GuestPhys): void {
+    this.update(pmdp, 0n, 'pmd_clear');
+  }
+
+  /** The processor's A/D updates land in the machine entries; nothing to tell Xen. */
+  pte_update(_mm: MmHandle, _va: VirtAddr, _ptep: GuestPhys): void {}
+  pte_update_defer(_mm: MmHandle, _va: VirtAddr, _ptep: GuestPhys): void {}
+
+  // ---- entry values: pfn <-> mfn ----
+
+  make_pte(v: PteVal): PteVal {
+    return this.domain.p2m.toMachine(v);
+  }
+  pte_val(v: PteVal): PteVal {
+    return this.domain.p2m.toPseudo(v);
+  }
+  make_pmd(v: PteVal): PteVal {
+    return this.domain.p2m.toMachine(v);
+  }
+  pmd_val(v: PteVal): PteVal {
+    return this.domain.p2m.toPseudo(v);
+  }
+  make_pgd(v: PteVal): PteVal {
+    return this.domain.p2m.toMachine(v);
+  }
+  pgd_val(v: PteVal): PteVal {
+    return this.domain.p2m.toPseudo(v);
+  }
+
+  // ---- mm lifecycle: pinning ----
+
+  pagetable_setup_start(base: GuestPhys): void {
+    this.swapperPfn = this.pgdPfn(base, 'pagetable_setup_start');
+  }
+
+  /** xen_pagetable_setup_done: pin swapper_pg_dir (its whole tree, kernel ptes included). */
+  pagetable_setup_done(base: GuestPhys): void {
+    this.swapperPfn = this.pgdPfn(base, 'pagetable_setup_done');
+    this.pin(this.swapperPfn, 'pagetable_setup_done', true);
+  }
+
+  activate_mm(_prev: MmHandle | null, next: MmHandle): void {
+    this.pin(this.pgdPfn(next.pgd, 'activate_mm'), 'activate_mm', false);
+  }
+
+  dup_mmap(_oldmm: MmHandle, mm: MmHandle): void {
+    this.pin(this.pgdPfn(mm.pgd, 'dup_mmap'), 'dup_mmap', false);
+  }
+
+  /** xen_exit_mmap: drop the mm from the CPU if loaded (load swapper), unpin, pages read-write again. */
+  exit_mmap(mm: MmHandle): void {
+    const pfn = this.pgdPfn(mm.pgd, 'exit_mmap');
+    if (!this.pinnedRoots.has(pfn)) return;
+    this.flushBatch();
+    const mfn = this.mfnOf(pfn, 'exit_mmap');
+    if (this.domain.baseMfn === mfn && this.swapperPfn >= 0 && this.swapperPfn !== pfn) {
+      this.check(this.hv.mmuext_op([{ cmd: MMUEXT_NEW_BASEPTR, mfn: this.mfnOf(this.swapperPfn, 'exit_mmap') }]).refusal);
+    }
+    this.check(this.hv.mmuext_op([{ cmd: MMUEXT_UNPIN_TABLE, mfn }]).refusal);
+    this.pinnedRoots.delete(pfn);
+    const pages = this.pgdWalk(pfn, pfn === this.swapperPfn);
+    for (const p of pages) this.pinnedPages.delete(p);
+    // unpin_page: back to read-write (the frames Xen no longer holds as page tables).
+    this.setDirectMap(
+      pages.filter((p) => !this.domain.frames.isPageTable(this.domain.p2m.pfnToMfn(p))),
+      true,
+    );
+  }
+
+  /** The pfn of a pgd, which must be a whole page (offset 0 of its frame). */
+  private pgdPfn(gpa: GuestPhys, op: string): number {
+    if (!Number.isInteger(gpa) || gpa < 0) throw new RangeError(`${op}: bad pgd address ${gpa}`);
+    const pfn = Math.floor(gpa / 4096);
+    const mfn = this.mfnOf(pfn, op);
+    if (gpa % 4096 !== 0) this.guestRefuse(R.pgdNotAtOffset0(gpa), `paravirt ${op}`, mfn);
+    return pfn;
+  }
+
+  /**
+   * xen_pgd_pin: make every page-table page of the tree read-only in the
+   * direct map (one multicall), then MMUEXT_PIN_L3_TABLE (PAE) /
+   * PIN_L2_TABLE (2-level). On a refusal the pages go back to read-write
+   * and the refusal is thrown.
+   */
+  private pin(pfn: number, op: string, full: boolean): void {
+    if (this.pinnedRoots.has(pfn)) return;
+    this.flushBatch();
+    const pages = this.pgdWalk(pfn, full).filter((p) => !this.pinnedPages.has(p));
+    const changed = this.setDirectMap(pages, false);
+    const mfn = this.mfnOf(pfn, op);
+    const r = this.hv.mmuext_op([{ cmd: this.pae ? MMUEXT_PIN_L3_TABLE : MMUEXT_PIN_L2_TABLE, mfn }]);
+    if (r.refusal !== undefined) {
+      this.setDirectMap(changed, true);
+      throw r.refusal;
+    }
+    for (const p of pages) this.pinnedPages.add(p);
+    this.pinnedRoots.add(pfn);
+  }
+
+  /**
+   * The page-table pages of the pgd at `pfn` (pgd_walk): the pgd, its pmds
+   * (PAE) and the pte pages of the user part; with `full` (swapper) also the
+   * kernel's pte pages up to the hole.
+   */
+  private pgdWalk(pfn: number, full: boolean): number[] {
+    const d = this.domain;
+    const mem = d.mmu.mem;
+    const out = new Set<number>([pfn]);
+    const root = d.p2m.pfnToMfn(pfn);
+    const entry = (mfn: number, i: number): { p: boolean; ps: boolean; pfn: number } => {
+      const lo = mem.word(mfn, this.pae ? 2 * i : i);
+      const hi = this.pae ? mem.word(mfn, 2 * i + 1) : 0;
+      const m = d.rules.frameOf(lo, hi);
+      return { p: (lo & PTE_P) !== 0, ps: (lo & PTE_PS) !== 0, pfn: d.p2m.mfnToPfn(m) };
+    };
+    if (this.pae) {
+      const userSlots = this.config.pageOffset >>> 30;
+      for (let s = 0; s < 4; s++) {
+        const e = entry(root, s);
+        if (!e.p || e.pfn < 0) continue;
+        out.add(e.pfn);
+        if (!full && s >= userSlots) continue;
+        const pmd = d.p2m.pfnToMfn(e.pfn);
+        const limit = s === 3 ? d.hole.firstSlot : 512;
+        for (let j = 0; j < limit; j++) {
+          const pe = entry(pmd, j);
+          if (pe.p && !pe.ps && pe.pfn >= 0) out.add(pe.pfn);
+        }
+      }
+    } else {
+      const limit = full ? d.hole.firstSlot : this.config.pageOffset >>> 22;
+      for (let i = 0; i < limit; i++) {
+        const e = entry(root, i);
+        if (e.p && !e.ps && e.pfn >= 0) out.add(e.pfn);
+      }
+    }
+    return [...out];
+  }
+
+  /**
+   * Where the direct map (PAGE_OFFSET + pfn << 12) maps `pfn`: the L1 frame and
+   * index, walking swapper_pg_dir (or the loaded pgd before swapper is known).
+   */
+  private directMapEntry(pfn: number): { l1: number; idx: number; va: number } | null {
+    const d = this.domain;
+    const va = this.config.pageOffset + pfn * 4096;
+    if (va >= d.hole.start) return null;
+    const root = this.swapperPfn >= 0 ? d.p2m.pfnToMfn(this.swapperPfn) : d.baseMfn;
+    if (root < 0) return null;
+    const mem = d.mmu.mem;
+    const rd = (mfn: number, i: number): { p: boolean; ps: boolean; mfn: number } => {
+      const lo = mem.word(mfn, this.pae ? 2 * i : i);
+      const hi = this.pae ? mem.word(mfn, 2 * i + 1) : 0;
+      return { p: (lo & PTE_P) !== 0, ps: (lo & PTE_PS) !== 0, mfn: d.rules.frameOf(lo, hi) };
+    };
+    let l2 = root;
+    if (this.pae) {
+      const e3 = rd(root, va >>> 30);
+      if (!e3.p || !d.p2m.isGuestMfn(e3.mfn)) return null;
+      l2 = e3.mfn;
+    }
+    const e2 = rd(l2, this.pae ? (va >>> 21) & 511 : va >>> 22);
+    if (!e2.p || e2.ps || !d.p2m.isGuestMfn(e2.mfn)) return null;
+    return { l1: e2.mfn, idx: this.pae ? (va >>> 12) & 511 : (va >>> 12) & 1023, va };
+  }
+
+  /**
+   * make_lowmem_page_readonly / _readwrite for each pfn: change RW in its
+   * direct-map pte. Entries in typed L1s go to Xen as one multicall (with a
+   * local TLB flush); others are plain stores. Returns the pfns changed.
+   * Throws the first refusal (e.g. read-write for a frame still typed).
+   */
+  private setDirectMap(pfns: readonly number[], rw: boolean): number[] {
+    const d = this.domain;
+    const mem = d.mmu.mem;
+    const changed: number[] = [];
+    const calls: MulticallEntry[] = [];
+    for (const pfn of pfns) {
+      const loc = this.directMapEntry(pfn);
+      if (loc === null) continue;
+      const w = this.pae ? 2 * loc.idx : loc.idx;
+      const lo = mem.word(loc.l1, w);
+      const hi = this.pae ? mem.word(loc.l1, w + 1) : 0;
+      if ((lo & PTE_P) === 0 || d.rules.frameOf(lo, hi) !== d.p2m.pfnToMfn(pfn)) continue;
+      if (((lo & PTE_RW) !== 0) === rw) continue;
+      const nlo = rw ? lo | PTE_RW : lo & ~PTE_RW;
+      changed.push(pfn);
+      if (d.frames.isPageTable(loc.l1)) {
+        const val = (BigInt(hi >>> 0) << 32n) | BigInt(nlo >>> 0);
+        calls.push({ op: 'mmu_update', reqs: [{ ptr: loc.l1 * 4096 + loc.idx * this.esz, val }] });
+      } else mem.setWord(loc.l1, w, nlo);
+    }
+    if (changed.length > 0 && d.baseMfn >= 0) calls.push({ op: 'mmuext_op', ops: [{ cmd: MMUEXT_TLB_FLUSH_LOCAL }] });
+    if (calls.length === 1) {
+      const c = calls[0]!;
+      const r = c.op === 'mmu_update' ? this.hv.mmu_update(c.reqs) : this.hv.mmuext_op((c as { ops: MmuextOp[] }).ops);
+      this.check(r.refusal);
+    } else if (calls.length > 1) {
+      this.hv.multicall(calls);
+      for (const c of calls) this.check(c.refusal);
+    }
+    return changed;
+  }
+
+  // ---- lazy MMU mode ----
+
+  set_lazy_mode(mode: LazyMode): void {
+    if (mode === 'none') this.flushBatch();
+    this.lazyMode = mode;
+  }
+
+  lazy_flush(): void {
+    this.flushBatch();
+  }
+
+  /** xen_mc_flush: issue the queued updates as one multicall; a failed entry is the guest's BUG. */
+  private flushBatch(): void {
+    if (this.batch.length === 0) return;
+    const entries = this.batch;
+    this.batch = [];
+    this.hv.multicall(entries);
+    for (const e of entries) this.check(e.refusal);
+  }
+
+  // ---- the processor ----
+
+  access(va: VirtAddr, kind: AccessKind, user: boolean): AccessResult {
+    va >>>= 0;
+    const d = this.domain;
+    if (va >= d.hole.start) {
+      // The guest's segments end below HYPERVISOR_VIRT_START: the fault goes to Xen and is bounced.
+      XenStats.bump(d.stats.traps, 'segment_limit_fault');
+      d.charge(d.costs.bouncedFault);
+      return { ok: false, errorCode: this.holeErrorCode(kind, user), cr2: va };
+    }
+    const r = d.mmu.access(va, kind, user);
+    if (r < 0) {
+      XenStats.bump(d.stats.traps, 'page_fault_bounce');
+      d.charge(d.costs.bounceExtra);
+      return { ok: false, errorCode: -1 - r, cr2: d.mmu.cpu.cr2 };
+    }
+    return { ok: true, gpa: this.gpaOf(r) };
+  }
+
+  probe(va: VirtAddr, kind: AccessKind, user: boolean): AccessResult {
+    va >>>= 0;
+    if (va >= this.domain.hole.start) return { ok: false, errorCode: this.holeErrorCode(kind, user), cr2: va };
+    const r = this.domain.mmu.probePa(va, kind * 2 + (user ? 1 : 0));
+    if (r < 0) return { ok: false, errorCode: -1 - r, cr2: va };
+    return { ok: true, gpa: this.gpaOf(r) };
+  }
+
+  private holeErrorCode(kind: AccessKind, user: boolean): number {
+    return PFEC_P | (kind === ACCESS_WRITE ? PFEC_W : 0) | (user ? PFEC_U : 0);
+  }
+
+  private gpaOf(pa: number): GuestPhys {
+    const mfn = Math.floor(pa / 4096);
+    const pfn = this.domain.p2m.mfnToPfn(mfn);
+    if (pfn < 0) throw new Error(`Xen model: the guest reached machine frame 0x${mfn.toString(16)}, which it does not own`);
+    return pfn * 4096 + (pa - mfn * 4096);
+  }
+}
