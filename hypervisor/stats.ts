@@ -4,7 +4,17 @@
  */
 import type { MmuCounters } from '../emulator/cost-model.js';
 
+/** One countable backend event, for traces (hypercalls, traps, refusals). */
+export interface BackendEvent {
+  kind: 'hypercall' | 'trap' | 'refusal';
+  name: string;
+  /** The machine's cycle clock when it was counted. */
+  at: number;
+}
+
 export interface BackendStats {
+  /** Listener for backend events (tools' traces); absent or null costs nothing. */
+  listener?: ((e: BackendEvent) => void) | null;
   /** Total cycles: MMU work plus everything the backend charged. */
   readonly cycles: number;
   readonly mmu: MmuCounters;

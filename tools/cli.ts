@@ -9,6 +9,9 @@ import { readFileSync } from 'node:fs';
 import { InputError } from './input-error.js';
 import { registerVectors } from './commands/vectors.js';
 import { registerDemo } from './commands/demo.js';
+import { registerBoot } from './commands/boot.js';
+import { registerCompare } from './commands/compare.js';
+import { registerReport } from './commands/report.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -20,7 +23,10 @@ export function buildProgram(): Command {
     .version(pkg.version)
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
+  registerBoot(program);
+  registerCompare(program);
   registerVectors(program);
+  registerReport(program);
   registerDemo(program);
   for (const c of program.commands) c.exitOverride();
   return program;

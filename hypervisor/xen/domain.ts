@@ -146,7 +146,7 @@ export class XenDomain {
   /** Build the refusal of the operation in progress from the MEM_LOG lines, count it, clear the log. */
   refuse(op: string, mfn?: number): XenRefusal {
     const r = new XenRefusal(this.memlog, op, mfn);
-    XenStats.bump(this.stats.refusals, r.rule);
+    this.stats.count('refusals', r.rule);
     this.memlog = [];
     return r;
   }

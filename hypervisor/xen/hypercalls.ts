@@ -43,7 +43,6 @@ import {
 import type { XenDomain } from './domain.js';
 import { PGT_L1, PGT_L2, PGT_L3, PGT_WRITABLE, type PageType } from './frame-table.js';
 import { R, type XenRefusal } from './reasons.js';
-import { XenStats } from './stats.js';
 
 export interface MmuUpdate {
   /** Machine address of the entry | command (low bits). */
@@ -80,7 +79,7 @@ export class XenHypercalls {
 
   /** Enter Xen: count the hypercall and charge its round trip (or, inside a multicall, its dispatch). */
   private enter(kind: string, batched: boolean): void {
-    XenStats.bump(this.d.stats.hypercalls, kind);
+    this.d.stats.count('hypercalls', kind);
     this.d.charge(batched ? this.d.costs.multicallEntry : this.d.costs.hypercall);
     this.d.memlog.length = 0;
   }
@@ -151,7 +150,7 @@ export class XenHypercalls {
     for (let i = 0; i < ops.length; i++) {
       const op = ops[i]!;
       const name = MMUEXT_NAMES[op.cmd] ?? `cmd${op.cmd}`;
-      XenStats.bump(this.d.stats.hypercalls, `mmuext_op:${name}`);
+      this.d.stats.count('hypercalls', `mmuext_op:${name}`);
       const rc = this.oneExt(op);
       this.d.chargeWork();
       if (rc !== 0) return { rc, done: i, refusal: this.d.refuse(`mmuext_op ${name}`, op.mfn) };
@@ -284,7 +283,7 @@ export class XenHypercalls {
    */
   ptwr(mfn: number, off: number, bytes: 4 | 8, value: bigint): void {
     const d = this.d;
-    XenStats.bump(d.stats.traps, 'ptwr_emulate');
+    d.stats.count('traps', 'ptwr_emulate');
     d.memlog.length = 0;
     d.charge(d.costs.ptwrTrap + d.costs.ptwrDecode);
     if (!d.writablePagetables) {

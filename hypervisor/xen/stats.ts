@@ -9,7 +9,7 @@
  */
 import type { Mmu } from '../../emulator/mmu.js';
 import type { MmuCounters } from '../../emulator/cost-model.js';
-import type { BackendStats } from '../stats.js';
+import type { BackendEvent, BackendStats } from '../stats.js';
 import type { FrameTable } from './frame-table.js';
 
 export class XenStats implements BackendStats {
@@ -17,6 +17,7 @@ export class XenStats implements BackendStats {
   readonly refusals: Record<string, number> = {};
   readonly traps: Record<string, number> = {};
   hypervisorCycles = 0;
+  listener: ((e: BackendEvent) => void) | null = null;
 
   constructor(
     private readonly machine: Mmu,
@@ -35,5 +36,13 @@ export class XenStats implements BackendStats {
 
   static bump(rec: Record<string, number>, key: string): void {
     rec[key] = (rec[key] ?? 0) + 1;
+  }
+
+  /** Count one event of a kind, and tell the listener if one is attached. */
+  count(kind: 'hypercalls' | 'traps' | 'refusals', key: string): void {
+    XenStats.bump(this[kind], key);
+    if (this.listener !== null) {
+      this.listener({ kind: kind === 'hypercalls' ? 'hypercall' : kind === 'traps' ? 'trap' : 'refusal', name: key, at: this.machine.cycles });
+    }
   }
 }

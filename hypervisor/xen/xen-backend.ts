@@ -115,7 +115,7 @@ export class XenBackend implements ParavirtOps {
   /** A refusal by the guest-side port itself (the request cannot be expressed to Xen). */
   private guestRefuse(l: LogLine, op: string, mfn?: number): never {
     const r = new XenRefusal([l], op, mfn);
-    XenStats.bump(this.stats.refusals, r.rule);
+    this.stats.count('refusals', r.rule);
     throw r;
   }
 
@@ -528,13 +528,13 @@ export class XenBackend implements ParavirtOps {
     const d = this.domain;
     if (va >= d.hole.start) {
       // The guest's segments end below HYPERVISOR_VIRT_START: the fault goes to Xen and is bounced.
-      XenStats.bump(d.stats.traps, 'segment_limit_fault');
+      d.stats.count('traps', 'segment_limit_fault');
       d.charge(d.costs.bouncedFault);
       return { ok: false, errorCode: this.holeErrorCode(kind, user), cr2: va };
     }
     const r = d.mmu.access(va, kind, user);
     if (r < 0) {
-      XenStats.bump(d.stats.traps, 'page_fault_bounce');
+      d.stats.count('traps', 'page_fault_bounce');
       d.charge(d.costs.bounceExtra);
       return { ok: false, errorCode: -1 - r, cr2: d.mmu.cpu.cr2 };
     }

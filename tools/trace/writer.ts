@@ -78,6 +78,7 @@ export class TraceWriter {
         args['errorCode'] = e.errorCode;
       }
       this.emit({ name: e.pa !== undefined ? 'walk' : 'walk #PF', cat: 'mmu', ph: 'X', ts: e.at, dur: e.cycles, pid: this.pid, tid: this.pid, args });
+      if (e.pa === undefined) this.instant('#PF', 'fault', e.at + e.cycles, { va: args['va'], errorCode: e.errorCode });
     } else {
       this.instant(`flush ${e.kind}`, 'tlb', e.at, e.va !== undefined ? { va: hex(e.va), cycles: e.cycles } : { cycles: e.cycles });
     }

@@ -1,0 +1,62 @@
+/**
+ * kernel/fork.c: mm_alloc (a fresh mm: mm_struct from its slab, pgd_alloc)
+ * and dup_mm for fork (dup_mmap: every vma duplicated, copy_page_range for
+ * each, arch_dup_mmap at the end — Xen pins the new pgd there — and the
+ * parent's TLB flushed because its writable ptes were write-protected).
+ * Every failure unwinds through mmput, so nothing leaks.
+ */
+import type { KState, MmStruct, Vma } from '../kstate.js';
+import { GFP_KERNEL } from '../mm/page-alloc.js';
+import { copy_page_range } from '../mm/memory.js';
+import type { PgtableImpl } from '../mm/pgtable-common.js';
+import { mmput } from './exit.js';
+
+/** allocate_mm + mm_init (pgd_alloc). Null when out of memory. */
+export function mm_alloc(k: KState, impl: PgtableImpl, owner: string): MmStruct | null {
+  const obj = k.slab.kmem_cache_alloc(k.mm_cachep, GFP_KERNEL, 'mm_alloc');
+  if (obj === 0) return null;
+  const mm: MmStruct = { pgd: 0, vmas: [], obj, rss: 0, owner, id: k.newMmId() };
+  const pgd = impl.pgd_alloc(k, owner);
+  if (pgd === 0) {
+    k.slab.kmem_cache_free(k.mm_cachep, obj); // free_mm
+    return null;
+  }
+  mm.pgd = pgd;
+  k.mms.add(mm);
+  return mm;
+}
+
+/** dup_mmap(mm, oldmm): false on out-of-memory (the caller mmputs the new mm). */
+function dup_mmap(k: KState, mm: MmStruct, oldmm: MmStruct): boolean {
+  let ok = true;
+  for (const mpnt of oldmm.vmas) {
+    const obj = k.slab.kmem_cache_alloc(k.vm_area_cachep, GFP_KERNEL, 'dup_mmap');
+    if (obj === 0) {
+      ok = false;
+      break;
+    }
+    const tmp: Vma = { start: mpnt.start, end: mpnt.end, flags: mpnt.flags, page_prot: mpnt.page_prot, obj };
+    // Linked before the copy, so a partial copy is torn down by exit_mmap.
+    mm.vmas.push(tmp);
+    if (!copy_page_range(k, mm, oldmm, mpnt)) {
+      ok = false;
+      break;
+    }
+  }
+  // a new mm has just been created
+  if (ok) k.ops.dup_mmap(oldmm, mm);
+  // flush_tlb_mm(oldmm): its writable ptes are write-protected now.
+  if (k.active_mm === oldmm) k.ops.flush_tlb_user();
+  return ok;
+}
+
+/** dup_mm(tsk): the child's mm, or null (-ENOMEM) with nothing left behind. */
+export function dup_mm(k: KState, impl: PgtableImpl, oldmm: MmStruct, owner: string): MmStruct | null {
+  const mm = mm_alloc(k, impl, owner);
+  if (mm === null) return null;
+  if (!dup_mmap(k, mm, oldmm)) {
+    mmput(k, impl, mm);
+    return null;
+  }
+  return mm;
+}

@@ -1,0 +1,230 @@
+/**
+ * mm/memory.c for anonymous private memory: the user half of a pgd.
+ *  - handle_mm_fault: find or allocate the pte page, then demand-page
+ *    (do_anonymous_page: the shared ZERO_PAGE read-only on a read, a fresh
+ *    zeroed page on a write) or break copy-on-write (do_wp_page: reuse the
+ *    page if this pte is its only user, else copy it);
+ *  - copy_page_range (fork): pte pages allocated in the child, private
+ *    writable ptes write-protected in both, the frame shared with a reference
+ *    per pte;
+ *  - zap_page_range (munmap/exit): ptes cleared, references dropped;
+ *  - free_pgtables: pte pages no vma needs any more are unhooked and freed.
+ * Updates go through the backend's set_pte_at / pte_clear / set_pmd; the
+ * copy and zap loops run in lazy MMU mode, as 2.6.22 does.
+ */
+import type { KState, MmStruct, Vma } from '../kstate.js';
+import { VM_WRITE } from '../kstate.js';
+import { GFP_HIGHUSER, PG_anon, __GFP_ZERO } from './page-alloc.js';
+import {
+  _PAGE_ACCESSED,
+  _PAGE_DIRTY,
+  _PAGE_RW,
+  entryPfn,
+  pfn_pte,
+  pmd_offset,
+  pmd_read,
+  present,
+  pte_offset,
+  pte_read,
+  readRaw,
+} from './pgtable-defs.js';
+import { PTE_P, PTE_RW } from '../../emulator/paging-bits.js';
+import { pmd_clear, pmd_populate, pte_alloc_one, pte_free } from './pgtable.js';
+
+export type FaultResult = 'fixed' | 'oom';
+
+const NOT_RW = ~_PAGE_RW & 0xffffffffffffffffn;
+const NOT_RW_ACCESSED = ~(_PAGE_RW | _PAGE_ACCESSED) & 0xffffffffffffffffn;
+
+/** Address of the pmd entry for `va` in `mm` (PAE user pmds always exist: pgd_alloc preallocates them). */
+export function mm_pmdp(k: KState, mm: MmStruct, va: number): number {
+  const pgdp = mm.pgd + Math.floor(va / k.L.PGDIR_SIZE) * k.L.ENTRY_SIZE;
+  return pmd_offset(k, pgdp, va);
+}
+
+/** The pte entry address for `va`, or -1 when no pte page exists. */
+export function mm_ptep(k: KState, mm: MmStruct, va: number): number {
+  const v = pmd_read(k, mm_pmdp(k, mm, va));
+  return present(v) ? pte_offset(k, v, va) : -1;
+}
+
+/** __pte_alloc: a pte page under `pmdp` if there is none. False when out of memory. */
+function pte_alloc(k: KState, pmdp: number): boolean {
+  if (present(pmd_read(k, pmdp))) return true;
+  const pfn = pte_alloc_one(k);
+  if (pfn < 0) return false;
+  pmd_populate(k, pmdp, pfn);
+  return true;
+}
+
+/** maybe_mkwrite */
+function maybe_mkwrite(pte: bigint, vma: Vma): bigint {
+  return (vma.flags & VM_WRITE) !== 0 ? pte | _PAGE_RW : pte;
+}
+
+function flushIfActive(k: KState, mm: MmStruct, va: number): void {
+  if (k.active_mm === mm) k.ops.flush_tlb_single(va);
+}
+
+/** handle_mm_fault(mm, vma, address, write_access) */
+export function handle_mm_fault(k: KState, mm: MmStruct, vma: Vma, address: number, write: boolean): FaultResult {
+  const pmdp = mm_pmdp(k, mm, address);
+  if (!pte_alloc(k, pmdp)) return 'oom';
+  const ptep = pte_offset(k, pmd_read(k, pmdp), address);
+  const pte = pte_read(k, ptep);
+  if (!present(pte)) return do_anonymous_page(k, mm, vma, address, ptep, write);
+  if (write && (pte & _PAGE_RW) === 0n) return do_wp_page(k, mm, vma, address, ptep, pte);
+  // The entry already allows the access: a stale TLB entry (ptep_set_access_flags + flush_tlb_page).
+  k.stats.faultsSpurious++;
+  flushIfActive(k, mm, address);
+  return 'fixed';
+}
+
+/** do_anonymous_page: ZERO_PAGE read-only on a read, a new zeroed page on a write. */
+function do_anonymous_page(k: KState, mm: MmStruct, vma: Vma, address: number, ptep: number, write: boolean): FaultResult {
+  let entry: bigint;
+  if (write) {
+    const pfn = k.pages.alloc_pages(GFP_HIGHUSER | __GFP_ZERO, 0, 'do_anonymous_page');
+    if (pfn < 0) return 'oom';
+    k.pages.flags[pfn]! |= PG_anon;
+    entry = maybe_mkwrite(pfn_pte(pfn, vma.page_prot) | _PAGE_DIRTY, vma);
+  } else {
+    k.pages.get_page(k.empty_zero_page);
+    entry = pfn_pte(k.empty_zero_page, vma.page_prot);
+  }
+  k.ops.set_pte_at(mm, address, ptep, k.ops.make_pte(entry));
+  mm.rss++;
+  k.stats.faultsUser++;
+  return 'fixed';
+}
+
+/** do_wp_page: a write to a present, write-protected pte in a writable vma. */
+function do_wp_page(k: KState, mm: MmStruct, vma: Vma, address: number, ptep: number, orig: bigint): FaultResult {
+  const old = entryPfn(orig);
+  const pages = k.pages;
+  if (old !== k.empty_zero_page && (pages.flags[old]! & PG_anon) !== 0 && pages._count[old] === 1) {
+    // Only this pte maps the page: reuse it.
+    const entry = maybe_mkwrite(orig | _PAGE_DIRTY | _PAGE_ACCESSED, vma);
+    k.ops.set_pte_at(mm, address, ptep, k.ops.make_pte(entry));
+    flushIfActive(k, mm, address);
+    k.stats.faultsCow++;
+    return 'fixed';
+  }
+  let pfn: number;
+  if (old === k.empty_zero_page) {
+    pfn = pages.alloc_pages(GFP_HIGHUSER | __GFP_ZERO, 0, 'do_wp_page');
+  } else {
+    pfn = pages.alloc_pages(GFP_HIGHUSER, 0, 'do_wp_page');
+    if (pfn >= 0) k.mem.copyPage(pfn, old); // cow_user_page
+  }
+  if (pfn < 0) return 'oom';
+  pages.flags[pfn]! |= PG_anon;
+  const entry = maybe_mkwrite(pfn_pte(pfn, vma.page_prot) | _PAGE_DIRTY, vma);
+  // ptep_clear_flush, then the new pte.
+  k.ops.pte_clear(mm, address, ptep);
+  flushIfActive(k, mm, address);
+  k.ops.set_pte_at(mm, address, ptep, k.ops.make_pte(entry));
+  pages.put_page(old); // page_cache_release(old_page)
+  k.stats.faultsCow++;
+  return 'fixed';
+}
+
+/** Iterate the pmd spans [s, e) of [start, end). */
+function forEachPmdSpan(k: KState, start: number, end: number, fn: (s: number, e: number) => boolean | void): void {
+  const PMD = k.L.PMD_SIZE;
+  for (let s = start; s < end; ) {
+    const next = Math.min(end, (Math.floor(s / PMD) + 1) * PMD);
+    if (fn(s, next) === false) return;
+    s = next;
+  }
+}
+
+/** copy_page_range(dst, src, vma) for a private vma. Returns false on out-of-memory. */
+export function copy_page_range(k: KState, dst: MmStruct, src: MmStruct, vma: Vma): boolean {
+  let ok = true;
+  const ES = k.L.ENTRY_SIZE;
+  forEachPmdSpan(k, vma.start, vma.end, (s, e) => {
+    const spmd = pmd_read(k, mm_pmdp(k, src, s));
+    if (!present(spmd)) return;
+    const dpmdp = mm_pmdp(k, dst, s);
+    if (!pte_alloc(k, dpmdp)) {
+      ok = false;
+      return false;
+    }
+    const dpte0 = pte_offset(k, pmd_read(k, dpmdp), s);
+    const spte0 = pte_offset(k, spmd, s);
+    const mem = k.mem;
+    const ops = k.ops;
+    k.enterLazyMmu();
+    try {
+      for (let va = s, i = 0; va < e; va += 4096, i++) {
+        const sptep = spte0 + i * ES;
+        // Cheap test on the low word first: most entries of a sparse table are empty.
+        const lo = mem.read32(sptep);
+        if ((lo & PTE_P) === 0) continue;
+        // copy_one_pte works on the raw (machine-form) value, as Linux does.
+        const pte = readRaw(k, sptep);
+        // is_cow_mapping: write-protect in the parent and the child.
+        if ((lo & PTE_RW) !== 0) ops.set_pte_at(src, va, sptep, pte & NOT_RW); // ptep_set_wrprotect
+        k.pages.get_page(entryPfn(ops.pte_val(pte)));
+        ops.set_pte_at(dst, va, dpte0 + i * ES, pte & NOT_RW_ACCESSED); // pte_wrprotect, pte_mkold
+        dst.rss++;
+      }
+    } finally {
+      k.leaveLazyMmu();
+    }
+  });
+  return ok;
+}
+
+/** zap_page_range: clear the ptes of [start, end) and drop the page references. */
+export function zap_page_range(k: KState, mm: MmStruct, start: number, end: number): void {
+  const ES = k.L.ENTRY_SIZE;
+  forEachPmdSpan(k, start, end, (s, e) => {
+    const pmd = pmd_read(k, mm_pmdp(k, mm, s));
+    if (!present(pmd)) return;
+    const pte0 = pte_offset(k, pmd, s);
+    const mem = k.mem;
+    const pae = k.L.pae;
+    k.enterLazyMmu();
+    try {
+      for (let va = s, i = 0; va < e; va += 4096, i++) {
+        const ptep = pte0 + i * ES;
+        const lo = mem.read32(ptep);
+        if (lo === 0 && (!pae || mem.read32(ptep + 4) === 0)) continue;
+        const pte = (lo & PTE_P) !== 0 ? readRaw(k, ptep) : 0n;
+        k.ops.pte_clear(mm, va, ptep); // ptep_get_and_clear_full
+        if (pte !== 0n) {
+          k.pages.put_page(entryPfn(k.ops.pte_val(pte)));
+          mm.rss--;
+        }
+      }
+    } finally {
+      k.leaveLazyMmu();
+    }
+  });
+  // tlb_finish_mmu -> flush_tlb_mm: only the loaded mm has TLB entries.
+  if (k.active_mm === mm) k.ops.flush_tlb_user();
+}
+
+/**
+ * free_pgtables over [start, end): every pte page whose pmd span no vma of
+ * `mm` touches any more is unhooked and freed.
+ */
+export function free_pgtables(k: KState, mm: MmStruct, start: number, end: number): void {
+  const PMD = k.L.PMD_SIZE;
+  const first = Math.floor(start / PMD) * PMD;
+  const freed: number[] = [];
+  for (let s = first; s < end; s += PMD) {
+    const e = s + PMD;
+    if (mm.vmas.some((v) => v.start < e && v.end > s)) continue;
+    const pmdp = mm_pmdp(k, mm, s);
+    const pmd = pmd_read(k, pmdp);
+    if (!present(pmd)) continue;
+    pmd_clear(k, pmdp);
+    freed.push(entryPfn(pmd));
+  }
+  // tlb_finish_mmu: flush before the pages go back (__pte_free_tlb).
+  if (freed.length > 0 && k.active_mm === mm) k.ops.flush_tlb_user();
+  for (const pfn of freed) pte_free(k, pfn);
+}

@@ -1,0 +1,41 @@
+/**
+ * `pvmmu report TRACE.json [TRACE2.json] [-o REPORT.html]`: one
+ * self-contained HTML page with SVG charts; with two traces (e.g. the
+ * native and Xen traces of `compare --trace`), side by side with ratios.
+ */
+import { writeFileSync } from 'node:fs';
+import { basename } from 'node:path';
+import type { Command } from 'commander';
+import { InputError } from '../input-error.js';
+import { renderReport, summarise } from '../trace/report.js';
+
+export function registerReport(program: Command): void {
+  program
+    .command('report')
+    .argument('<traces...>', 'one or two trace files written by --trace')
+    .description('turn page-walk traces into a self-contained HTML report with charts')
+    .option('-o, --out <file>', 'HTML file to write', 'report.html')
+    .addHelpText(
+      'after',
+      `
+Examples:
+  pvmmu boot tools/workloads/fork-exit.pvw --backend xen --trace /tmp/xen.json
+  pvmmu report /tmp/xen.json -o /tmp/xen.html
+  pvmmu compare tools/workloads/fork-exit.pvw --trace /tmp/fork
+  pvmmu report /tmp/fork.native.json /tmp/fork.xen.json -o /tmp/fork.html`,
+    )
+    .action(async (traces: string[], opts: { out: string }) => {
+      if (traces.length > 2) throw new InputError(`report: at most two traces (got ${traces.length})`);
+      const sums = [];
+      for (const t of traces) sums.push(await summarise(t));
+      const labels = traces.map((t) => basename(t).replace(/\.json$/, ''));
+      if (labels.length === 2 && labels[0] === labels[1]) labels[1] = labels[1] + ' (2)';
+      const html = renderReport(sums, labels);
+      try {
+        writeFileSync(opts.out, html);
+      } catch (e) {
+        throw new InputError(`--out: cannot write ${opts.out} (${(e as NodeJS.ErrnoException).code ?? String(e)})`);
+      }
+      process.stderr.write(`wrote ${opts.out} (${html.length} bytes) from ${sums.map((s) => `${s.events} events`).join(' and ')}\n`);
+    });
+}

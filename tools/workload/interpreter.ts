@@ -1,0 +1,433 @@
+/**
+ * Runs a checked workload on the guest kernel, statement by statement: boots
+ * the backend and the kernel for the configuration, drives the kernel API,
+ * keeps `measure` accounts (runs, cycles, events per run), honours `expect`,
+ * records what the guest observes (for `compare`), and stops at the first
+ * runtime failure naming its line: a failed expect, a hypervisor refusal, a
+ * kernel BUG, an out-of-memory the script did not ask for, an invariant
+ * breach.
+ */
+import type { Mmu } from '../../emulator/mmu.js';
+import { bootKernel, InvariantViolation, KernelBug, type Kernel, type VmallocArea } from '../../guest-kernel/kernel.js';
+import { createNativeBackend } from '../../hypervisor/native.js';
+import type { MachineConfig, ParavirtOps } from '../../hypervisor/paravirt-ops.js';
+import { HypervisorRefusal } from '../../hypervisor/types.js';
+import { createXenBackend } from '../../hypervisor/xen/index.js';
+import type { NameRef, Pos, Script, Stmt } from './ast.js';
+import { resolveName } from './check.js';
+import { pageOffset, type RunConfig } from './config.js';
+import type { TraceWriter } from '../trace/writer.js';
+
+export type FailureKind = 'expect' | 'segv' | 'refusal' | 'bug' | 'oom' | 'invariant';
+
+export interface RunFailure {
+  kind: FailureKind;
+  line: number;
+  col: number;
+  /** "FILE:LINE:COL: message" */
+  message: string;
+}
+
+export interface MeasureAccount {
+  runs: number;
+  cycles: number;
+  perRun: number;
+  /** Events summed over the runs (faults, hypercalls, TLB misses, ...). */
+  events: Record<string, number>;
+}
+
+/** The `boot --json` document (../shared/spec/cli.md), plus more fields. */
+export interface RunResult {
+  workload: string;
+  config: RunConfig;
+  /** All cycles, boot included. */
+  cycles: number;
+  /** Cycles spent booting (paging_init, caches) before the first statement. */
+  bootCycles: number;
+  tlb: { hits: number; misses: number; flushes: number; l2Hits: number; invlpg: number };
+  walks: { count: number; cycles: number; byDepth: Record<string, number> };
+  pageFaults: { user: number; cow: number; vmalloc: number; segv: number; spurious: number; oomKills: number };
+  hypercalls: Record<string, number>;
+  refusals: Record<string, number>;
+  traps: Record<string, number>;
+  measures: Record<string, MeasureAccount>;
+  guest: { pgdsAlive: number; framesUsed: number; framesTotal: number; pgdList: number; statements: number };
+  /** What the guest observed, in order (compared across backends). */
+  observations: string[];
+  invariants: string[];
+  failure: RunFailure | null;
+}
+
+export interface RunOptions {
+  trace?: TraceWriter;
+  /** Run the guest invariant checker after every statement. */
+  checkEachStatement?: boolean;
+  /** Fail the k-th allocation (fault injection). */
+  failAt?: number | null;
+  seed?: number;
+}
+
+/** The emulated processor under a backend (tools may look at hardware; the guest may not). */
+export function machineOf(ops: ParavirtOps): Mmu {
+  const o = ops as unknown as { mmu?: Mmu; domain?: { mmu: Mmu } };
+  const m = o.mmu ?? o.domain?.mmu;
+  if (!m) throw new Error(`backend ${ops.name} exposes no machine`);
+  return m;
+}
+
+export function createBackend(cfg: RunConfig, seed = 1): ParavirtOps {
+  const mc: MachineConfig = { pae: cfg.pae, memBytes: cfg.mem, cpu: cfg.cpu, pageOffset: pageOffset(cfg.split), seed };
+  return cfg.backend === 'xen' ? createXenBackend(mc) : createNativeBackend(mc);
+}
+
+class StopRun extends Error {
+  constructor(readonly failure: RunFailure) {
+    super(failure.message);
+  }
+}
+
+const hex = (n: number): string => '0x' + (n >>> 0).toString(16);
+
+export class Interpreter {
+  readonly ops: ParavirtOps;
+  readonly kernel: Kernel;
+  readonly mmu: Mmu;
+  private readonly areas = new Map<string, VmallocArea>();
+  private readonly measures = new Map<string, MeasureAccount>();
+  readonly observations: string[] = [];
+  private statements = 0;
+  private readonly pids = new Map<string, number>();
+  readonly bootCycles: number;
+
+  constructor(
+    readonly script: Script,
+    readonly cfg: RunConfig,
+    private readonly opts: RunOptions = {},
+  ) {
+    this.ops = createBackend(cfg, opts.seed);
+    this.mmu = machineOf(this.ops);
+    const trace = opts.trace;
+    if (trace) {
+      this.mmu.setTraceSink(trace);
+      this.ops.stats.listener = (e) => trace.instant(`${e.kind} ${e.name}`, e.kind, e.at);
+      trace.processName(0, 'kernel (boot, idle)');
+    }
+    this.kernel = bootKernel({ ops: this.ops, variant: cfg.kernel });
+    if (opts.failAt !== undefined && opts.failAt !== null) this.kernel.failAt(opts.failAt);
+    this.bootCycles = this.ops.stats.cycles;
+  }
+
+  /** Run the whole script; a runtime failure is returned, not thrown. */
+  run(): RunResult {
+    let failure: RunFailure | null = null;
+    try {
+      this.block(this.script.body, undefined);
+    } catch (e) {
+      if (e instanceof StopRun) failure = e.failure;
+      else throw e;
+    } finally {
+      this.opts.trace?.close();
+    }
+    const invariants = failure?.kind === 'refusal' || failure?.kind === 'bug' ? [] : this.kernel.checkInvariants();
+    return this.result(failure, invariants);
+  }
+
+  private fail(pos: Pos, kind: FailureKind, msg: string): never {
+    throw new StopRun({ kind, line: pos.line, col: pos.col, message: `${this.script.file}:${pos.line}:${pos.col}: ${msg}` });
+  }
+
+  private block(body: Stmt[], iter: number | undefined): void {
+    for (const s of body) this.stmt(s, iter);
+  }
+
+  /** Every guest-kernel failure a statement can meet becomes a RunFailure naming it. */
+  private stmt(s: Stmt, iter: number | undefined): void {
+    if (s.op === 'repeat') {
+      for (let i = 0; i < s.count; i++) this.block(s.body, i);
+      return;
+    }
+    if (s.op === 'measure') {
+      const before = this.counters();
+      this.block(s.body, iter);
+      const after = this.counters();
+      let acc = this.measures.get(s.label);
+      if (!acc) this.measures.set(s.label, (acc = { runs: 0, cycles: 0, perRun: 0, events: {} }));
+      acc.runs++;
+      acc.cycles += after['cycles']! - before['cycles']!;
+      acc.perRun = acc.cycles / acc.runs;
+      for (const k of Object.keys(after)) {
+        if (k === 'cycles') continue;
+        const d = after[k]! - (before[k] ?? 0);
+        if (d !== 0 || k in acc.events) acc.events[k] = (acc.events[k] ?? 0) + d;
+      }
+      return;
+    }
+    this.statements++;
+    const t0 = this.opts.trace ? this.ops.stats.cycles : 0;
+    try {
+      this.exec(s, iter);
+      if (this.opts.trace) {
+        const t1 = this.ops.stats.cycles;
+        this.opts.trace.complete(s.op, 'kernel path', t0, t1 - t0, { line: s.line });
+      }
+      if (this.opts.checkEachStatement) {
+        const v = this.kernel.checkInvariants();
+        if (v.length) this.fail(s, 'invariant', `invariant broken after '${s.op}': ${v.slice(0, 3).join('; ')}`);
+      }
+    } catch (e) {
+      if (e instanceof StopRun) throw e;
+      if (e instanceof HypervisorRefusal) this.fail(s, 'refusal', `${s.op}: hypervisor refused: ${e.message}`);
+      if (e instanceof KernelBug) this.fail(s, 'bug', `${s.op}: ${e.message}`);
+      if (e instanceof InvariantViolation) this.fail(s, 'invariant', `${s.op}: ${e.message}`);
+      throw e;
+    }
+  }
+
+  private name(n: NameRef, iter: number | undefined): string {
+    return resolveName(n, iter);
+  }
+
+  private ensureCurrent(name: string): void {
+    if (this.kernel.currentProcess !== name) this.switchTo(name);
+  }
+
+  private switchTo(name: string): void {
+    this.kernel.switchTo(name);
+    this.tracePid(name);
+    if (this.opts.trace) this.opts.trace.instant('context switch', 'sched', this.mmu.cycles, { to: name });
+  }
+
+  private tracePid(name: string): void {
+    const t = this.opts.trace;
+    if (!t) return;
+    let pid = this.pids.get(name);
+    if (pid === undefined) this.pids.set(name, (pid = this.pids.size + 1));
+    t.pid = pid;
+    t.processName(pid, name);
+  }
+
+  private observe(s: Stmt, what: string): void {
+    this.observations.push(`${s.line}: ${what}`);
+  }
+
+  private exec(s: Stmt, iter: number | undefined): void {
+    const k = this.kernel;
+    switch (s.op) {
+      case 'process': {
+        const n = this.name(s.name, iter);
+        const r = k.createProcess(n);
+        if (r !== 0) this.fail(s, 'oom', `process ${n}: out of memory (${r})`);
+        this.tracePid(n);
+        return;
+      }
+      case 'fork': {
+        const p = this.name(s.parent, iter);
+        const c = this.name(s.child, iter);
+        const r = k.fork(p, c);
+        if (r !== 0) this.fail(s, 'oom', `fork ${p} ${c}: out of memory (${r})`);
+        return;
+      }
+      case 'exec': {
+        const n = this.name(s.name, iter);
+        const r = k.exec(n);
+        if (r !== 0) this.fail(s, 'oom', `exec ${n}: out of memory (${r})`);
+        this.tracePid(n);
+        return;
+      }
+      case 'exit':
+        k.exit(this.name(s.name, iter));
+        return;
+      case 'switch':
+        this.switchTo(this.name(s.name, iter));
+        return;
+      case 'mmap': {
+        const n = this.name(s.name, iter);
+        const r = k.mmap(n, s.addr, s.len, s.prot);
+        if (r < 0) this.fail(s, r === -12 ? 'oom' : 'expect', `mmap ${n} ${hex(s.addr)}: failed (${r})`);
+        return;
+      }
+      case 'munmap': {
+        const n = this.name(s.name, iter);
+        const r = k.munmap(n, s.addr, s.len);
+        if (r < 0) this.fail(s, r === -12 ? 'oom' : 'expect', `munmap ${n} ${hex(s.addr)}: failed (${r})`);
+        return;
+      }
+      case 'touch': {
+        const n = this.name(s.name, iter);
+        this.ensureCurrent(n);
+        const r = k.touch(n, s.addr, s.len, s.access);
+        this.observe(s, `touch ${n} ${hex(s.addr)} ${s.access} -> ${r}`);
+        if (r === 'segv') this.fail(s, 'segv', `touch ${n} ${hex(s.addr)}: SIGSEGV`);
+        if (r === 'oom') this.fail(s, 'oom', `touch ${n} ${hex(s.addr)}: process killed by the OOM path`);
+        return;
+      }
+      case 'write': {
+        const n = this.name(s.name, iter);
+        this.ensureCurrent(n);
+        const r = k.userWrite32(n, s.addr, s.value);
+        this.observe(s, `write ${n} ${hex(s.addr)} -> ${r}`);
+        if (r === 'oom') this.fail(s, 'oom', `write ${n} ${hex(s.addr)}: process killed by the OOM path`);
+        if (s.expectSegv && r !== 'segv') this.fail(s, 'expect', `write ${n} ${hex(s.addr)}: expected SIGSEGV, the store succeeded`);
+        if (!s.expectSegv && r === 'segv') this.fail(s, 'segv', `write ${n} ${hex(s.addr)}: SIGSEGV`);
+        return;
+      }
+      case 'read': {
+        const n = this.name(s.name, iter);
+        this.ensureCurrent(n);
+        const r = k.userRead32(n, s.addr);
+        this.observe(s, `read ${n} ${hex(s.addr)} -> ${typeof r === 'number' ? hex(r) : r}`);
+        if (r === 'oom') this.fail(s, 'oom', `read ${n} ${hex(s.addr)}: process killed by the OOM path`);
+        if (s.expect === 'segv') {
+          if (r !== 'segv') this.fail(s, 'expect', `read ${n} ${hex(s.addr)}: expected SIGSEGV, read ${hex(r as number)}`);
+        } else if (r === 'segv') {
+          this.fail(s, 'segv', `read ${n} ${hex(s.addr)}: SIGSEGV`);
+        } else if (s.expect !== null && r !== s.expect.value >>> 0) {
+          this.fail(s, 'expect', `read ${n} ${hex(s.addr)}: expected ${hex(s.expect.value)}, read ${hex(r)}`);
+        }
+        return;
+      }
+      case 'vmalloc': {
+        const a = this.name(s.area, iter);
+        const area = k.vmalloc(s.len);
+        if (area === null) this.fail(s, 'oom', `vmalloc ${a} ${s.len}: out of memory or vmalloc space`);
+        this.areas.set(a, area);
+        this.observe(s, `vmalloc ${a} ok`);
+        return;
+      }
+      case 'vfree': {
+        const a = this.name(s.area, iter);
+        k.vfree(this.areas.get(a)!);
+        this.areas.delete(a);
+        return;
+      }
+      case 'kwrite': {
+        const a = this.name(s.area, iter);
+        k.kernelWrite32(this.areas.get(a)!, s.offset, s.value);
+        return;
+      }
+      case 'kread': {
+        const a = this.name(s.area, iter);
+        const v = k.kernelRead32(this.areas.get(a)!, s.offset);
+        this.observe(s, `kread ${a} ${hex(s.offset)} -> ${hex(v)}`);
+        if (s.expect !== null && v !== s.expect >>> 0) {
+          this.fail(s, 'expect', `kread ${a} ${hex(s.offset)}: expected ${hex(s.expect)}, read ${hex(v)}`);
+        }
+        return;
+      }
+      case 'cpa': {
+        const r = k.changePageAttr(s.phys, s.pages, s.attr);
+        this.observe(s, `cpa ${hex(s.phys)} ${s.pages} ${s.attr} -> ${r}`);
+        if (r < 0) this.fail(s, r === -12 ? 'oom' : 'expect', `cpa ${hex(s.phys)} ${s.pages} ${s.attr}: failed (${r})`);
+        return;
+      }
+    }
+  }
+
+  /** Flat counters for measure deltas. */
+  private counters(): Record<string, number> {
+    const st = this.ops.stats;
+    const m = st.mmu;
+    const ks = this.kernel.stats;
+    const out: Record<string, number> = {
+      cycles: st.cycles,
+      tlbMisses: m.tlbMisses,
+      walks: m.walks,
+      pageFaults: m.pageFaults,
+      'faults.user': ks.faultsUser,
+      'faults.cow': ks.faultsCow,
+      'faults.vmalloc': ks.faultsVmalloc,
+      'faults.segv': ks.faultsSegv,
+      flushes: m.flushesFull + m.flushesNonGlobal + m.invlpgs,
+    };
+    for (const [h, n] of Object.entries(st.hypercalls)) out[`hypercalls.${h}`] = n;
+    for (const [h, n] of Object.entries(st.traps)) out[`traps.${h}`] = n;
+    return out;
+  }
+
+  private result(failure: RunFailure | null, invariants: string[]): RunResult {
+    const st = this.ops.stats;
+    const m = st.mmu;
+    const ks = this.kernel.stats;
+    const measures: Record<string, MeasureAccount> = {};
+    for (const [k, v] of this.measures) measures[k] = { ...v, perRun: Math.round(v.perRun * 100) / 100 };
+    return {
+      workload: this.script.file,
+      config: this.cfg,
+      cycles: st.cycles,
+      bootCycles: this.bootCycles,
+      tlb: {
+        hits: m.tlbHits + m.l2TlbHits,
+        misses: m.tlbMisses,
+        flushes: m.flushesFull + m.flushesNonGlobal,
+        l2Hits: m.l2TlbHits,
+        invlpg: m.invlpgs,
+      },
+      walks: { count: m.walks, cycles: m.walkCycles, byDepth: { '1': m.walksByDepth[1]!, '2': m.walksByDepth[2]! } },
+      pageFaults: {
+        user: ks.faultsUser,
+        cow: ks.faultsCow,
+        vmalloc: ks.faultsVmalloc,
+        segv: ks.faultsSegv,
+        spurious: ks.faultsSpurious,
+        oomKills: ks.oomKills,
+      },
+      hypercalls: { mmu_update: 0, mmuext_op: 0, multicall: 0, ...st.hypercalls },
+      refusals: { ...st.refusals },
+      traps: { ...st.traps },
+      measures,
+      guest: {
+        pgdsAlive: this.kernel.pgdsAlive,
+        framesUsed: this.kernel.framesUsed,
+        framesTotal: this.kernel.framesTotal,
+        pgdList: this.kernel.pgdListLength,
+        statements: this.statements,
+      },
+      observations: this.observations,
+      invariants,
+      failure,
+    };
+  }
+}
+
+/** Boot and run a checked script; boot failures (e.g. Xen refusing the kernel) become a failure at the machine line or line 1. */
+export function runWorkload(script: Script, cfg: RunConfig, opts: RunOptions = {}): RunResult {
+  let it: Interpreter;
+  try {
+    it = new Interpreter(script, cfg, opts);
+  } catch (e) {
+    const pos = script.machine.where['backend'] ?? { line: 1, col: 1 };
+    if (e instanceof HypervisorRefusal || e instanceof KernelBug) {
+      opts.trace?.close();
+      const kind: FailureKind = e instanceof HypervisorRefusal ? 'refusal' : 'bug';
+      const failure: RunFailure = {
+        kind,
+        line: pos.line,
+        col: pos.col,
+        message: `${script.file}:${pos.line}:${pos.col}: boot: ${kind === 'refusal' ? 'hypervisor refused: ' : ''}${e.message}`,
+      };
+      return emptyResult(script, cfg, failure);
+    }
+    throw e;
+  }
+  return it.run();
+}
+
+function emptyResult(script: Script, cfg: RunConfig, failure: RunFailure): RunResult {
+  return {
+    workload: script.file,
+    config: cfg,
+    cycles: 0,
+    bootCycles: 0,
+    tlb: { hits: 0, misses: 0, flushes: 0, l2Hits: 0, invlpg: 0 },
+    walks: { count: 0, cycles: 0, byDepth: {} },
+    pageFaults: { user: 0, cow: 0, vmalloc: 0, segv: 0, spurious: 0, oomKills: 0 },
+    hypercalls: { mmu_update: 0, mmuext_op: 0, multicall: 0 },
+    refusals: {},
+    traps: {},
+    measures: {},
+    guest: { pgdsAlive: 0, framesUsed: 0, framesTotal: 0, pgdList: 0, statements: 0 },
+    observations: [],
+    invariants: [],
+    failure,
+  };
+}
