@@ -49,7 +49,13 @@ Examples:
       const expected = opts.expect ? parseJsonFile(opts.expect, readInputFile(opts.expect)) : undefined;
       const results = runVectors(file, cases, opts.cpu);
       const text = JSON.stringify(results, null, 2) + '\n';
-      if (opts.out) writeFileSync(opts.out, text);
+      if (opts.out) {
+        try {
+          writeFileSync(opts.out, text);
+        } catch (e) {
+          throw new InputError(`--out: cannot write ${opts.out} (${(e as NodeJS.ErrnoException).code ?? String(e)})`);
+        }
+      }
       else if (!opts.expect) process.stdout.write(text);
       if (expected !== undefined) {
         const diffs = compareResults(results, expected);

@@ -43,7 +43,8 @@ class Parser {
 
   parse(): Script {
     if (this.text.length > MAX_SCRIPT_BYTES) this.fail({ line: 1, col: 1 }, `script larger than ${MAX_SCRIPT_BYTES} bytes`);
-    const lines = this.text.split(/\r?\n/);
+    // A byte-order mark (some editors write one) is not part of the first line.
+    const lines = this.text.replace(/^\uFEFF/, '').split(/\r?\n/);
     // Binary garbage: NUL or other control characters are not part of the language.
     const root: Stmt[] = [];
     const stack: { body: Stmt[]; open: Pos }[] = [{ body: root, open: { line: 1, col: 1 } }];
