@@ -12,7 +12,7 @@ import { bootKernel, InvariantViolation, KernelBug, type Kernel, type VmallocAre
 import { createNativeBackend } from '../../hypervisor/native.js';
 import type { MachineConfig, ParavirtOps } from '../../hypervisor/paravirt-ops.js';
 import { HypervisorRefusal } from '../../hypervisor/types.js';
-import { createXenBackend } from '../../hypervisor/xen/index.js';
+import { checkXenInvariants, createXenBackend, XenBackend } from '../../hypervisor/xen/index.js';
 import type { NameRef, Pos, Script, Stmt } from './ast.js';
 import { resolveName } from './check.js';
 import { pageOffset, type RunConfig } from './config.js';
@@ -65,6 +65,10 @@ export interface RunOptions {
   /** Fail the k-th allocation (fault injection). */
   failAt?: number | null;
   seed?: number;
+  /** Wrap the backend before the kernel boots on it (test doubles: a hostile guest's corrupted op). */
+  wrapBackend?: (ops: ParavirtOps) => ParavirtOps;
+  /** Machine layout of the Xen backend's p2m (default identity; 'shuffled' permutes it by `seed`). Used by the fuzzer. */
+  xenP2m?: 'identity' | 'shuffled';
 }
 
 /** The emulated processor under a backend (tools may look at hardware; the guest may not). */
@@ -75,9 +79,9 @@ export function machineOf(ops: ParavirtOps): Mmu {
   return m;
 }
 
-export function createBackend(cfg: RunConfig, seed = 1): ParavirtOps {
+export function createBackend(cfg: RunConfig, seed = 1, xenP2m?: 'identity' | 'shuffled'): ParavirtOps {
   const mc: MachineConfig = { pae: cfg.pae, memBytes: cfg.mem, cpu: cfg.cpu, pageOffset: pageOffset(cfg.split), seed };
-  return cfg.backend === 'xen' ? createXenBackend(mc) : createNativeBackend(mc);
+  return cfg.backend === 'xen' ? createXenBackend(mc, xenP2m ? { p2m: xenP2m } : {}) : createNativeBackend(mc);
 }
 
 class StopRun extends Error {
@@ -90,6 +94,8 @@ const hex = (n: number): string => '0x' + (n >>> 0).toString(16);
 
 export class Interpreter {
   readonly ops: ParavirtOps;
+  /** The backend itself (ops may be a test double wrapping it). */
+  readonly backend: ParavirtOps;
   readonly kernel: Kernel;
   readonly mmu: Mmu;
   private readonly areas = new Map<string, VmallocArea>();
@@ -104,7 +110,9 @@ export class Interpreter {
     readonly cfg: RunConfig,
     private readonly opts: RunOptions = {},
   ) {
-    this.ops = createBackend(cfg, opts.seed);
+    const backend = createBackend(cfg, opts.seed, opts.xenP2m);
+    this.backend = backend;
+    this.ops = opts.wrapBackend ? opts.wrapBackend(backend) : backend;
     this.mmu = machineOf(this.ops);
     const trace = opts.trace;
     if (trace) {
@@ -128,7 +136,11 @@ export class Interpreter {
     } finally {
       this.opts.trace?.close();
     }
+    // The guest's checker (its state is meaningless after a BUG or a refusal
+    // stopped a kernel path half-way) and the hypervisor's, which must hold
+    // whatever the guest did.
     const invariants = failure?.kind === 'refusal' || failure?.kind === 'bug' ? [] : this.kernel.checkInvariants();
+    if (this.backend instanceof XenBackend) for (const v of checkXenInvariants(this.backend)) invariants.push(`xen: ${v}`);
     return this.result(failure, invariants);
   }
 
