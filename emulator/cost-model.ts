@@ -56,6 +56,11 @@ export interface CycleFigures {
   pageFault: number;
   /** Loading the four PDPTE registers on a CR3 write under PAE. */
   pdpteLoad: number;
+  /**
+   * The kernel storing one paging-structure entry (native set_pte, set_pmd,
+   * pte_clear ...): one data-cache access to the entry's line.
+   */
+  pteStore: number;
 }
 
 const SRC_P6_CPUID =
@@ -74,6 +79,8 @@ const SRC_LOCKED_RMW =
   'Agner Fog, instruction tables: a locked read-modify-write of memory costs on the order of 20 cycles on Core 2/Nehalem (approximate)';
 const SRC_WALK_CACHE =
   'modelling choice (cost-model-sources.md "walk memory access"): each entry read is one data-cache access; a small direct-mapped cache of 64-byte entry lines decides L1D vs next level, as gem5 puts a small page-walk cache in front of memory';
+const SRC_PTE_STORE =
+  'modelling choice: a page-table entry store is charged one L1D access (the figure walkEntryCached uses); the store buffer may hide it, so this is the upper end';
 const SRC_PDPTE =
   'GUESS: no published figure; four uncached 8-byte loads, charged as four walk-cache misses would be';
 
@@ -100,6 +107,7 @@ export const PRESETS: Record<string, CpuPreset> = {
       invlpg: 260,
       pageFault: 710,
       pdpteLoad: 28,
+      pteStore: 3,
     },
     sources: {
       tlb: SRC_P6_CPUID,
@@ -113,6 +121,7 @@ export const PRESETS: Record<string, CpuPreset> = {
       invlpg: SRC_CR3_INVLPG,
       pageFault: SRC_PF,
       pdpteLoad: SRC_PDPTE,
+      pteStore: SRC_PTE_STORE,
       walkCache: SRC_WALK_CACHE,
     },
   },
@@ -138,6 +147,7 @@ export const PRESETS: Record<string, CpuPreset> = {
       invlpg: 260,
       pageFault: 710,
       pdpteLoad: 56,
+      pteStore: 3,
     },
     sources: {
       tlb: `${SRC_CORE2_DTLB}; ${SRC_CORE2_ITLB}`,
@@ -151,6 +161,7 @@ export const PRESETS: Record<string, CpuPreset> = {
       invlpg: SRC_CR3_INVLPG,
       pageFault: SRC_PF,
       pdpteLoad: SRC_PDPTE,
+      pteStore: SRC_PTE_STORE,
       walkCache: SRC_WALK_CACHE,
     },
   },
@@ -176,6 +187,7 @@ export const PRESETS: Record<string, CpuPreset> = {
       invlpg: 260,
       pageFault: 710,
       pdpteLoad: 40,
+      pteStore: 4,
     },
     sources: {
       tlb: SRC_NHM_TLB,
@@ -189,6 +201,7 @@ export const PRESETS: Record<string, CpuPreset> = {
       invlpg: SRC_CR3_INVLPG,
       pageFault: SRC_PF,
       pdpteLoad: SRC_PDPTE,
+      pteStore: SRC_PTE_STORE,
       walkCache: SRC_WALK_CACHE,
     },
   },

@@ -6,11 +6,14 @@
  *
  * Host-side speed: in front of each first-level TLB (DTLB, ITLB) sits a
  * direct-mapped host cache indexed by the low bits of the 4 KiB page number.
- * An entry remembers which modelled TLB slot it came from and that slot's
- * fill generation; a hit is valid only while the slot still holds that fill
- * and allows the access, and it updates the slot's LRU stamp and the hit
- * counter exactly as a lookup in the model would. So the model alone decides
- * hits, misses and cycles; the host cache only makes a hit cheap.
+ * An entry is a copy of one modelled TLB slot (which slot, its frame and
+ * allow mask); the TLB reports every change to a valid slot and the copies
+ * of it are dropped then (see newHostCache). A host hit updates the slot's
+ * LRU stamp and the hit counter exactly as a lookup in the model would, and
+ * anything else goes to the model. So the model alone decides hits, misses
+ * and cycles; the host cache only makes a hit cheap. The miss path is split
+ * (lookups in miss(), the walk and fills in walkAndFill(), trace events in
+ * traceWalk()) so that V8 compiles each part with the TLB helpers inlined.
  *
  * translate() returns the physical address (>= 0) or, for a page fault,
  * -1 - errorCode; nothing is allocated per access.
@@ -19,13 +22,12 @@ import { DEFAULT_PRESET, getPreset, MmuCounters, type CpuPreset } from './cost-m
 import { Cpu, type CrWriteResult } from './cpu.js';
 import { ACCESS_FETCH, type AccessKind } from './paging-bits.js';
 import { PhysMem } from './phys-mem.js';
-import { allowMask, Tlbs, type TlbLevel } from './tlb.js';
+import { allowMask, Tlbs, type LruClock, type TlbLevel } from './tlb.js';
 import type { TraceSink, WalkEntryRead } from './trace.js';
 import { Walker } from './walker.js';
 
+/** Default log2 of the number of host-cache entries per first-level TLB. */
 const HOST_BITS = 12;
-const HOST_SIZE = 1 << HOST_BITS;
-const HOST_MASK = HOST_SIZE - 1;
 
 /** Access class: kind * 2 + (user ? 1 : 0). */
 export function accessClass(kind: AccessKind, user: boolean): number {
@@ -52,19 +54,34 @@ export interface MmuOptions {
   cpu?: string | CpuPreset;
   /** Physical memory to use (default: a new empty one). */
   mem?: PhysMem;
+  /**
+   * log2 of the host-side lookup cache size per first-level TLB (0..16,
+   * default 12). Host speed only: no modelled outcome depends on it (the
+   * unit tests check that with every size).
+   */
+  hostCacheBits?: number;
 }
 
-class HostCache {
-  readonly vpn = new Int32Array(HOST_SIZE).fill(-1);
-  readonly slot = new Int32Array(HOST_SIZE);
-  readonly gen = new Int32Array(HOST_SIZE);
-  readonly pfn = new Int32Array(HOST_SIZE);
-  clear(): void {
-    this.vpn.fill(-1);
-  }
+/**
+ * Host cache of one first-level TLB: entry h occupies [4h, 4h+4) =
+ *   vpn | allow << 20  (0 when empty: allow 0 never lets an access through),
+ *   modelled slot, the MMU's host epoch when the entry was made, 4 KiB frame.
+ * An entry is a copy of a modelled slot and must go when the slot changes:
+ * the TLB reports every change of a valid slot (TlbLevel.onChange); for a
+ * 4 KiB slot the one entry of its page is dropped, for a large-page slot
+ * (many pages may point at it) the epoch moves on, which drops them all.
+ * One typed array keeps an entry in one cache line.
+ */
+const HOST_VPN = 0xfffff;
+const HOST_ALLOW_SHIFT = 20;
+
+function newHostCache(bits: number): Int32Array {
+  return new Int32Array(4 << bits);
 }
 
-export class Mmu {
+export class Mmu implements LruClock {
+  /** The LRU clock of all this MMU's TLBs (see LruClock); a field here so a TLB hit stamps without another load. */
+  now = 0;
   readonly mem: PhysMem;
   readonly preset: CpuPreset;
   readonly counters = new MmuCounters();
@@ -74,25 +91,44 @@ export class Mmu {
   /** Attached trace sink, or null (the default: tracing costs nothing). */
   private sink: TraceSink | null = null;
 
-  // First-level TLBs and their host caches, as direct fields for the hot path.
+  // First-level TLBs, their arrays and their host caches, as direct fields
+  // for the hot path (one object to reach everything a hit touches).
   private readonly dtlb: TlbLevel;
   private readonly itlb: TlbLevel;
-  private readonly dHost = new HostCache();
-  private readonly iHost = new HostCache();
+  private readonly dHost: Int32Array;
+  private readonly iHost: Int32Array;
+  private readonly dStamp: Float64Array;
+  private readonly iStamp: Float64Array;
+  /** Host cache epoch (never 0): entries made in an older one are dead. */
+  private epoch = 1;
+  private readonly hostMask: number;
   private readonly hitCycles: number;
+  // The miss path's constants, one load each.
+  private readonly l2: TlbLevel;
+  private readonly l2Unified: boolean;
+  private readonly l2HitCycles: number;
+  private readonly pageFaultCycles: number;
 
   constructor(opts: MmuOptions = {}) {
     this.preset = typeof opts.cpu === 'object' ? opts.cpu : getPreset(opts.cpu ?? DEFAULT_PRESET);
     this.mem = opts.mem ?? new PhysMem();
-    this.tlbs = new Tlbs(this.preset, this.preset.l2Unified);
+    this.tlbs = new Tlbs(this.preset, this.preset.l2Unified, this);
     this.dtlb = this.tlbs.dtlb;
     this.itlb = this.tlbs.itlb;
-    const wrap = (): void => {
-      this.dHost.clear();
-      this.iHost.clear();
-    };
-    this.tlbs.dtlb.onGenWrap = this.tlbs.itlb.onGenWrap = wrap;
+    const bits = opts.hostCacheBits ?? HOST_BITS;
+    if (!(Number.isInteger(bits) && bits >= 0 && bits <= 16)) throw new RangeError(`hostCacheBits ${bits} not in 0..16`);
+    this.hostMask = (1 << bits) - 1;
+    this.dHost = newHostCache(bits);
+    this.iHost = newHostCache(bits);
+    this.dStamp = this.dtlb.stamp;
+    this.iStamp = this.itlb.stamp;
+    this.dtlb.onChange = (slot, tag) => this.dropHost(this.dHost, this.dtlb, slot, tag);
+    this.itlb.onChange = (slot, tag) => this.dropHost(this.iHost, this.itlb, slot, tag);
     this.hitCycles = this.preset.cycles.tlbHit;
+    this.l2 = this.tlbs.l2;
+    this.l2Unified = this.tlbs.l2Unified;
+    this.l2HitCycles = this.preset.cycles.l2TlbHit;
+    this.pageFaultCycles = this.preset.cycles.pageFault;
     this.cpu = new Cpu(this.mem, this.tlbs, this.counters, this.preset.cycles, (kind, cycles) => {
       if (this.sink !== null) this.sink.mmuEvent({ type: 'flush', kind, cycles, at: this.cycles - cycles });
     });
@@ -134,32 +170,35 @@ export class Mmu {
    * physical address, or -1 - errorCode after delivering a #PF (CR2 set).
    */
   translate(va: number, acc: number): number {
+    if (acc >= 4) return this.translateFetch(va, acc);
     const vpn = va >>> 12;
-    const h = vpn & HOST_MASK;
-    if (acc < 4) {
-      const hc = this.dHost;
-      if (hc.vpn[h] === vpn) {
-        const t = this.dtlb;
-        const s = hc.slot[h]!;
-        if (t.gen[s] === hc.gen[h] && ((t.allow[s]! >> acc) & 1) !== 0) {
-          t.stamp[s] = ++t.now;
-          this.counters.tlbHits++;
-          return hc.pfn[h]! * 4096 + (va & 4095);
-        }
-      }
-    } else {
-      const hc = this.iHost;
-      if (hc.vpn[h] === vpn) {
-        const t = this.itlb;
-        const s = hc.slot[h]!;
-        if (t.gen[s] === hc.gen[h] && ((t.allow[s]! >> acc) & 1) !== 0) {
-          t.stamp[s] = ++t.now;
-          this.counters.tlbHits++;
-          return hc.pfn[h]! * 4096 + (va & 4095);
-        }
-      }
+    const h = (vpn & this.hostMask) << 2;
+    const hc = this.dHost;
+    const e = hc[h]!;
+    if ((e & HOST_VPN) === vpn && ((e >> (acc + HOST_ALLOW_SHIFT)) & 1) !== 0 && hc[h + 2] === this.epoch) {
+      this.dStamp[hc[h + 1]!] = ++this.now;
+      this.counters.tlbHits++;
+      return hc[h + 3]! * 4096 + (va & 4095);
     }
-    return this.miss(va >>> 0, acc);
+    // miss() returns the 4 KiB frame (a small integer, never boxed) or the
+    // negative fault code; the address is formed here, where it stays unboxed.
+    const p = this.miss(va >>> 0, acc);
+    return p < 0 ? p : p * 4096 + (va & 4095);
+  }
+
+  /** translate() for instruction fetches: the ITLB and its host cache. */
+  private translateFetch(va: number, acc: number): number {
+    const vpn = va >>> 12;
+    const h = (vpn & this.hostMask) << 2;
+    const hc = this.iHost;
+    const e = hc[h]!;
+    if ((e & HOST_VPN) === vpn && ((e >> (acc + HOST_ALLOW_SHIFT)) & 1) !== 0 && hc[h + 2] === this.epoch) {
+      this.iStamp[hc[h + 1]!] = ++this.now;
+      this.counters.tlbHits++;
+      return hc[h + 3]! * 4096 + (va & 4095);
+    }
+    const p = this.miss(va >>> 0, acc);
+    return p < 0 ? p : p * 4096 + (va & 4095);
   }
 
   /** translate() for a kind and a user flag. */
@@ -167,10 +206,13 @@ export class Mmu {
     return this.translate(va, kind * 2 + (user ? 1 : 0));
   }
 
-  /** The cold path: first-level lookup by the model, second level, then a walk. */
+  /**
+   * The cold path: first-level lookup by the model, second level, then a
+   * walk. Returns the 4 KiB frame of the translation, or -1 - errorCode.
+   */
   private miss(va: number, acc: number): number {
     const cpu = this.cpu;
-    if (!cpu.paging) return va;
+    if (!cpu.paging) return va >>> 12;
     const fetch = acc >= 4;
     const l1 = fetch ? this.itlb : this.dtlb;
     const host = fetch ? this.iHost : this.dHost;
@@ -184,34 +226,53 @@ export class Mmu {
       if (((l1.allow[s]! >> acc) & 1) !== 0) {
         l1.touch(s);
         this.counters.tlbHits++;
-        return this.hostFill(host, l1, s, vpn, va, largeMask);
+        return this.hostFill(host, l1, s, vpn, largeMask);
       }
       // The cached entry cannot complete this access (rights, or a write to a
       // clean entry that must set D): drop it and walk the tables.
       l1.invalidateSlot(s);
     }
 
-    const l2 = this.tlbs.l2;
-    if (!fetch || this.tlbs.l2Unified) {
+    const l2 = this.l2;
+    const useL2 = !fetch || this.l2Unified;
+    if (useL2) {
       let s2 = l2.lookupSmall(vpn);
       if (s2 < 0) s2 = l2.lookupLarge(lpn);
       if (s2 >= 0) {
         if (((l2.allow[s2]! >> acc) & 1) !== 0) {
           l2.touch(s2);
           this.counters.l2TlbHits++;
-          this.counters.otherCycles += this.preset.cycles.l2TlbHit;
+          this.counters.otherCycles += this.l2HitCycles;
           const isLarge = s2 >= l2.nSmall;
           const s1 = isLarge
             ? l1.fillLarge(lpn, l2.pfn[s2]!, l2.flags[s2]!, l2.allow[s2]!)
             : l1.fillSmall(vpn, l2.pfn[s2]!, l2.flags[s2]!, l2.allow[s2]!);
-          if (s1 >= 0) return this.hostFill(host, l1, s1, vpn, va, largeMask);
-          return (isLarge ? l2.pfn[s2]! + (vpn & largeMask) : l2.pfn[s2]!) * 4096 + (va & 4095);
+          if (s1 >= 0) return this.hostFill(host, l1, s1, vpn, largeMask);
+          return isLarge ? l2.pfn[s2]! + (vpn & largeMask) : l2.pfn[s2]!;
         }
         l2.invalidateSlot(s2);
       }
     }
 
-    // Walk.
+    return this.walkAndFill(va, acc, l1, host, lpn, largeMask, useL2);
+  }
+
+  /**
+   * A miss in every TLB level: walk the tables, deliver a #PF or fill the
+   * TLBs. Returns the 4 KiB frame, or -1 - errorCode.
+   */
+  private walkAndFill(
+    va: number,
+    acc: number,
+    l1: TlbLevel,
+    host: Int32Array,
+    lpn: number,
+    largeMask: number,
+    useL2: boolean,
+  ): number {
+    const cpu = this.cpu;
+    const l2 = this.l2;
+    const vpn = va >>> 12;
     this.counters.tlbMisses++;
     const w = this.walker;
     const at = this.sink !== null ? this.cycles : 0;
@@ -219,7 +280,7 @@ export class Mmu {
     this.counters.walksByDepth[w.depth]!++;
     let cost = w.cycles;
     if (!ok) {
-      cost += this.preset.cycles.pageFault;
+      cost += this.pageFaultCycles;
       this.counters.pageFaults++;
       cpu.cr2 = va;
       // SDM 4.10.4.1: a page fault invalidates the TLB entries for its address.
@@ -227,43 +288,65 @@ export class Mmu {
     }
     this.counters.walkCycles += cost;
     this.counters.otherCycles += cost;
-    const pa = ok ? w.pfn * 4096 + (va & 4095) : -1;
-    if (this.sink !== null) {
-      this.sink.mmuEvent({
-        type: 'walk',
-        va,
-        access: (acc >> 1) as AccessKind,
-        user: (acc & 1) !== 0,
-        cr3: cpu.cr3,
-        entries: w.entries,
-        ...(ok ? { pa } : { errorCode: w.errorCode }),
-        cycles: cost,
-        at,
-      });
-    }
+    if (this.sink !== null) this.traceWalk(this.sink, va, acc, ok, cost, at);
     if (!ok) return -1 - w.errorCode;
 
     const allow = allowMask(w.flags, cpu.wp, cpu.nxe);
     let s1: number;
     if (w.largeShift !== 0) {
       s1 = l1.fillLarge(lpn, w.basePfn, w.flags, allow);
-      if (!fetch || this.tlbs.l2Unified) l2.fillLarge(lpn, w.basePfn, w.flags, allow);
+      if (useL2) l2.fillLarge(lpn, w.basePfn, w.flags, allow);
     } else {
       s1 = l1.fillSmall(vpn, w.basePfn, w.flags, allow);
-      if (!fetch || this.tlbs.l2Unified) l2.fillSmall(vpn, w.basePfn, w.flags, allow);
+      if (useL2) l2.fillSmall(vpn, w.basePfn, w.flags, allow);
     }
-    if (s1 >= 0 && ((allow >> acc) & 1) !== 0) this.hostFill(host, l1, s1, vpn, va, largeMask);
-    return pa;
+    if (s1 >= 0 && ((allow >> acc) & 1) !== 0) this.hostFill(host, l1, s1, vpn, largeMask);
+    return w.pfn;
   }
 
-  private hostFill(host: HostCache, t: TlbLevel, s: number, vpn: number, va: number, largeMask: number): number {
+  /** The walk event for an attached sink (kept out of the miss path's code). */
+  private traceWalk(sink: TraceSink, va: number, acc: number, ok: boolean, cost: number, at: number): void {
+    const w = this.walker;
+    const pa = w.pfn * 4096 + (va & 4095);
+    sink.mmuEvent({
+      type: 'walk',
+      va,
+      access: (acc >> 1) as AccessKind,
+      user: (acc & 1) !== 0,
+      cr3: this.cpu.cr3,
+      entries: w.entries,
+      ...(ok ? { pa } : { errorCode: w.errorCode }),
+      cycles: cost,
+      at,
+    });
+  }
+
+  /** A valid slot of a first-level TLB is about to change: drop the host copies of it. */
+  private dropHost(host: Int32Array, t: TlbLevel, slot: number, tag: number): void {
+    if (slot < t.nSmall) {
+      const h = (tag & this.hostMask) << 2;
+      if (host[h + 1] === slot && (host[h]! & HOST_VPN) === tag) host[h] = 0;
+      return;
+    }
+    let e = (this.epoch + 1) | 0;
+    if (e === 0) {
+      // After 2^32 epochs values repeat: forget everything once.
+      this.dHost.fill(0);
+      this.iHost.fill(0);
+      e = 1;
+    }
+    this.epoch = e;
+  }
+
+  /** Point the host cache entry of `vpn` at slot `s` of `t`; returns the 4 KiB frame. */
+  private hostFill(host: Int32Array, t: TlbLevel, s: number, vpn: number, largeMask: number): number {
     const pfn = s >= t.nSmall ? t.pfn[s]! + (vpn & largeMask) : t.pfn[s]!;
-    const h = vpn & HOST_MASK;
-    host.vpn[h] = vpn;
-    host.slot[h] = s;
-    host.gen[h] = t.gen[s]!;
-    host.pfn[h] = pfn;
-    return pfn * 4096 + (va & 4095);
+    const h = (vpn & this.hostMask) << 2;
+    host[h] = vpn | (t.allow[s]! << HOST_ALLOW_SHIFT);
+    host[h + 1] = s;
+    host[h + 2] = this.epoch;
+    host[h + 3] = pfn;
+    return pfn;
   }
 
   /**
@@ -322,8 +405,8 @@ export class Mmu {
     this.mem.clear();
     this.cpu.reset();
     this.tlbs.reset();
-    this.dHost.clear();
-    this.iHost.clear();
+    this.dHost.fill(0);
+    this.iHost.fill(0);
     this.walker.resetCache();
     Object.assign(this.counters, new MmuCounters());
   }

@@ -5,11 +5,12 @@
  * array of one TLB (e.g. Core 2 DTLB0) in one set of typed arrays: slots
  * [0, small.entries) are 4 KiB entries, the rest large-page entries.
  *
- * The modelled geometry alone decides hits and misses. Each slot carries a
- * generation number, assigned when it is filled and cleared when it is
- * invalidated, which lets the MMU keep a host-side lookup cache in front of
- * the model and validate it with one compare (see mmu.ts); that cache never
- * changes a modelled outcome.
+ * The modelled geometry alone decides hits and misses. The MMU keeps a
+ * host-side lookup cache in front of the model (see mmu.ts) and learns of
+ * every change to a valid slot through `onChange`, so that cache never
+ * changes a modelled outcome. Each slot also carries a generation number,
+ * new at every fill or re-derivation of its permissions and 0 when invalid,
+ * which identifies one fill for anyone who keeps a reference to a slot.
  *
  * Each entry caches the combined permissions of the translation (SDM 4.10.2.2):
  * R/W and U/S ANDed over the levels, XD ORed, the leaf's dirty flag and G.
@@ -22,6 +23,16 @@ export const TLBF_US = 2;
 export const TLBF_NX = 4;
 export const TLBF_D = 8;
 export const TLBF_G = 16;
+
+/**
+ * Where LRU stamps come from. The MMU gives all its TLBs one clock (itself):
+ * a shared, strictly increasing clock orders the ways of every set exactly as
+ * per-TLB clocks would, and the TLB-hit path reaches it without loading
+ * another object.
+ */
+export interface LruClock {
+  now: number;
+}
 
 /**
  * Access classes: index = kind * 2 + (user ? 1 : 0), kind 0 read, 1 write,
@@ -49,6 +60,9 @@ export class TlbLevel {
   private readonly waysSmall: number;
   private readonly setsLarge: number;
   private readonly waysLarge: number;
+  /** sets - 1 when the number of sets is a power of two (index by mask), else -1 (index by modulo). */
+  private readonly maskSmall: number;
+  private readonly maskLarge: number;
   /** Page number (4 KiB vpn, or large-page number) or -1 when invalid. */
   readonly tag: Int32Array;
   /** First 4 KiB frame of the page. */
@@ -61,24 +75,36 @@ export class TlbLevel {
   readonly gen: Int32Array;
   /** Slots currently valid, so flushes can stop early. */
   private validCount = 0;
-  /** LRU clock of this TLB. */
-  now = 0;
+  /** Of those, large-page slots: with none, a large lookup is a sure miss and skipped. */
+  private validLarge = 0;
+  /** LRU clock (possibly shared with other TLBs). */
+  readonly clock: LruClock;
   /** Last fill generation handed out. */
   private genCounter = 0;
-  /** Called when fill generations wrap around (the MMU clears its host-side caches). */
+  /** Called when fill generations wrap around (whoever caches generations must forget them). */
   onGenWrap: (() => void) | null = null;
+  /**
+   * Called with (slot, tag) just before a valid slot is invalidated,
+   * refilled or has its permissions re-derived: the MMU drops host-side
+   * copies of the slot then.
+   */
+  onChange: ((slot: number, tag: number) => void) | null = null;
 
   constructor(
     readonly name: string,
     small: TlbArray,
     large: TlbArray,
+    clock: LruClock = { now: 0 },
   ) {
+    this.clock = clock;
     this.nSmall = small.entries;
     this.nLarge = large.entries;
     this.waysSmall = Math.max(1, Math.min(small.ways, small.entries || 1));
     this.setsSmall = small.entries ? small.entries / this.waysSmall : 0;
     this.waysLarge = Math.max(1, Math.min(large.ways, large.entries || 1));
     this.setsLarge = large.entries ? large.entries / this.waysLarge : 0;
+    this.maskSmall = setMask(this.setsSmall);
+    this.maskLarge = setMask(this.setsLarge);
     for (const [n, sets] of [[small.entries, this.setsSmall], [large.entries, this.setsLarge]] as const) {
       if (n && !Number.isInteger(sets)) throw new RangeError(`${name}: ${n} entries not divisible into sets`);
     }
@@ -91,61 +117,139 @@ export class TlbLevel {
     this.gen = new Int32Array(n);
   }
 
+  /** The LRU clock's current value (the last stamp handed out). */
+  get now(): number {
+    return this.clock.now;
+  }
+
   get size(): number {
     return this.nSmall + this.nLarge;
   }
 
+  /** First slot of the set holding 4 KiB page `vpn` (sets > 0). */
+  private baseSmall(vpn: number): number {
+    const m = this.maskSmall;
+    return (m >= 0 ? vpn & m : vpn % this.setsSmall) * this.waysSmall;
+  }
+
+  private baseLarge(lpn: number): number {
+    const m = this.maskLarge;
+    return this.nSmall + (m >= 0 ? lpn & m : lpn % this.setsLarge) * this.waysLarge;
+  }
+
   /** Slot holding 4 KiB page `vpn`, or -1. */
   lookupSmall(vpn: number): number {
-    if (this.setsSmall === 0) return -1;
-    const base = (vpn % this.setsSmall) * this.waysSmall;
-    for (let w = 0; w < this.waysSmall; w++) if (this.tag[base + w] === vpn) return base + w;
-    return -1;
+    const sets = this.setsSmall;
+    if (sets === 0) return -1;
+    const m = this.maskSmall;
+    const base = (m >= 0 ? vpn & m : vpn % sets) * this.waysSmall;
+    return this.find(base, this.waysSmall, vpn);
   }
 
   /** Slot holding large page `lpn` (va >>> 21 under PAE, va >>> 22 otherwise), or -1. */
   lookupLarge(lpn: number): number {
-    if (this.setsLarge === 0) return -1;
-    const base = this.nSmall + (lpn % this.setsLarge) * this.waysLarge;
-    for (let w = 0; w < this.waysLarge; w++) if (this.tag[base + w] === lpn) return base + w;
+    if (this.validLarge === 0) return -1;
+    const sets = this.setsLarge;
+    const m = this.maskLarge;
+    const base = this.nSmall + (m >= 0 ? lpn & m : lpn % sets) * this.waysLarge;
+    return this.find(base, this.waysLarge, lpn);
+  }
+
+  /** The way of the set at `base` holding `tagv`, or -1 (4-way sets unrolled: the common geometry). */
+  private find(base: number, ways: number, tagv: number): number {
+    const tag = this.tag;
+    if (ways === 4) {
+      if (tag[base] === tagv) return base;
+      if (tag[base + 1] === tagv) return base + 1;
+      if (tag[base + 2] === tagv) return base + 2;
+      if (tag[base + 3] === tagv) return base + 3;
+      return -1;
+    }
+    for (let s = base, end = base + ways; s < end; s++) if (tag[s] === tagv) return s;
     return -1;
   }
 
   /** Fill a 4 KiB entry (replacing an invalid or the least recently used way). Returns the slot, or -1 if no such array. */
   fillSmall(vpn: number, pfn: number, flags: number, allow: number): number {
     if (this.setsSmall === 0) return -1;
-    const existing = this.lookupSmall(vpn);
-    const slot = existing >= 0 ? existing : this.victim((vpn % this.setsSmall) * this.waysSmall, this.waysSmall);
+    const slot = this.victim(this.baseSmall(vpn), this.waysSmall, vpn);
     this.put(slot, vpn, pfn, flags, allow);
     return slot;
   }
 
   fillLarge(lpn: number, pfn: number, flags: number, allow: number): number {
     if (this.setsLarge === 0) return -1;
-    const existing = this.lookupLarge(lpn);
-    const slot =
-      existing >= 0 ? existing : this.victim(this.nSmall + (lpn % this.setsLarge) * this.waysLarge, this.waysLarge);
+    const slot = this.victim(this.baseLarge(lpn), this.waysLarge, lpn);
     this.put(slot, lpn, pfn, flags, allow);
     return slot;
   }
 
-  private victim(base: number, ways: number): number {
-    let best = base;
-    for (let w = 0; w < ways; w++) {
-      const s = base + w;
-      if (this.tag[s] === -1) return s;
-      if (this.stamp[s]! < this.stamp[best]!) best = s;
+  /**
+   * The way of the set at `base` to fill with `tagv`: the way already holding
+   * it, else the first invalid way, else the least recently used one.
+   */
+  private victim(base: number, ways: number, tagv: number): number {
+    const tag = this.tag;
+    const stamp = this.stamp;
+    if (ways === 4) {
+      // Unrolled, and the LRU choice as selects rather than branches: which
+      // way is oldest is data-dependent, so branches on it mispredict.
+      const t0 = tag[base]!;
+      const t1 = tag[base + 1]!;
+      const t2 = tag[base + 2]!;
+      const t3 = tag[base + 3]!;
+      if (t0 === tagv) return base;
+      if (t1 === tagv) return base + 1;
+      if (t2 === tagv) return base + 2;
+      if (t3 === tagv) return base + 3;
+      if (t0 === -1) return base;
+      if (t1 === -1) return base + 1;
+      if (t2 === -1) return base + 2;
+      if (t3 === -1) return base + 3;
+      const s0 = stamp[base]!;
+      const s1 = stamp[base + 1]!;
+      const s2 = stamp[base + 2]!;
+      const s3 = stamp[base + 3]!;
+      const a = s1 < s0 ? 1 : 0; // ties keep the lower way, as the loop below does
+      const sa = s1 < s0 ? s1 : s0;
+      const b = s3 < s2 ? 3 : 2;
+      const sb = s3 < s2 ? s3 : s2;
+      return base + (sb < sa ? b : a);
     }
-    return best;
+    const end = base + ways;
+    let invalid = -1;
+    let best = -1;
+    let bestStamp = 0;
+    for (let s = base; s < end; s++) {
+      const t = tag[s]!;
+      if (t === tagv) return s;
+      if (t === -1) {
+        if (invalid < 0) invalid = s;
+      } else if (best < 0 || stamp[s]! < bestStamp) {
+        best = s;
+        bestStamp = stamp[s]!;
+      }
+    }
+    return invalid >= 0 ? invalid : best;
   }
 
   private put(slot: number, tag: number, pfn: number, flags: number, allow: number): void {
-    if (this.tag[slot] === -1) this.validCount++;
+    const old = this.tag[slot]!;
+    if (old === -1) {
+      this.validCount++;
+      if (slot >= this.nSmall) this.validLarge++;
+    } else if (this.onChange !== null) {
+      this.onChange(slot, old);
+    }
     this.tag[slot] = tag;
     this.pfn[slot] = pfn;
     this.flags[slot] = flags;
     this.allow[slot] = allow;
-    this.stamp[slot] = ++this.now;
+    this.stamp[slot] = ++this.clock.now;
+    this.gen[slot] = this.nextGen();
+  }
+
+  private nextGen(): number {
     let g = (this.genCounter + 1) | 0;
     if (g === 0) {
       // After 2^32 fills generations repeat: whoever caches them must forget them.
@@ -153,18 +257,21 @@ export class TlbLevel {
       this.onGenWrap?.();
     }
     this.genCounter = g;
-    this.gen[slot] = g;
+    return g;
   }
 
   touch(slot: number): void {
-    this.stamp[slot] = ++this.now;
+    this.stamp[slot] = ++this.clock.now;
   }
 
   invalidateSlot(slot: number): void {
-    if (this.tag[slot] !== -1) {
+    const old = this.tag[slot]!;
+    if (old !== -1) {
+      if (this.onChange !== null) this.onChange(slot, old);
       this.tag[slot] = -1;
       this.gen[slot] = 0;
       this.validCount--;
+      if (slot >= this.nSmall) this.validLarge--;
     }
   }
 
@@ -186,23 +293,37 @@ export class TlbLevel {
     }
   }
 
-  /** Recompute allow masks after CR0.WP or EFER.NXE changed. */
+  /**
+   * Recompute allow masks after CR0.WP or EFER.NXE changed. Each valid slot
+   * also gets a new generation: a host-side cache holding a copy of the old
+   * mask must not use it any more.
+   */
   recomputeAllow(wp: boolean, nxe: boolean): void {
-    for (let s = 0; s < this.size; s++) if (this.tag[s] !== -1) this.allow[s] = allowMask(this.flags[s]!, wp, nxe);
+    for (let s = 0; s < this.size; s++) {
+      if (this.tag[s] !== -1) {
+        if (this.onChange !== null) this.onChange(s, this.tag[s]!);
+        this.allow[s] = allowMask(this.flags[s]!, wp, nxe);
+        this.gen[s] = this.nextGen();
+      }
+    }
   }
 
   get valid(): number {
     return this.validCount;
   }
 
-  /** Power-on state: empty, LRU clock at zero. */
+  /** Power-on state: empty (the clock is shared: Tlbs.reset zeroes it). */
   reset(): void {
     this.tag.fill(-1);
     this.gen.fill(0);
     this.stamp.fill(0);
     this.validCount = 0;
-    this.now = 0;
+    this.validLarge = 0;
   }
+}
+
+function setMask(sets: number): number {
+  return sets > 0 && (sets & (sets - 1)) === 0 ? sets - 1 : -1;
 }
 
 /**
@@ -224,10 +345,11 @@ export class Tlbs {
       l2tlbLarge: TlbArray;
     },
     readonly l2Unified: boolean,
+    readonly clock: LruClock = { now: 0 },
   ) {
-    this.itlb = new TlbLevel('ITLB', geometry.itlb4k, geometry.itlbLarge);
-    this.dtlb = new TlbLevel('DTLB', geometry.dtlb4k, geometry.dtlbLarge);
-    this.l2 = new TlbLevel('L2TLB', geometry.l2tlb4k, geometry.l2tlbLarge);
+    this.itlb = new TlbLevel('ITLB', geometry.itlb4k, geometry.itlbLarge, clock);
+    this.dtlb = new TlbLevel('DTLB', geometry.dtlb4k, geometry.dtlbLarge, clock);
+    this.l2 = new TlbLevel('L2TLB', geometry.l2tlb4k, geometry.l2tlbLarge, clock);
   }
 
   flush(keepGlobal: boolean): void {
@@ -256,5 +378,6 @@ export class Tlbs {
     this.itlb.reset();
     this.dtlb.reset();
     this.l2.reset();
+    this.clock.now = 0;
   }
 }

@@ -85,11 +85,12 @@ export class Walker {
     // it, often) must not all collide: index by a fold of frame and offset.
     const line = pfn * 64 + (word >>> 4);
     const i = ((word >>> 4) ^ pfn ^ (pfn >>> 6)) & this.lineMask;
-    if (this.lineTag[i] === line) {
+    const tags = this.lineTag;
+    if (tags[i] === line) {
       this.counters.walkCacheHits++;
       return this.cyc.walkEntryCached;
     }
-    this.lineTag[i] = line;
+    tags[i] = line;
     this.counters.walkCacheMisses++;
     return this.cyc.walkEntryMemory;
   }
@@ -104,14 +105,13 @@ export class Walker {
    * Sets the result fields; returns true on success.
    */
   walk(va: number, acc: number, commit: boolean): boolean {
-    this.cycles = 0;
-    this.depth = 0;
     this.largeShift = 0;
     if (this.record) this.entries = [];
     return this.cpu.pae ? this.walkPae(va, acc, commit) : this.walk2(va, acc, commit);
   }
 
-  private fail(code: number, acc: number): false {
+  /** End a faulting walk: `code` is P/RSVD; W, U and I/D come from the access. */
+  private fail(code: number, acc: number, depth: number, cycles: number): false {
     let ec = code;
     const kind = acc >> 1;
     if (kind === 1) ec |= PFEC_W;
@@ -119,67 +119,85 @@ export class Walker {
     if (kind === 2 && this.cpu.pae && this.cpu.nxe) ec |= PFEC_ID;
     this.fault = true;
     this.errorCode = ec;
+    this.depth = depth;
+    this.cycles = cycles;
     return false;
   }
 
-  /** Permission check on combined flags (SDM 4.6). */
+  /**
+   * Permission check on combined flags (SDM 4.6): a user access needs U/S;
+   * a write needs R/W unless it is a supervisor write with CR0.WP clear; a
+   * fetch needs XD clear (when EFER.NXE is set).
+   */
   private allowed(acc: number, rw: boolean, us: boolean, nx: boolean): boolean {
-    const user = (acc & 1) !== 0;
-    if (user && !us) return false;
-    switch (acc >> 1) {
-      case 0:
-        return true;
-      case 1:
-        return user ? rw : rw || !this.cpu.wp;
-      default:
-        return !(nx && this.cpu.nxe);
-    }
+    if ((acc & 1) !== 0 && !us) return false;
+    const kind = acc >> 1;
+    if (kind === 0) return true;
+    if (kind === 1) return rw || ((acc & 1) === 0 && !this.cpu.wp);
+    return !(nx && this.cpu.nxe);
   }
 
   private walk2(va: number, acc: number, commit: boolean): boolean {
     const mem = this.mem;
-    const pdPfn = this.cpu.cr3 >>> 12;
+    const cpu = this.cpu;
+    const record = this.record;
+    const pdPfn = cpu.cr3 >>> 12;
     const pdeWord = va >>> 22;
     const pde = mem.frame(pdPfn)[pdeWord]!;
-    this.depth = 1;
-    if (commit) this.cycles += this.entryCost(pdPfn, pdeWord);
-    if (this.record) this.entries.push({ level: 'pde', pa: pdPfn * 4096 + pdeWord * 4, value: BigInt(pde >>> 0) });
-    if ((pde & PTE_P) === 0) return this.fail(0, acc);
-    if ((pde & PTE_PS) !== 0 && this.cpu.pse) {
+    let cycles = commit ? this.entryCost(pdPfn, pdeWord) : 0;
+    if (record) this.entries.push({ level: 'pde', pa: pdPfn * 4096 + pdeWord * 4, value: BigInt(pde >>> 0) });
+    if ((pde & PTE_P) === 0) return this.fail(0, acc, 1, cycles);
+    if ((pde & PTE_PS) !== 0 && cpu.pse) {
       // 4 MiB page: bits 21:17 reserved, 16:13 are address bits 35:32.
-      if ((pde & PDE4M_RSVD_LO) !== 0) return this.fail(PFEC_P | PFEC_RSVD, acc);
+      if ((pde & PDE4M_RSVD_LO) !== 0) return this.fail(PFEC_P | PFEC_RSVD, acc, 1, cycles);
       const rw = (pde & PTE_RW) !== 0;
       const us = (pde & PTE_US) !== 0;
-      if (!this.allowed(acc, rw, us, false)) return this.fail(PFEC_P, acc);
+      if (!this.allowed(acc, rw, us, false)) return this.fail(PFEC_P, acc, 1, cycles);
       const base = ((pde >>> 12) & 0xffc00) + ((pde & PDE4M_ADDR_HI_MASK) >>> 13) * 0x100000;
+      let leaf = pde;
+      if (commit) {
+        const want = acc >> 1 === 1 ? PTE_A | PTE_D : PTE_A;
+        if ((leaf & want) !== want) {
+          leaf = this.setAD(pdPfn, pdeWord, leaf, want);
+          cycles += this.cyc.adUpdate;
+        }
+      }
       this.basePfn = base;
       this.pfn = base + ((va >>> 12) & 0x3ff);
       this.largeShift = 22;
-      let leaf = pde;
-      if (commit) leaf = this.setAD(pdPfn, pdeWord, pde, acc >> 1 === 1);
       this.flags = (rw ? TLBF_RW : 0) | (us ? TLBF_US : 0) | ((leaf & PTE_D) !== 0 ? TLBF_D : 0) |
-        ((leaf & PTE_G) !== 0 && this.cpu.pge ? TLBF_G : 0);
+        ((leaf & PTE_G) !== 0 && cpu.pge ? TLBF_G : 0);
+      this.depth = 1;
+      this.cycles = cycles;
       this.fault = false;
       return true;
     }
     const ptPfn = pde >>> 12;
     const pteWord = (va >>> 12) & 0x3ff;
     const pte = mem.frame(ptPfn)[pteWord]!;
-    this.depth = 2;
-    if (commit) this.cycles += this.entryCost(ptPfn, pteWord);
-    if (this.record) this.entries.push({ level: 'pte', pa: ptPfn * 4096 + pteWord * 4, value: BigInt(pte >>> 0) });
-    if ((pte & PTE_P) === 0) return this.fail(0, acc);
+    if (commit) cycles += this.entryCost(ptPfn, pteWord);
+    if (record) this.entries.push({ level: 'pte', pa: ptPfn * 4096 + pteWord * 4, value: BigInt(pte >>> 0) });
+    if ((pte & PTE_P) === 0) return this.fail(0, acc, 2, cycles);
     const rw = (pde & pte & PTE_RW) !== 0;
     const us = (pde & pte & PTE_US) !== 0;
-    if (!this.allowed(acc, rw, us, false)) return this.fail(PFEC_P, acc);
+    if (!this.allowed(acc, rw, us, false)) return this.fail(PFEC_P, acc, 2, cycles);
     let leaf = pte;
     if (commit) {
-      this.setAD(pdPfn, pdeWord, pde, false);
-      leaf = this.setAD(ptPfn, pteWord, pte, acc >> 1 === 1);
+      if ((pde & PTE_A) === 0) {
+        this.setAD(pdPfn, pdeWord, pde, PTE_A);
+        cycles += this.cyc.adUpdate;
+      }
+      const want = acc >> 1 === 1 ? PTE_A | PTE_D : PTE_A;
+      if ((leaf & want) !== want) {
+        leaf = this.setAD(ptPfn, pteWord, leaf, want);
+        cycles += this.cyc.adUpdate;
+      }
     }
     this.basePfn = this.pfn = pte >>> 12;
     this.flags = (rw ? TLBF_RW : 0) | (us ? TLBF_US : 0) | ((leaf & PTE_D) !== 0 ? TLBF_D : 0) |
-      ((leaf & PTE_G) !== 0 && this.cpu.pge ? TLBF_G : 0);
+      ((leaf & PTE_G) !== 0 && cpu.pge ? TLBF_G : 0);
+    this.depth = 2;
+    this.cycles = cycles;
     this.fault = false;
     return true;
   }
@@ -187,37 +205,45 @@ export class Walker {
   private walkPae(va: number, acc: number, commit: boolean): boolean {
     const mem = this.mem;
     const cpu = this.cpu;
+    const record = this.record;
     const rsvdHi = cpu.nxe ? PAE_RSVD_HI : PAE_RSVD_HI | PTE_NX_HI;
     const i = va >>> 30;
     const pdpteLo = cpu.pdpteLo[i]!;
     const pdpteHi = cpu.pdpteHi[i]!;
-    if (this.record) this.entries.push({ level: 'pdpte', pa: ((cpu.cr3 & CR3_PDPT_MASK) >>> 0) + 8 * i, value: cpu.pdpte(i) });
-    if ((pdpteLo & PTE_P) === 0) return this.fail(0, acc);
+    if (record) this.entries.push({ level: 'pdpte', pa: ((cpu.cr3 & CR3_PDPT_MASK) >>> 0) + 8 * i, value: cpu.pdpte(i) });
+    if ((pdpteLo & PTE_P) === 0) return this.fail(0, acc, 0, 0);
     // PDE
     const pdPfn = (pdpteLo >>> 12) + (pdpteHi & PAE_HI_ADDR_MASK) * 0x100000;
     const pdeWord = ((va >>> 21) & 0x1ff) * 2;
     const pdFrame = mem.frame(pdPfn);
     const pdeLo = pdFrame[pdeWord]!;
     const pdeHi = pdFrame[pdeWord + 1]!;
-    this.depth = 1;
-    if (commit) this.cycles += this.entryCost(pdPfn, pdeWord);
-    if (this.record) this.entries.push({ level: 'pde', pa: pdPfn * 4096 + pdeWord * 4, value: u64(pdeLo, pdeHi) });
-    if ((pdeLo & PTE_P) === 0) return this.fail(0, acc);
-    if ((pdeHi & rsvdHi) !== 0) return this.fail(PFEC_P | PFEC_RSVD, acc);
+    let cycles = commit ? this.entryCost(pdPfn, pdeWord) : 0;
+    if (record) this.entries.push({ level: 'pde', pa: pdPfn * 4096 + pdeWord * 4, value: u64(pdeLo, pdeHi) });
+    if ((pdeLo & PTE_P) === 0) return this.fail(0, acc, 1, cycles);
+    if ((pdeHi & rsvdHi) !== 0) return this.fail(PFEC_P | PFEC_RSVD, acc, 1, cycles);
     if ((pdeLo & PTE_PS) !== 0) {
-      if ((pdeLo & PDE2M_RSVD_LO) !== 0) return this.fail(PFEC_P | PFEC_RSVD, acc);
+      if ((pdeLo & PDE2M_RSVD_LO) !== 0) return this.fail(PFEC_P | PFEC_RSVD, acc, 1, cycles);
       const rw = (pdeLo & PTE_RW) !== 0;
       const us = (pdeLo & PTE_US) !== 0;
       const nx = (pdeHi & PTE_NX_HI) !== 0;
-      if (!this.allowed(acc, rw, us, nx)) return this.fail(PFEC_P, acc);
+      if (!this.allowed(acc, rw, us, nx)) return this.fail(PFEC_P, acc, 1, cycles);
       const base = ((pdeLo >>> 12) & 0xffe00) + (pdeHi & PAE_HI_ADDR_MASK) * 0x100000;
+      let leaf = pdeLo;
+      if (commit) {
+        const want = acc >> 1 === 1 ? PTE_A | PTE_D : PTE_A;
+        if ((leaf & want) !== want) {
+          leaf = this.setAD(pdPfn, pdeWord, leaf, want);
+          cycles += this.cyc.adUpdate;
+        }
+      }
       this.basePfn = base;
       this.pfn = base + ((va >>> 12) & 0x1ff);
       this.largeShift = 21;
-      let leaf = pdeLo;
-      if (commit) leaf = this.setAD(pdPfn, pdeWord, pdeLo, acc >> 1 === 1);
       this.flags = (rw ? TLBF_RW : 0) | (us ? TLBF_US : 0) | (nx ? TLBF_NX : 0) |
         ((leaf & PTE_D) !== 0 ? TLBF_D : 0) | ((leaf & PTE_G) !== 0 && cpu.pge ? TLBF_G : 0);
+      this.depth = 1;
+      this.cycles = cycles;
       this.fault = false;
       return true;
     }
@@ -227,35 +253,44 @@ export class Walker {
     const ptFrame = mem.frame(ptPfn);
     const pteLo = ptFrame[pteWord]!;
     const pteHi = ptFrame[pteWord + 1]!;
-    this.depth = 2;
-    if (commit) this.cycles += this.entryCost(ptPfn, pteWord);
-    if (this.record) this.entries.push({ level: 'pte', pa: ptPfn * 4096 + pteWord * 4, value: u64(pteLo, pteHi) });
-    if ((pteLo & PTE_P) === 0) return this.fail(0, acc);
-    if ((pteHi & rsvdHi) !== 0) return this.fail(PFEC_P | PFEC_RSVD, acc);
+    if (commit) cycles += this.entryCost(ptPfn, pteWord);
+    if (record) this.entries.push({ level: 'pte', pa: ptPfn * 4096 + pteWord * 4, value: u64(pteLo, pteHi) });
+    if ((pteLo & PTE_P) === 0) return this.fail(0, acc, 2, cycles);
+    if ((pteHi & rsvdHi) !== 0) return this.fail(PFEC_P | PFEC_RSVD, acc, 2, cycles);
     const rw = (pdeLo & pteLo & PTE_RW) !== 0;
     const us = (pdeLo & pteLo & PTE_US) !== 0;
     const nx = ((pdeHi | pteHi) & PTE_NX_HI) !== 0;
-    if (!this.allowed(acc, rw, us, nx)) return this.fail(PFEC_P, acc);
+    if (!this.allowed(acc, rw, us, nx)) return this.fail(PFEC_P, acc, 2, cycles);
     let leaf = pteLo;
     if (commit) {
-      this.setAD(pdPfn, pdeWord, pdeLo, false);
-      leaf = this.setAD(ptPfn, pteWord, pteLo, acc >> 1 === 1);
+      if ((pdeLo & PTE_A) === 0) {
+        this.setAD(pdPfn, pdeWord, pdeLo, PTE_A);
+        cycles += this.cyc.adUpdate;
+      }
+      const want = acc >> 1 === 1 ? PTE_A | PTE_D : PTE_A;
+      if ((leaf & want) !== want) {
+        leaf = this.setAD(ptPfn, pteWord, leaf, want);
+        cycles += this.cyc.adUpdate;
+      }
     }
     this.basePfn = this.pfn = (pteLo >>> 12) + (pteHi & PAE_HI_ADDR_MASK) * 0x100000;
     this.flags = (rw ? TLBF_RW : 0) | (us ? TLBF_US : 0) | (nx ? TLBF_NX : 0) |
       ((leaf & PTE_D) !== 0 ? TLBF_D : 0) | ((leaf & PTE_G) !== 0 && cpu.pge ? TLBF_G : 0);
+    this.depth = 2;
+    this.cycles = cycles;
     this.fault = false;
     return true;
   }
 
-  /** Set A (and D for a write) in the entry's low word if not already set; returns the new low word. */
-  private setAD(pfn: number, word: number, lo: number, dirty: boolean): number {
-    const want = dirty ? PTE_A | PTE_D : PTE_A;
-    if ((lo & want) === want) return lo;
+  /**
+   * Set the `want` bits (A, or A and D) in an entry's low word; the caller
+   * has checked that some are clear and charges the locked update. Returns
+   * the new low word.
+   */
+  private setAD(pfn: number, word: number, lo: number, want: number): number {
     const nv = lo | want;
     this.mem.frameW(pfn)[word] = nv;
     this.counters.adUpdates++;
-    this.cycles += this.cyc.adUpdate;
     return nv;
   }
 }

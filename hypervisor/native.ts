@@ -15,7 +15,7 @@ import { CR4_PGE, type AccessKind } from '../emulator/paging-bits.js';
 import { createMmu, enablePaging } from './machine.js';
 import type { AccessResult, GuestMemory, LazyMode, MachineConfig, MmHandle, ParavirtOps } from './paravirt-ops.js';
 import type { BackendStats } from './stats.js';
-import type { GuestPhys, Pfn, PteVal, VirtAddr } from './types.js';
+import { pteFromWords, pteHi, pteLo, pteSplit, type GuestPhys, type Pfn, type PteVal, type VirtAddr } from './types.js';
 
 const PAGE = 4096;
 const U32 = 0xffffffffn;
@@ -48,21 +48,73 @@ class NativeGuestMemory implements GuestMemory {
   }
 
   read32(addr: GuestPhys): number {
+    // Fast path: an aligned integer address in guest memory (what check() and PhysMem.read32 do for it).
+    if ((addr >>> 0) === addr && (addr & 3) === 0 && addr + 4 <= this.limit) {
+      return this.mmu.mem.frame(addr >>> 12)[(addr & 0xfff) >>> 2]! >>> 0;
+    }
     this.check(addr, 4);
     return this.mmu.mem.read32(addr);
   }
   write32(addr: GuestPhys, value: number): void {
+    if ((addr >>> 0) === addr && (addr & 3) === 0 && addr + 4 <= this.limit) {
+      this.mmu.mem.frameW(addr >>> 12)[(addr & 0xfff) >>> 2] = value | 0;
+      return;
+    }
     this.check(addr, 4);
     this.mmu.mem.write32(addr, value);
   }
   read64(addr: GuestPhys): bigint {
     this.check(addr, 8);
+    if ((addr & 7) === 0) {
+      // An aligned entry: both words from the frame, one bigint built (same value as PhysMem.read64).
+      const f = this.mmu.mem.frame(Math.floor(addr / PAGE));
+      const w = (addr & 0xfff) >>> 2;
+      return pteFromWords(f[w]!, f[w + 1]!);
+    }
     return this.mmu.mem.read64(addr);
   }
   write64(addr: GuestPhys, value: bigint): void {
     this.check(addr, 8);
-    this.mmu.mem.write64(addr, value);
+    // PhysMem.write64: low word, then high word.
+    this.mmu.mem.write32(addr, pteLo(value));
+    this.mmu.mem.write32(addr + 4, pteHi(value));
   }
+  /** memcpy as 32-bit loads and stores in ascending order: page-sized chunks in bulk when in bounds, aligned and on distinct frames. */
+  copy32(dst: GuestPhys, src: GuestPhys, bytes: number): void {
+    const mem = this.mmu.mem;
+    for (let off = 0; off < bytes; ) {
+      const da = dst + off;
+      const sa = src + off;
+      const n = Math.min(bytes - off, PAGE - (da % PAGE), PAGE - (sa % PAGE));
+      const ok = (a: number): boolean => Number.isInteger(a) && a >= 0 && a + n <= this.limit && (a & 3) === 0;
+      const dpfn = Math.floor(da / PAGE);
+      const spfn = Math.floor(sa / PAGE);
+      if (ok(da) && ok(sa) && dpfn !== spfn && n % 4 === 0) {
+        const sw = (sa % PAGE) >>> 2;
+        mem.frameW(dpfn).set(mem.frame(spfn).subarray(sw, sw + n / 4), (da % PAGE) >>> 2);
+      } else {
+        for (let o = 0; o < n; o += 4) this.write32(da + o, this.read32(sa + o));
+      }
+      off += n;
+    }
+  }
+
+  /** memset as 32-bit stores in ascending order: page-sized chunks in bulk when in bounds and aligned. */
+  fill32(addr: GuestPhys, bytes: number, value: number): void {
+    const mem = this.mmu.mem;
+    for (let off = 0; off < bytes; ) {
+      const a = addr + off;
+      const n = Math.min(bytes - off, PAGE - (a % PAGE));
+      if (Number.isInteger(a) && a >= 0 && a + n <= this.limit && (a & 3) === 0 && n % 4 === 0) {
+        const w = (a % PAGE) >>> 2;
+        mem.frameW(Math.floor(a / PAGE)).fill(value | 0, w, w + n / 4);
+      } else {
+        for (let o = 0; o < n; o += 4) this.write32(a + o, value);
+      }
+      off += n;
+    }
+  }
+
   zeroPage(pfn: Pfn): void {
     this.checkPfn(pfn);
     this.mmu.mem.zeroFrame(pfn);
@@ -87,6 +139,8 @@ export class NativeBackend implements ParavirtOps {
   readonly mem: GuestMemory;
   readonly stats: BackendStats;
   private readonly pae: boolean;
+  /** Bytes of guest memory (the store fast path's bound). */
+  private readonly limit: number;
   private lazyMode: LazyMode = 'none';
 
   constructor(config: MachineConfig) {
@@ -100,6 +154,7 @@ export class NativeBackend implements ParavirtOps {
     this.pae = config.pae;
     this.mmu = createMmu(config);
     this.mem = new NativeGuestMemory(this.mmu, config.memBytes);
+    this.limit = this.mem.nrPages * PAGE;
     const mmu = this.mmu;
     this.stats = {
       get cycles() {
@@ -181,16 +236,29 @@ export class NativeBackend implements ParavirtOps {
 
   // ---- entry updates: plain stores ----
 
-  /** Store an entry: 64 bits under PAE (high word first, as native_set_pte), 32 bits otherwise. */
-  private store(p: GuestPhys, v: PteVal, op: string): void {
+  /**
+   * Store an entry: 64 bits under PAE (high word first, as native_set_pte), 32
+   * bits otherwise. Charged `pteStore` (one data-cache access), or `cost`.
+   */
+  private store(p: GuestPhys, v: PteVal, op: string, cost = this.mmu.preset.cycles.pteStore): void {
+    this.mmu.charge(cost);
     if (this.pae) {
       if ((p & 7) !== 0) throw new Error(`${op}: entry address 0x${p.toString(16)} not 8-byte aligned`);
-      this.mem.write32(p + 4, Number((v >> 32n) & U32));
-      this.mem.write32(p, Number(v & U32));
+      if ((p >>> 0) === p && p + 8 <= this.limit) {
+        // Both words in one frame, high word first: the two write32s below, without their checks.
+        const f = this.mmu.mem.frameW(p >>> 12);
+        const w = (p & 0xfff) >>> 2;
+        const x = pteSplit(v);
+        f[w + 1] = x[1]!;
+        f[w] = x[0]!;
+        return;
+      }
+      this.mem.write32(p + 4, pteHi(v));
+      this.mem.write32(p, pteLo(v));
     } else {
       if ((p & 3) !== 0) throw new Error(`${op}: entry address 0x${p.toString(16)} not 4-byte aligned`);
       if (v < 0n || v > U32) throw new RangeError(`${op}: value 0x${v.toString(16)} does not fit a 2-level entry`);
-      this.mem.write32(p, Number(v));
+      this.mem.write32(p, pteLo(v));
     }
   }
 
@@ -200,9 +268,13 @@ export class NativeBackend implements ParavirtOps {
   set_pte_at(_mm: MmHandle, _va: VirtAddr, ptep: GuestPhys, pte: PteVal): void {
     this.store(ptep, pte, 'set_pte_at');
   }
-  /** native_set_pte_atomic: one 64-bit store (set_64bit); in the emulator a store like any other. */
+  /**
+   * native_set_pte_atomic: one 64-bit store (set_64bit, a LOCK CMPXCHG8B under
+   * PAE, charged as a locked read-modify-write `adUpdate`); 2-level: set_pte.
+   */
   set_pte_atomic(ptep: GuestPhys, pte: PteVal): void {
-    this.store(ptep, pte, 'set_pte_atomic');
+    const c = this.mmu.preset.cycles;
+    this.store(ptep, pte, 'set_pte_atomic', this.pae ? c.adUpdate : c.pteStore);
   }
   set_pte_present(_mm: MmHandle, _va: VirtAddr, ptep: GuestPhys, pte: PteVal): void {
     this.store(ptep, pte, 'set_pte_present');

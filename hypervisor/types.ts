@@ -29,6 +29,54 @@ export function pteFrame(v: PteVal): number {
   return Number((v & PTE_PFN_MASK) >> 12n);
 }
 
+// ---- entry values as 32-bit words, without BigInt arithmetic ----
+// Why: shifting and masking a bigint allocates and calls into the runtime
+// (100+ ns each); storing it into a BigUint64Array and reading the two
+// halves back is a few ns. The hot paths (fork's pte copy, exit's zap, the
+// backends' stores and conversions) use these; the results are exactly
+// those of the BigInt expressions named below, for every bigint (a
+// BigUint64Array store takes the value modulo 2^64, as `& 0xffff...n` does).
+const W64 = new BigUint64Array(1);
+const W32 = new Uint32Array(W64.buffer);
+const LITTLE = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
+const LO = LITTLE ? 0 : 1;
+const HI = LITTLE ? 1 : 0;
+
+/** Number(v & 0xffffffffn): the low word of an entry, as uint32. */
+export function pteLo(v: PteVal): number {
+  W64[0] = v;
+  return W32[LO]!;
+}
+
+/** Number((v >> 32n) & 0xffffffffn): the high word of an entry, as uint32. */
+export function pteHi(v: PteVal): number {
+  W64[0] = v;
+  return W32[HI]!;
+}
+
+const WORDS = LITTLE ? W32 : new Uint32Array(2);
+
+/**
+ * Both words at once (one conversion instead of two): [0] = pteLo(v), [1] =
+ * pteHi(v). The array is scratch, overwritten by the next call of any of
+ * these functions: read it at once.
+ */
+export function pteSplit(v: PteVal): Uint32Array {
+  W64[0] = v;
+  if (!LITTLE) {
+    WORDS[0] = W32[LO]!;
+    WORDS[1] = W32[HI]!;
+  }
+  return WORDS;
+}
+
+/** (BigInt(hi >>> 0) << 32n) | BigInt(lo >>> 0): an entry from its two words. */
+export function pteFromWords(lo: number, hi: number): PteVal {
+  W32[LO] = lo;
+  W32[HI] = hi;
+  return W64[0]!;
+}
+
 /**
  * A hypervisor refused an operation the guest cannot recover from (Linux's
  * Xen port BUGs on a failed mmu_update). `reason` is Xen's own wording; the

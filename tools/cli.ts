@@ -12,6 +12,7 @@ import { registerDemo } from './commands/demo.js';
 import { registerBoot } from './commands/boot.js';
 import { registerCompare } from './commands/compare.js';
 import { registerReport } from './commands/report.js';
+import { registerInject } from './commands/inject.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -26,6 +27,7 @@ export function buildProgram(): Command {
   registerBoot(program);
   registerCompare(program);
   registerVectors(program);
+  registerInject(program);
   registerReport(program);
   registerDemo(program);
   for (const c of program.commands) c.exitOverride();
@@ -49,6 +51,14 @@ export async function main(argv: string[]): Promise<number> {
     }
     throw e;
   }
+}
+
+// A reader that goes away (`pvmmu … | head`) is not an error of ours.
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+    throw e;
+  });
 }
 
 main(process.argv).then(

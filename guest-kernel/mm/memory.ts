@@ -26,15 +26,13 @@ import {
   present,
   pte_offset,
   pte_read,
-  readRaw,
 } from './pgtable-defs.js';
-import { PTE_P, PTE_RW } from '../../emulator/paging-bits.js';
+import { PTE_A, PTE_P, PTE_RW } from '../../emulator/paging-bits.js';
+import { pteFromWords } from '../../hypervisor/types.js';
 import { pmd_clear, pmd_populate, pte_alloc_one, pte_free } from './pgtable.js';
 
 export type FaultResult = 'fixed' | 'oom';
 
-const NOT_RW = ~_PAGE_RW & 0xffffffffffffffffn;
-const NOT_RW_ACCESSED = ~(_PAGE_RW | _PAGE_ACCESSED) & 0xffffffffffffffffn;
 
 /** Address of the pmd entry for `va` in `mm` (PAE user pmds always exist: pgd_alloc preallocates them). */
 export function mm_pmdp(k: KState, mm: MmStruct, va: number): number {
@@ -155,6 +153,7 @@ export function copy_page_range(k: KState, dst: MmStruct, src: MmStruct, vma: Vm
     const spte0 = pte_offset(k, spmd, s);
     const mem = k.mem;
     const ops = k.ops;
+    const pae = k.L.pae;
     k.enterLazyMmu();
     try {
       for (let va = s, i = 0; va < e; va += 4096, i++) {
@@ -163,11 +162,14 @@ export function copy_page_range(k: KState, dst: MmStruct, src: MmStruct, vma: Vm
         const lo = mem.read32(sptep);
         if ((lo & PTE_P) === 0) continue;
         // copy_one_pte works on the raw (machine-form) value, as Linux does.
-        const pte = readRaw(k, sptep);
+        // The values are built from the entry's two words (pte & NOT_RW etc.
+        // without BigInt arithmetic: same values, far cheaper).
+        const hi = pae ? mem.read32(sptep + 4) : 0;
+        const pte = pteFromWords(lo, hi);
         // is_cow_mapping: write-protect in the parent and the child.
-        if ((lo & PTE_RW) !== 0) ops.set_pte_at(src, va, sptep, pte & NOT_RW); // ptep_set_wrprotect
+        if ((lo & PTE_RW) !== 0) ops.set_pte_at(src, va, sptep, pteFromWords(lo & ~PTE_RW, hi)); // ptep_set_wrprotect
         k.pages.get_page(entryPfn(ops.pte_val(pte)));
-        ops.set_pte_at(dst, va, dpte0 + i * ES, pte & NOT_RW_ACCESSED); // pte_wrprotect, pte_mkold
+        ops.set_pte_at(dst, va, dpte0 + i * ES, pteFromWords(lo & ~(PTE_RW | PTE_A), hi)); // pte_wrprotect, pte_mkold
         dst.rss++;
       }
     } finally {
@@ -192,7 +194,7 @@ export function zap_page_range(k: KState, mm: MmStruct, start: number, end: numb
         const ptep = pte0 + i * ES;
         const lo = mem.read32(ptep);
         if (lo === 0 && (!pae || mem.read32(ptep + 4) === 0)) continue;
-        const pte = (lo & PTE_P) !== 0 ? readRaw(k, ptep) : 0n;
+        const pte = (lo & PTE_P) !== 0 ? pteFromWords(lo, pae ? mem.read32(ptep + 4) : 0) : 0n;
         k.ops.pte_clear(mm, va, ptep); // ptep_get_and_clear_full
         if (pte !== 0n) {
           k.pages.put_page(entryPfn(k.ops.pte_val(pte)));

@@ -21,7 +21,7 @@ import {
   PTE_US,
 } from '../../emulator/paging-bits.js';
 import type { GuestMemory, ParavirtOps } from '../../hypervisor/paravirt-ops.js';
-import { PTE_PFN_MASK } from '../../hypervisor/types.js';
+import { PTE_PFN_MASK, pteSplit } from '../../hypervisor/types.js';
 import type { Layout } from '../layout.js';
 
 export const _PAGE_PRESENT = BigInt(PTE_P);
@@ -116,13 +116,16 @@ export function present(v: bigint): boolean {
 
 /** Frame (pfn) of an entry value. */
 export function entryPfn(v: bigint): number {
-  // Bits 35:12; Number() of v >> 12 is exact below 2^53, then keep 24 bits.
-  return Number(v >> 12n) & 0xffffff;
+  // Bits 35:12 (= Number(v >> 12n) & 0xffffff for any 64-bit entry), from the two words.
+  const w = pteSplit(v);
+  return (w[0]! >>> 12) | ((w[1]! & 0xf) << 20);
 }
 
 /** Guest-physical address of the table an entry points to. */
 export function entryPa(v: bigint): number {
-  return Number(v & PFN_MASK);
+  // Number(v & PFN_MASK), from the two words.
+  const w = pteSplit(v);
+  return ((w[0]! & 0xfffff000) >>> 0) + (w[1]! & 0xf) * 0x100000000;
 }
 
 /** pfn_pte(pfn, prot) */
@@ -153,10 +156,18 @@ export function pte_offset(k: PtCtx, pmdVal: bigint, va: number): number {
 
 /** Zero `bytes` of guest memory at `addr` (memset). */
 export function memzero(mem: GuestMemory, addr: number, bytes: number): void {
+  if (mem.fill32 !== undefined && bytes % 4 === 0) {
+    mem.fill32(addr, bytes, 0); // the same stores, done by the backend
+    return;
+  }
   for (let off = 0; off < bytes; off += 4) mem.write32(addr + off, 0);
 }
 
 /** memcpy between guest-physical addresses. */
 export function memcpy(mem: GuestMemory, dst: number, src: number, bytes: number): void {
+  if (mem.copy32 !== undefined && bytes % 4 === 0) {
+    mem.copy32(dst, src, bytes); // the same loads and stores, done by the backend
+    return;
+  }
   for (let off = 0; off < bytes; off += 4) mem.write32(dst + off, mem.read32(src + off));
 }

@@ -46,6 +46,7 @@ export const VMASST_TYPE_WRITABLE_PAGETABLES = 2;
 export const VMASST_TYPE_PAE_EXTENDED_CR3 = 3;
 
 // ---- error numbers a hypercall returns ----
+export const ENOMEM = 12;
 export const EINVAL = 22;
 export const ENOSYS = 38;
 

@@ -95,7 +95,10 @@ export class XenDomain {
     for (let i = 0; i < M2P_FRAMES; i++) m2pFrames.push(xf(4 + i));
 
     this.hole = new XenHole(mem, this.pae, holeL1, m2pFrames);
-    this.frames = new FrameTable(this.log, (mfn) => this.p2m.mfnToPfn(mfn));
+    // The frame table keeps the guest's pool and Xen's frames in a dense array.
+    const denseLo = Math.min(this.p2m.poolBase, xenBase);
+    const denseHi = Math.max(this.p2m.poolEnd, xenBase + nXen);
+    this.frames = new FrameTable(this.log, (mfn) => this.p2m.mfnToPfn(mfn), denseLo, denseHi - denseLo);
     this.rules = new PageTableRules(
       mem,
       this.pae,

@@ -13,7 +13,7 @@
  * own work is not the backend's).
  */
 import type { GuestMemory } from '../paravirt-ops.js';
-import type { GuestPhys, Pfn } from '../types.js';
+import { pteFromWords, pteHi, pteLo, type GuestPhys, type Pfn } from '../types.js';
 import type { XenDomain } from './domain.js';
 import { PGT_L1 } from './frame-table.js';
 import type { XenHypercalls } from './hypercalls.js';
@@ -63,34 +63,101 @@ export class XenGuestMemory implements GuestMemory {
   }
 
   read32(addr: GuestPhys): number {
+    // Fast path: an aligned integer address in guest memory (what ma() and PhysMem.read32 would compute).
+    if ((addr >>> 0) === addr && (addr & 3) === 0) {
+      const mfn = this.d.p2m.pfnToMfn(addr >>> 12);
+      if (mfn >= 0) return this.d.mmu.mem.frame(mfn)[(addr & 0xfff) >>> 2]! >>> 0;
+    }
     return this.d.mmu.mem.read32(this.ma(addr, 4));
   }
 
   write32(addr: GuestPhys, value: number): void {
+    // Fast path: an aligned store into a frame that is not a page table (a plain store, as below).
+    if ((addr >>> 0) === addr && (addr & 3) === 0) {
+      const mfn = this.d.p2m.pfnToMfn(addr >>> 12);
+      if (mfn >= 0 && !this.d.frames.isPageTable(mfn)) {
+        this.d.mmu.mem.frameW(mfn)[(addr & 0xfff) >>> 2] = value | 0;
+        return;
+      }
+    }
     const ma = this.ma(addr, 4);
-    if (this.trapped(ma, 4, BigInt(value >>> 0))) return;
+    // The value is only made a bigint for a store that may trap.
+    if (this.d.frames.isPageTable(Math.floor(ma / 4096)) && this.trapped(ma, 4, BigInt(value >>> 0))) return;
     this.d.mmu.mem.write32(ma, value);
   }
 
   read64(addr: GuestPhys): bigint {
     if (!this.d.pae) return BigInt(this.read32(addr));
-    return this.d.mmu.mem.read64(this.ma(addr, 8));
+    const ma = this.ma(addr, 8);
+    if ((ma & 7) === 0) {
+      // An aligned entry: both words from the frame, one bigint (PhysMem.read64's value).
+      const f = this.d.mmu.mem.frame(Math.floor(ma / 4096));
+      const w = (ma & 0xfff) >>> 2;
+      return pteFromWords(f[w]!, f[w + 1]!);
+    }
+    return this.d.mmu.mem.read64(ma);
   }
 
   write64(addr: GuestPhys, value: bigint): void {
     if (!this.d.pae) {
-      this.write32(addr, Number(value & 0xffffffffn));
+      this.write32(addr, pteLo(value));
       return;
     }
     const ma = this.ma(addr, 8);
-    if ((ma & 7) === 0 && this.trapped(ma, 8, value & 0xffffffffffffffffn)) return;
-    if ((ma & 7) !== 0 && this.d.frames.isPageTable(Math.floor(ma / 4096))) {
+    const pt = this.d.frames.isPageTable(Math.floor(ma / 4096));
+    if (pt && (ma & 7) === 0 && this.trapped(ma, 8, value & 0xffffffffffffffffn)) return;
+    if (pt && (ma & 7) !== 0) {
       // A misaligned 8-byte store into a page table: two 4-byte halves, each trapped.
-      this.write32(addr, Number(value & 0xffffffffn));
-      this.write32(addr + 4, Number((value >> 32n) & 0xffffffffn));
+      this.write32(addr, pteLo(value));
+      this.write32(addr + 4, pteHi(value));
       return;
     }
-    this.d.mmu.mem.write64(ma, value);
+    // PhysMem.write64 without the BigInt arithmetic: low word, then high word.
+    this.d.mmu.mem.write32(ma, pteLo(value));
+    this.d.mmu.mem.write32(ma + 4, pteHi(value));
+  }
+
+  /**
+   * memcpy as 32-bit loads and stores in ascending order. Per page-sized
+   * chunk: a destination frame that is not a page table takes plain stores
+   * (no trap can happen, so nothing else can change meanwhile): copied in
+   * bulk; anything else (a page-table destination, the same frame on both
+   * sides, an address write32 would reject) goes word by word.
+   */
+  copy32(dst: GuestPhys, src: GuestPhys, bytes: number): void {
+    const mem = this.d.mmu.mem;
+    const p2m = this.d.p2m;
+    for (let off = 0; off < bytes; ) {
+      const da = dst + off;
+      const sa = src + off;
+      const n = Math.min(bytes - off, 4096 - (da % 4096), 4096 - (sa % 4096));
+      const dmfn = Number.isInteger(da) && da >= 0 ? p2m.pfnToMfn(Math.floor(da / 4096)) : -1;
+      const smfn = Number.isInteger(sa) && sa >= 0 ? p2m.pfnToMfn(Math.floor(sa / 4096)) : -1;
+      if (dmfn >= 0 && smfn >= 0 && dmfn !== smfn && (da & 3) === 0 && (sa & 3) === 0 && n % 4 === 0 && !this.d.frames.isPageTable(dmfn)) {
+        const sw = (sa % 4096) >>> 2;
+        mem.frameW(dmfn).set(mem.frame(smfn).subarray(sw, sw + n / 4), (da % 4096) >>> 2);
+      } else {
+        for (let o = 0; o < n; o += 4) this.write32(da + o, this.read32(sa + o));
+      }
+      off += n;
+    }
+  }
+
+  /** memset as 32-bit stores in ascending order: a chunk in a frame that is not a page table is filled in bulk (see copy32). */
+  fill32(addr: GuestPhys, bytes: number, value: number): void {
+    const mem = this.d.mmu.mem;
+    for (let off = 0; off < bytes; ) {
+      const a = addr + off;
+      const n = Math.min(bytes - off, 4096 - (a % 4096));
+      const mfn = Number.isInteger(a) && a >= 0 ? this.d.p2m.pfnToMfn(Math.floor(a / 4096)) : -1;
+      if (mfn >= 0 && (a & 3) === 0 && n % 4 === 0 && !this.d.frames.isPageTable(mfn)) {
+        const w = (a % 4096) >>> 2;
+        mem.frameW(mfn).fill(value | 0, w, w + n / 4);
+      } else {
+        for (let o = 0; o < n; o += 4) this.write32(a + o, value);
+      }
+      off += n;
+    }
   }
 
   zeroPage(pfn: Pfn): void {

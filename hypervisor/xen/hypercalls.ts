@@ -18,11 +18,16 @@
  *  - vm_assist(cmd, type): writable_pagetables, pae_extended_cr3.
  *  - ptwr: a guest store to a read-only mapped L1 traps into Xen, which
  *    emulates it as a validated L1 update (writable_pagetables assist).
+ *  - fault injection (pvmmu inject --refuse-hypercall): `failMmuUpdateAt(k)`
+ *    makes the k-th mmu_update call from now fail part-way: its first
+ *    request is applied, the second is refused with -ENOMEM (a one-request
+ *    call fails outright), as a hypervisor short of memory would.
  *
  * Every call charges the cost model (costs.ts): the round trip, then the work.
  */
 import {
   EINVAL,
+  ENOMEM,
   ENOSYS,
   MMU_MACHPHYS_UPDATE,
   MMU_NORMAL_PT_UPDATE,
@@ -40,6 +45,7 @@ import {
   VMASST_TYPE_PAE_EXTENDED_CR3,
   VMASST_TYPE_WRITABLE_PAGETABLES,
 } from './abi.js';
+import { pteHi, pteLo, pteSplit } from '../types.js';
 import type { XenDomain } from './domain.js';
 import { PGT_L1, PGT_L2, PGT_L3, PGT_WRITABLE, type PageType } from './frame-table.js';
 import { R, type XenRefusal } from './reasons.js';
@@ -75,7 +81,24 @@ export interface HypercallResult {
 }
 
 export class XenHypercalls {
+  /** mmu_update calls until the injected failure (0: none armed). */
+  private mmuUpdateCountdown = 0;
+  /** The injected mmu_update failure, once it happened. */
+  injectedMmuUpdate: { k: number; done: number; of: number; inMulticall: boolean } | null = null;
+  private mmuUpdateK = 0;
+
   constructor(readonly d: XenDomain) {}
+
+  /** Make the k-th mmu_update call from now fail after its first request (k >= 1); null disarms. */
+  failMmuUpdateAt(k: number | null): void {
+    if (k === null) {
+      this.mmuUpdateCountdown = 0;
+      return;
+    }
+    if (!Number.isInteger(k) || k < 1) throw new RangeError(`failMmuUpdateAt(${k}): k must be a positive integer`);
+    this.mmuUpdateCountdown = this.mmuUpdateK = k;
+    this.injectedMmuUpdate = null;
+  }
 
   /** Enter Xen: count the hypercall and charge its round trip (or, inside a multicall, its dispatch). */
   private enter(kind: string, batched: boolean): void {
@@ -88,8 +111,15 @@ export class XenHypercalls {
 
   mmu_update(reqs: readonly MmuUpdate[], batched = false): HypercallResult {
     this.enter('mmu_update', batched);
+    const failAt = this.mmuUpdateCountdown > 0 && --this.mmuUpdateCountdown === 0 ? Math.min(1, reqs.length - 1) : -1;
     for (let i = 0; i < reqs.length; i++) {
       const r = reqs[i]!;
+      if (i === failAt) {
+        // Injected: this request and the rest are not applied.
+        this.injectedMmuUpdate = { k: this.mmuUpdateK, done: i, of: reqs.length, inMulticall: batched };
+        this.d.log(R.injectedMmuUpdate(i, reqs.length));
+        return { rc: -ENOMEM, done: i, refusal: this.d.refuse('mmu_update', Math.floor(r.ptr / 4096)) };
+      }
       const rc = this.oneUpdate(r.ptr, r.val);
       this.d.chargeWork();
       if (rc !== 0) {
@@ -111,8 +141,9 @@ export class XenHypercalls {
         return -EINVAL;
       }
       const idx = (ptr - mfn * 4096) / esz;
-      const lo = Number(val & 0xffffffffn) | 0;
-      const hi = d.pae ? Number((val >> 32n) & 0xffffffffn) | 0 : 0;
+      const w = pteSplit(val);
+      const lo = w[0]! | 0;
+      const hi = d.pae ? w[1]! | 0 : 0;
       const f = d.frames.get(mfn);
       const rules = d.rules;
       if (f !== undefined && f.count > 0 && f.type >= PGT_L1 && f.type <= PGT_L3) {
@@ -300,10 +331,10 @@ export class XenHypercalls {
     let lo = d.rules.lo(mfn, idx);
     let hi = d.rules.hi(mfn, idx);
     if (bytes === 8) {
-      lo = Number(value & 0xffffffffn) | 0;
-      hi = Number((value >> 32n) & 0xffffffffn) | 0;
-    } else if (within === 0) lo = Number(value & 0xffffffffn) | 0;
-    else hi = Number(value & 0xffffffffn) | 0;
+      lo = pteLo(value) | 0;
+      hi = pteHi(value) | 0;
+    } else if (within === 0) lo = pteLo(value) | 0;
+    else hi = pteLo(value) | 0;
     const ok = d.rules.modL1Entry(mfn, idx, lo, hi);
     d.chargeWork();
     if (!ok) throw d.refuse('ptwr_emulated_update', mfn);

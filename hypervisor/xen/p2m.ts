@@ -16,7 +16,7 @@
  * xen_pte_val): a present entry's frame field is translated, its flags are
  * left alone; a non-present entry (swap entry, file pte) is left as it is.
  */
-import { PTE_FLAGS_MASK, PTE_PFN_MASK, type PteVal } from '../types.js';
+import { pteFromWords, pteSplit, type PteVal } from '../types.js';
 import { PAE_L3_LIMIT_MFN } from './abi.js';
 
 export type P2mLayout = 'identity' | 'shuffled';
@@ -94,19 +94,33 @@ export class P2m {
 
   // ---- entry conversion (make_pte / pte_val and the pmd/pgd variants) ----
 
+  // Both work on the entry's two 32-bit words (types.ts pteLo/pteHi/
+  // pteFromWords): the frame field is bits 35:12 (lo bits 31:12, hi bits
+  // 3:0), the flags every other bit. The result is exactly
+  // (v & PTE_FLAGS_MASK) | (BigInt(frame) << 12n), without BigInt arithmetic.
+
   /** pfn form -> machine form: translate the frame of a present entry. */
   toMachine(v: PteVal): PteVal {
-    if ((v & 1n) === 0n) return v;
-    const mfn = this.pfnToMfn(Number((v & PTE_PFN_MASK) >> 12n));
-    const frame = mfn < 0 ? this.invalidFrame : mfn;
-    return (v & PTE_FLAGS_MASK) | (BigInt(frame) << 12n);
+    const w = pteSplit(v);
+    const lo = w[0]!;
+    if ((lo & 1) === 0) return v;
+    const hi = w[1]!;
+    const mfn = this.pfnToMfn((hi & 0xf) * 0x100000 + (lo >>> 12));
+    return withFrame(lo, hi, mfn < 0 ? this.invalidFrame : mfn);
   }
 
   /** machine form -> pfn form: translate the frame of a present entry (foreign frames give the invalid pfn). */
   toPseudo(v: PteVal): PteVal {
-    if ((v & 1n) === 0n) return v;
-    const pfn = this.mfnToPfn(Number((v & PTE_PFN_MASK) >> 12n));
-    const frame = pfn < 0 ? this.invalidFrame : pfn;
-    return (v & PTE_FLAGS_MASK) | (BigInt(frame) << 12n);
+    const w = pteSplit(v);
+    const lo = w[0]!;
+    if ((lo & 1) === 0) return v;
+    const hi = w[1]!;
+    const pfn = this.mfnToPfn((hi & 0xf) * 0x100000 + (lo >>> 12));
+    return withFrame(lo, hi, pfn < 0 ? this.invalidFrame : pfn);
   }
+}
+
+/** The entry (lo, hi) with its frame field (bits 35:12) replaced by `frame` (< 2^24). */
+function withFrame(lo: number, hi: number, frame: number): PteVal {
+  return pteFromWords((lo & 0xfff) | (frame << 12), (hi & 0xfffffff0) | (frame >>> 20));
 }

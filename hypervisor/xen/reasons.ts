@@ -112,6 +112,12 @@ export const R = {
         what === 'release_pt' ? 'page table' : 'page directory'
       }`,
     ),
+  /** Not a Xen message: the failure pvmmu inject --refuse-hypercall provokes (Xen out of memory part-way). */
+  injectedMmuUpdate: (i: number, n: number) =>
+    line(
+      'Injected mmu_update failure (out of memory) at request … of …',
+      `Injected mmu_update failure (out of memory) at request ${i} of ${n}: ${i} done, the rest not applied`,
+    ),
   vmAssistBadType: (type: number) => line('Unknown vm_assist type …', `Unknown vm_assist type ${type}`),
 } as const;
 

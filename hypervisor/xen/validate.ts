@@ -194,12 +194,38 @@ export class PageTableRules implements PageTypeOps {
     }
   }
 
+  /**
+   * The guest's slots of an L2 are a prefix (Xen's are the top ones): how
+   * many there are. Same as counting isGuestL2Slot(xenL2, i).
+   */
+  private guestL2Slots(xenL2: boolean): number {
+    return this.pae && !xenL2 ? this.n : Math.min(this.n, this.hole.firstSlot);
+  }
+
+  // The whole-table loops below read the frame's words directly (one frame
+  // lookup per table, not two calls per entry) and count `entriesRead` as
+  // lo() would: one per entry. Nothing writes to the table while they run
+  // (validation and release only take and drop references).
+
   free(mfn: number, type: PageType, xenL2: boolean): void {
+    const pae = this.pae;
     if (type === PGT_L1) {
-      for (let i = 0; i < this.n; i++) this.putPageFromL1e(this.lo(mfn, i), this.hi(mfn, i));
+      const f = this.mem.frame(mfn);
+      const n = this.n;
+      this.entriesRead += n;
+      for (let i = 0; i < n; i++) {
+        const lo = f[pae ? 2 * i : i]! >>> 0;
+        if ((lo & PTE_P) === 0 || (lo & PTE_RW) === 0) continue;
+        this.putPageFromL1e(lo, pae ? f[2 * i + 1]! >>> 0 : 0);
+      }
     } else if (type === PGT_L2) {
-      for (let i = 0; i < this.n; i++) {
-        if (this.isGuestL2Slot(xenL2, i)) this.putPageFromL2e(this.lo(mfn, i), this.hi(mfn, i), mfn);
+      const f = this.mem.frame(mfn);
+      const n = this.guestL2Slots(xenL2);
+      this.entriesRead += n;
+      for (let i = 0; i < n; i++) {
+        const lo = f[pae ? 2 * i : i]! >>> 0;
+        if ((lo & PTE_P) === 0) continue;
+        this.putPageFromL2e(lo, pae ? f[2 * i + 1]! >>> 0 : 0, mfn);
       }
     } else if (type === PGT_L3) {
       for (let i = 0; i < 4; i++) this.putPageFromL3e(this.lo(mfn, i), this.hi(mfn, i), mfn);
@@ -207,8 +233,13 @@ export class PageTableRules implements PageTypeOps {
   }
 
   private allocL1(mfn: number): boolean {
+    const f = this.mem.frame(mfn);
+    const pae = this.pae;
     for (let i = 0; i < this.n; i++) {
-      if (!this.getPageFromL1e(this.lo(mfn, i), this.hi(mfn, i))) {
+      this.entriesRead++;
+      const lo = f[pae ? 2 * i : i]! >>> 0;
+      if ((lo & PTE_P) === 0) continue;
+      if (!this.getPageFromL1e(lo, pae ? f[2 * i + 1]! >>> 0 : 0)) {
         this.log(R.allocFailure(1, i));
         while (i-- > 0) this.putPageFromL1e(this.lo(mfn, i), this.hi(mfn, i));
         return false;
@@ -218,9 +249,14 @@ export class PageTableRules implements PageTypeOps {
   }
 
   private allocL2(mfn: number, xenL2: boolean): boolean {
-    for (let i = 0; i < this.n; i++) {
-      if (!this.isGuestL2Slot(xenL2, i)) continue;
-      if (!this.getPageFromL2e(this.lo(mfn, i), this.hi(mfn, i))) {
+    const f = this.mem.frame(mfn);
+    const pae = this.pae;
+    const slots = this.guestL2Slots(xenL2);
+    for (let i = 0; i < slots; i++) {
+      this.entriesRead++;
+      const lo = f[pae ? 2 * i : i]! >>> 0;
+      if ((lo & PTE_P) === 0) continue;
+      if (!this.getPageFromL2e(lo, pae ? f[2 * i + 1]! >>> 0 : 0)) {
         this.log(R.allocFailure(2, i));
         while (i-- > 0) if (this.isGuestL2Slot(xenL2, i)) this.putPageFromL2e(this.lo(mfn, i), this.hi(mfn, i), mfn);
         return false;

@@ -33,7 +33,7 @@
  */
 import { ACCESS_WRITE, PFEC_P, PFEC_U, PFEC_W, PTE_P, PTE_PS, PTE_RW, type AccessKind } from '../../emulator/paging-bits.js';
 import type { AccessResult, LazyMode, MachineConfig, MmHandle, ParavirtOps } from '../paravirt-ops.js';
-import type { GuestPhys, Pfn, PteVal, VirtAddr } from '../types.js';
+import { pteHi, pteLo, pteSplit, type GuestPhys, type Pfn, type PteVal, type VirtAddr } from '../types.js';
 import {
   MMUEXT_INVLPG_LOCAL,
   MMUEXT_NEW_BASEPTR,
@@ -52,6 +52,8 @@ import { R, XenRefusal, type LogLine } from './reasons.js';
 import { XenStats } from './stats.js';
 
 const U32 = 0xffffffffn;
+const ANNOUNCED_PT = 1;
+const ANNOUNCED_PD = 2;
 
 export class XenBackend implements ParavirtOps {
   readonly name = 'xen';
@@ -75,12 +77,15 @@ export class XenBackend implements ParavirtOps {
   private readonly esz: number;
   private lazyMode: LazyMode = 'none';
   private batch: MulticallEntry[] = [];
-  /** Linux's PG_pinned: page-table pages of pinned trees (pfns). */
-  private readonly pinnedPages = new Set<number>();
-  /** pgds this guest pinned (pfns). */
-  private readonly pinnedRoots = new Set<number>();
-  /** Pages announced with alloc_pt ('pt') or alloc_pd / alloc_pd_clone ('pd'). */
-  private readonly announced = new Map<number, 'pt' | 'pd'>();
+  // Per-pfn flags in typed arrays, not Sets/Maps: the same pfns come and go
+  // on every fork and exit, and V8's hash tables slow down under that churn
+  // (deleted entries stay in their bucket chains until a rehash).
+  /** Linux's PG_pinned: page-table pages of pinned trees (1 by pfn). */
+  private readonly pinnedPages: Uint8Array;
+  /** pgds this guest pinned (1 by pfn). */
+  private readonly pinnedRoots: Uint8Array;
+  /** Pages announced with alloc_pt (ANNOUNCED_PT) or alloc_pd / alloc_pd_clone (ANNOUNCED_PD), by pfn. */
+  private readonly announced: Uint8Array;
   private swapperPfn = -1;
 
   constructor(config: MachineConfig, opts: XenOptions = {}) {
@@ -90,6 +95,9 @@ export class XenBackend implements ParavirtOps {
     this.domain = new XenDomain(this.config, opts);
     this.hv = new XenHypercalls(this.domain);
     this.mem = new XenGuestMemory(this.domain, this.hv);
+    this.pinnedPages = new Uint8Array(this.mem.nrPages);
+    this.pinnedRoots = new Uint8Array(this.mem.nrPages);
+    this.announced = new Uint8Array(this.mem.nrPages);
     this.stats = this.domain.stats;
     this.reservedTop = reservedTopFor(this.pae);
     // xen_start_kernel: HYPERVISOR_vm_assist(VMASST_CMD_enable, VMASST_TYPE_writable_pagetables).
@@ -103,7 +111,7 @@ export class XenBackend implements ParavirtOps {
 
   /** Pages this guest has pinned (PG_pinned), for tests and tools. */
   isPinnedPage(pfn: Pfn): boolean {
-    return this.pinnedPages.has(pfn);
+    return this.pinnedPages[pfn] === 1;
   }
 
   // ---- helpers ----
@@ -127,6 +135,11 @@ export class XenBackend implements ParavirtOps {
 
   /** Machine address of the entry at guest-physical `gpa` (entry-aligned). */
   private entryMa(gpa: number, op: string): number {
+    // Fast path: an aligned integer address below 4 GiB in guest memory (the same result as below).
+    if ((gpa >>> 0) === gpa && (gpa & (this.esz - 1)) === 0) {
+      const mfn = this.domain.p2m.pfnToMfn(gpa >>> 12);
+      if (mfn >= 0) return mfn * 4096 + (gpa & 0xfff);
+    }
     if (!Number.isInteger(gpa) || gpa % this.esz !== 0) {
       throw new Error(`${op}: entry address 0x${Number(gpa).toString(16)} not ${this.esz}-byte aligned`);
     }
@@ -157,7 +170,7 @@ export class XenBackend implements ParavirtOps {
     this.checkValue(v, op);
     const ma = this.entryMa(gpa, op);
     if (!this.isTyped(ma)) {
-      this.store(gpa, v);
+      this.plainStore(ma, v);
       return;
     }
     const req = { ptr: ma, val: v };
@@ -168,12 +181,26 @@ export class XenBackend implements ParavirtOps {
     this.check(this.hv.mmu_update([req]).refusal);
   }
 
+  /**
+   * store() into a frame known not to be a page table (at machine address
+   * `ma` of an aligned entry): nothing can trap, so the words go straight
+   * into the frame, high word first, as store()'s two write32s would.
+   */
+  private plainStore(ma: number, v: PteVal): void {
+    const mfn = Math.floor(ma / 4096);
+    const f = this.domain.mmu.mem.frameW(mfn);
+    const w = (ma - mfn * 4096) >>> 2;
+    const x = pteSplit(v);
+    if (this.pae) f[w + 1] = x[1]!;
+    f[w] = x[0]!;
+  }
+
   /** Plain stores through the direct map (xen_set_pte: high word first); they trap if the L1 is typed. */
   private store(gpa: GuestPhys, v: PteVal): void {
     if (this.pae) {
-      this.mem.write32(gpa + 4, Number((v >> 32n) & U32));
-      this.mem.write32(gpa, Number(v & U32));
-    } else this.mem.write32(gpa, Number(v & U32));
+      this.mem.write32(gpa + 4, pteHi(v));
+      this.mem.write32(gpa, pteLo(v));
+    } else this.mem.write32(gpa, pteLo(v));
   }
 
   // ---- control registers and TLB ----
@@ -211,13 +238,13 @@ export class XenBackend implements ParavirtOps {
 
   alloc_pt(pfn: Pfn): void {
     this.mfnOf(pfn, 'alloc_pt');
-    this.announced.set(pfn, 'pt');
+    this.announced[pfn] = ANNOUNCED_PT;
     this.setDirectMap([pfn], false);
   }
 
   alloc_pd(pfn: Pfn): void {
     this.mfnOf(pfn, 'alloc_pd');
-    this.announced.set(pfn, 'pd');
+    this.announced[pfn] = ANNOUNCED_PD;
     this.setDirectMap([pfn], false);
   }
 
@@ -235,13 +262,18 @@ export class XenBackend implements ParavirtOps {
 
   private release(pfn: Pfn, what: 'release_pt' | 'release_pd', kind: 'pt' | 'pd'): void {
     const mfn = this.mfnOf(pfn, what);
-    if (this.announced.get(pfn) !== kind) {
+    if (this.announced[pfn] !== (kind === 'pt' ? ANNOUNCED_PT : ANNOUNCED_PD)) {
       this.unbalancedReleases.push({ pfn, what });
       this.guestRefuse(R.releaseNeverAllocated(what, mfn, pfn), `paravirt ${what}`, mfn);
     }
     this.flushBatch();
     this.setDirectMap([pfn], true);
-    this.announced.delete(pfn);
+    this.announced[pfn] = 0;
+    // ClearPagePinned (xen_release_ptpage): the freed page may come back as
+    // another tree's page table, which pin() must make read-only again (found
+    // by the differential fuzzer, seed 1525: a freed pte page reused as a pgd
+    // was left writable and MMUEXT_PIN_L3_TABLE refused it).
+    this.pinnedPages[pfn] = 0;
   }
 
   // ---- entry updates ----
@@ -289,8 +321,18 @@ export class XenBackend implements ParavirtOps {
   /** xen_pte_clear: low word first (the entry goes not-present), then the high word. */
   pte_clear(_mm: MmHandle, _va: VirtAddr, ptep: GuestPhys): void {
     const ma = this.entryMa(ptep, 'pte_clear');
-    if (this.lazyMode !== 'none' && this.isTyped(ma)) {
+    const typed = this.isTyped(ma);
+    if (this.lazyMode !== 'none' && typed) {
       this.batch.push({ op: 'mmu_update', reqs: [{ ptr: ma, val: 0n }] });
+      return;
+    }
+    if (!typed) {
+      // Not a page table: the two stores below cannot trap; low word first, as they do.
+      const mfn = Math.floor(ma / 4096);
+      const f = this.domain.mmu.mem.frameW(mfn);
+      const w = (ma - mfn * 4096) >>> 2;
+      f[w] = 0;
+      if (this.pae) f[w + 1] = 0;
       return;
     }
     this.mem.write32(ptep, 0);
@@ -349,16 +391,16 @@ export class XenBackend implements ParavirtOps {
   /** xen_exit_mmap: drop the mm from the CPU if loaded (load swapper), unpin, pages read-write again. */
   exit_mmap(mm: MmHandle): void {
     const pfn = this.pgdPfn(mm.pgd, 'exit_mmap');
-    if (!this.pinnedRoots.has(pfn)) return;
+    if (this.pinnedRoots[pfn] !== 1) return;
     this.flushBatch();
     const mfn = this.mfnOf(pfn, 'exit_mmap');
     if (this.domain.baseMfn === mfn && this.swapperPfn >= 0 && this.swapperPfn !== pfn) {
       this.check(this.hv.mmuext_op([{ cmd: MMUEXT_NEW_BASEPTR, mfn: this.mfnOf(this.swapperPfn, 'exit_mmap') }]).refusal);
     }
     this.check(this.hv.mmuext_op([{ cmd: MMUEXT_UNPIN_TABLE, mfn }]).refusal);
-    this.pinnedRoots.delete(pfn);
+    this.pinnedRoots[pfn] = 0;
     const pages = this.pgdWalk(pfn, pfn === this.swapperPfn);
-    for (const p of pages) this.pinnedPages.delete(p);
+    for (const p of pages) this.pinnedPages[p] = 0;
     // unpin_page: back to read-write (the frames Xen no longer holds as page tables).
     this.setDirectMap(
       pages.filter((p) => !this.domain.frames.isPageTable(this.domain.p2m.pfnToMfn(p))),
@@ -382,9 +424,9 @@ export class XenBackend implements ParavirtOps {
    * and the refusal is thrown.
    */
   private pin(pfn: number, op: string, full: boolean): void {
-    if (this.pinnedRoots.has(pfn)) return;
+    if (this.pinnedRoots[pfn] === 1) return;
     this.flushBatch();
-    const pages = this.pgdWalk(pfn, full).filter((p) => !this.pinnedPages.has(p));
+    const pages = this.pgdWalk(pfn, full).filter((p) => this.pinnedPages[p] !== 1);
     const changed = this.setDirectMap(pages, false);
     const mfn = this.mfnOf(pfn, op);
     const r = this.hv.mmuext_op([{ cmd: this.pae ? MMUEXT_PIN_L3_TABLE : MMUEXT_PIN_L2_TABLE, mfn }]);
@@ -392,8 +434,8 @@ export class XenBackend implements ParavirtOps {
       this.setDirectMap(changed, true);
       throw r.refusal;
     }
-    for (const p of pages) this.pinnedPages.add(p);
-    this.pinnedRoots.add(pfn);
+    for (const p of pages) this.pinnedPages[p] = 1;
+    this.pinnedRoots[pfn] = 1;
   }
 
   /**
@@ -404,34 +446,35 @@ export class XenBackend implements ParavirtOps {
   private pgdWalk(pfn: number, full: boolean): number[] {
     const d = this.domain;
     const mem = d.mmu.mem;
+    const pae = this.pae;
     const out = new Set<number>([pfn]);
     const root = d.p2m.pfnToMfn(pfn);
-    const entry = (mfn: number, i: number): { p: boolean; ps: boolean; pfn: number } => {
-      const lo = mem.word(mfn, this.pae ? 2 * i : i);
-      const hi = this.pae ? mem.word(mfn, 2 * i + 1) : 0;
-      const m = d.rules.frameOf(lo, hi);
-      return { p: (lo & PTE_P) !== 0, ps: (lo & PTE_PS) !== 0, pfn: d.p2m.mfnToPfn(m) };
+    // Entries are read straight from the frames (no object per entry): a
+    // present, non-PS entry whose frame is the guest's adds its pfn.
+    const step = pae ? 2 : 1;
+    const table = (mfn: number, limit: number): void => {
+      const f = mem.frame(mfn);
+      const end = limit * step;
+      for (let w = 0; w < end; w += step) {
+        const lo = f[w]!;
+        if ((lo & (PTE_P | PTE_PS)) !== PTE_P) continue; // present, not a large page
+        const p = d.p2m.mfnToPfn(d.rules.frameOf(lo >>> 0, pae ? f[w + 1]! >>> 0 : 0));
+        if (p >= 0) out.add(p);
+      }
     };
-    if (this.pae) {
+    if (pae) {
       const userSlots = this.config.pageOffset >>> 30;
       for (let s = 0; s < 4; s++) {
-        const e = entry(root, s);
-        if (!e.p || e.pfn < 0) continue;
-        out.add(e.pfn);
+        const lo = mem.word(root, 2 * s);
+        if ((lo & PTE_P) === 0) continue;
+        const epfn = d.p2m.mfnToPfn(d.rules.frameOf(lo, mem.word(root, 2 * s + 1)));
+        if (epfn < 0) continue;
+        out.add(epfn);
         if (!full && s >= userSlots) continue;
-        const pmd = d.p2m.pfnToMfn(e.pfn);
-        const limit = s === 3 ? d.hole.firstSlot : 512;
-        for (let j = 0; j < limit; j++) {
-          const pe = entry(pmd, j);
-          if (pe.p && !pe.ps && pe.pfn >= 0) out.add(pe.pfn);
-        }
+        table(d.p2m.pfnToMfn(epfn), s === 3 ? d.hole.firstSlot : 512);
       }
     } else {
-      const limit = full ? d.hole.firstSlot : this.config.pageOffset >>> 22;
-      for (let i = 0; i < limit; i++) {
-        const e = entry(root, i);
-        if (e.p && !e.ps && e.pfn >= 0) out.add(e.pfn);
-      }
+      table(root, full ? d.hole.firstSlot : this.config.pageOffset >>> 22);
     }
     return [...out];
   }
@@ -530,6 +573,10 @@ export class XenBackend implements ParavirtOps {
       // The guest's segments end below HYPERVISOR_VIRT_START: the fault goes to Xen and is bounced.
       d.stats.count('traps', 'segment_limit_fault');
       d.charge(d.costs.bouncedFault);
+      // Xen bounces it as a page fault at `va` (propagate_page_fault writes the
+      // guest's virtual CR2), so do_page_fault's read_cr2 must see this address,
+      // not the previous fault's (found by the differential fuzzer, seed 1065).
+      d.mmu.cpu.cr2 = va;
       return { ok: false, errorCode: this.holeErrorCode(kind, user), cr2: va };
     }
     const r = d.mmu.access(va, kind, user);

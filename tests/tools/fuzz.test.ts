@@ -1,0 +1,196 @@
+/**
+ * The fuzzers' fixed-seed slice: generated workloads are valid, a slice of
+ * workload seeds and MMU seeds checks clean with non-zero counts, the
+ * saved regressions still pass, and deliberately broken machines (a wrong
+ * translation, a backend that loses a write-protect, an MMU with a wrong
+ * pa) are caught, shrunk to a small workload and saved.
+ */
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { tmpdir } from 'node:os';
+import type { Mmu } from '../../emulator/mmu.js';
+import type { ParavirtOps } from '../../hypervisor/paravirt-ops.js';
+import { checkScript } from '../../tools/workload/check.js';
+import { resolveConfig } from '../../tools/workload/config.js';
+import { parseScript } from '../../tools/workload/parser.js';
+import { generateWorkload } from '../../tools/fuzz/workload-gen.js';
+import { checkText, fuzzSeed, loadText, primaryFailure, statementCount, type Mutation } from '../../tools/fuzz/differential.js';
+import { emptyReport, fuzzMmuSeed, fuzzWorkloadSeed } from '../../tools/fuzz/campaign.js';
+import { parseVectors } from '../../tools/vectors/format.js';
+import { compareResults, runVectors } from '../../tools/vectors/run-vectors.js';
+
+const gen = suite('fuzz: workload generator');
+
+gen('200 seeds: every generated script parses and passes checkScript under its own machine line', () => {
+  const ops = new Set<string>();
+  for (let seed = 0; seed < 200; seed++) {
+    const w = generateWorkload(seed);
+    const script = parseScript(`seed-${seed}.pvw`, w.text);
+    const cfg = resolveConfig(`seed-${seed}.pvw`, script.machine, {});
+    checkScript(script, cfg);
+    assert.equal(cfg, w.config, `seed ${seed}: the machine line is the generated configuration`);
+    for (const l of w.text.split('\n')) ops.add(l.trim().split(' ')[0]!);
+  }
+  for (const op of ['process', 'fork', 'exec', 'exit', 'switch', 'mmap', 'munmap', 'touch', 'write', 'read', 'vmalloc', 'vfree', 'kwrite', 'kread', 'cpa', 'repeat', 'measure']) {
+    assert.ok(ops.has(op), `the generator never wrote '${op}'`);
+  }
+});
+
+gen('every forced configuration gives valid scripts (PAE on/off, each split)', () => {
+  for (const pae of [true, false]) {
+    for (const split of ['3G', '2G', '1G'] as const) {
+      for (let seed = 0; seed < 10; seed++) {
+        const w = generateWorkload(seed, { config: { pae, split } });
+        const { cfg } = loadText('x.pvw', w.text);
+        assert.is(cfg.pae, pae);
+        assert.is(cfg.split, split);
+      }
+    }
+  }
+});
+
+gen('deterministic: the same seed gives the same text, other seeds other texts', () => {
+  assert.is(generateWorkload(42).text, generateWorkload(42).text);
+  assert.is.not(generateWorkload(42).text, generateWorkload(43).text);
+});
+
+gen.run();
+
+const slice = suite('fuzz: fixed-seed slice');
+
+slice('20 workload seeds: native and Xen agree, invariants hold, TLB == reference walk at every access', () => {
+  const rep = emptyReport();
+  for (let seed = 1; seed <= 20; seed++) fuzzWorkloadSeed(rep, seed, { saveRoot: null, shrinkBudget: 50, gen: { statements: 40 } });
+  assert.equal(rep.workload.failures.map((f) => `${f.seed}: ${f.failures[0]}`), []);
+  assert.is(rep.workload.seeds, 20);
+  assert.ok(rep.workload.statements > 800, `${rep.workload.statements} statements`);
+  assert.ok(rep.workload.accesses > 800, `${rep.workload.accesses} accesses`);
+});
+
+slice('200 MMU seeds agree with ref-walker.mjs', () => {
+  const rep = emptyReport();
+  for (let seed = 1; seed <= 200; seed++) fuzzMmuSeed(rep, seed, { saveRoot: null });
+  assert.equal(rep.mmu.failures.map((f) => `${f.seed}: ${f.diffs[0]}`), []);
+  assert.is(rep.mmu.seeds, 200);
+  assert.ok(rep.mmu.portable > 150, `only ${rep.mmu.portable} portable cases`);
+  assert.ok(rep.mmu.accesses > 500, `${rep.mmu.accesses} accesses`);
+});
+
+slice('saved regressions (tests/regression/fuzz-found/*.pvw) pass on both backends', () => {
+  const dir = join(process.cwd(), 'tests', 'regression', 'fuzz-found');
+  const files = existsSync(dir) ? readdirSync(dir).filter((f) => f.endsWith('.pvw')) : [];
+  for (const f of files) {
+    const text = readFileSync(join(dir, f), 'utf8');
+    const seed = Number(/seed (\d+)/.exec(text)?.[1] ?? 1);
+    const r = checkText(f, text, seed);
+    assert.equal(r.failures, [], f);
+  }
+  const vec = join(process.cwd(), 'tests', 'vectors', 'fuzz-found.json');
+  if (existsSync(vec)) {
+    const cases = parseVectors(vec, JSON.parse(readFileSync(vec, 'utf8')));
+    const exp = JSON.parse(readFileSync(vec.replace(/\.json$/, '.expected.json'), 'utf8'));
+    assert.equal(compareResults(runVectors(vec, cases, 'core2'), exp), []);
+  }
+});
+
+slice.run();
+
+const broken = suite('fuzz: a broken machine is caught and shrunk');
+
+/** A translation that gives the wrong frame for user accesses to the low user window. */
+const wrongPa: Mutation = {
+  mmu: (mmu: Mmu) => {
+    const inner = mmu.translate;
+    (mmu as { translate: Mmu['translate'] }).translate = function (this: Mmu, va: number, acc: number): number {
+      const r = inner.call(this, va, acc);
+      return r >= 0 && (acc & 1) !== 0 && va >>> 22 === 0x08000000 >>> 22 ? r ^ 0x1000 : r;
+    };
+  },
+};
+
+/** A native backend that loses the write-protect fork puts on the parent's ptes (ptep_set_wrprotect). */
+const lostWrprotect: Mutation = {
+  ops: (ops: ParavirtOps, backend) => {
+    if (backend !== 'native') return;
+    const inner = ops.set_pte_at.bind(ops);
+    const pae = ops.config.pae;
+    ops.set_pte_at = (mm, va, ptep, pte) => {
+      const cur = pae ? ops.mem.read64(ptep) : BigInt(ops.mem.read32(ptep) >>> 0);
+      if ((cur & 3n) === 3n && (pte & 3n) === 1n && (cur & ~2n) === pte) return;
+      inner(mm, va, ptep, pte);
+    };
+  },
+};
+
+/** The first seed (1..seeds) whose primary failure matches `want`, then shrunk and saved under a temporary root. */
+function firstCaught(m: Mutation, want: RegExp, seeds: number): { seed: number; rep: ReturnType<typeof emptyReport>; root: string } {
+  for (let seed = 1; seed <= seeds; seed++) {
+    const o = fuzzSeed(seed, { mutate: m, gen: { statements: 20 } });
+    if (!o.signature || !want.test(primaryFailure(o.signature))) continue;
+    const root = mkdtempSync(join(tmpdir(), 'pvmmu-fuzz-'));
+    const rep = emptyReport();
+    fuzzWorkloadSeed(rep, seed, { mutate: m, saveRoot: root, shrinkBudget: 150, gen: { statements: 20 } });
+    return { seed, rep, root };
+  }
+  assert.unreachable(`the defect was not caught in ${seeds} seeds`);
+  throw new Error('unreachable');
+}
+
+broken('a wrong translation is caught by the TLB-vs-walk check, shrunk and saved', () => {
+  const { seed, rep, root } = firstCaught(wrongPa, /^tlb:/, 5);
+  try {
+    const f = rep.workload.failures[0]!;
+    assert.ok(f.shrunkStatements <= 6, `shrunk to ${f.shrunkStatements} statements:\n${f.shrunk}`);
+    assert.ok(f.shrunkStatements < f.statements);
+    assert.match(f.failures.join('\n'), /TLB-backed .* gave pa 0x[0-9a-f]+, the reference walk pa/);
+    const saved = readFileSync(f.saved!, 'utf8');
+    assert.match(saved, new RegExp(`^# fuzz-found: differential workload fuzzer, seed ${seed}`));
+    assert.match(saved, /# failure \(.*tlb:/);
+    // The saved file is a valid workload: it fails with the defect and passes without it.
+    assert.ok(checkText('saved.pvw', saved, seed, wrongPa).signature?.includes('tlb:'));
+    assert.equal(checkText('saved.pvw', saved, seed).failures, []);
+    assert.is(statementCount(saved), f.shrunkStatements);
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
+broken('a backend that drops a set_pte_at (fork write-protect) is caught (invariant after the statement, divergence) and shrunk', () => {
+  const { rep, root } = firstCaught(lostWrprotect, /^(run:native:(invariant|expect)|divergence)$/, 10);
+  try {
+    const f = rep.workload.failures[0]!;
+    assert.ok(f.shrunkStatements <= 10, `shrunk to ${f.shrunkStatements} statements:\n${f.shrunk}`);
+    assert.match(f.shrunk, /\bfork\b/, 'the shrunk workload still forks');
+    assert.equal(checkText('saved.pvw', readFileSync(f.saved!, 'utf8'), f.seed).failures, []);
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
+broken('an MMU with a wrong pa on writes is caught by the MMU fuzzer and saved as a valid vector', () => {
+  const root = mkdtempSync(join(tmpdir(), 'pvmmu-fuzzv-'));
+  try {
+    const rep = emptyReport();
+    const bad = (mmu: Mmu): void => {
+      const inner = mmu.translate;
+      (mmu as { translate: Mmu['translate'] }).translate = function (this: Mmu, va: number, acc: number): number {
+        const r = inner.call(this, va, acc);
+        return r >= 0 && acc >> 1 === 1 ? r + 8 : r;
+      };
+    };
+    for (let seed = 1; seed <= 100; seed++) fuzzMmuSeed(rep, seed, { saveRoot: root, mmuMutate: bad });
+    assert.ok(rep.mmu.failures.length >= 5, `${rep.mmu.failures.length} failures`);
+    const vec = join(root, 'tests', 'vectors', 'fuzz-found.json');
+    const cases = parseVectors(vec, JSON.parse(readFileSync(vec, 'utf8')));
+    assert.is(cases.length, rep.mmu.failures.length);
+    // The saved vectors hold the reference's answers: the real emulator passes them.
+    const exp = JSON.parse(readFileSync(join(root, 'tests', 'vectors', 'fuzz-found.expected.json'), 'utf8'));
+    assert.equal(compareResults(runVectors(vec, cases, 'core2'), exp), []);
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
+broken.run();

@@ -1,0 +1,205 @@
+/**
+ * The fault-injection sweep behind `pvmmu inject` (issue 6): a clean run
+ * counts what the workload makes the guest do (allocations from the page
+ * allocator and the slab; under Xen, mmu_update calls); then one run per
+ * injection point k, failing the k-th: each run is classified (outcome.ts)
+ * and, for allocation failures, torn down and compared with a clean boot
+ * torn down the same way (accounts.ts).
+ *
+ * Allocation failures are injected after boot (failAt counts from there).
+ * An injected mmu_update refusal kills the guest (Linux's Xen port BUGs on
+ * a failed mmu_update), so those runs are not torn down: what is checked is
+ * that the run stopped at the statement with the refusal named and that the
+ * hypervisor's state is consistent (checkXenInvariants), i.e. the part of the
+ * batch applied before the failure is a valid state, not a half-applied one.
+ */
+import type { Kernel } from '../../guest-kernel/kernel.js';
+import { XEN_REASONS, checkXenInvariants } from '../../hypervisor/xen/index.js';
+import type { Script } from '../workload/ast.js';
+import type { RunConfig } from '../workload/config.js';
+import { Interpreter, type RunOptions, type RunResult } from '../workload/interpreter.js';
+import { accounts, allInvariants, isLeak, leakedOf, tearDown, vmallocAreas, xenOf, type Accounts, type Leaked } from './accounts.js';
+import { allocationOutcome, refusalOutcome } from './outcome.js';
+
+export type InjectMode = 'allocation' | 'mmu_update';
+
+export interface InjectOptions {
+  seed?: number;
+  /** At most this many injected runs (evenly spread over the injection points). */
+  maxRuns?: number;
+  /** What to fail: allocations (default) or mmu_update calls (Xen). */
+  mode?: InjectMode;
+  /** Only these injection points (1-based); default all. */
+  only?: number[];
+  /** Called before each run (progress). */
+  onRun?: (i: number, n: number) => void;
+  /** Applied to every booted kernel before it runs (test doubles: a kernel made to leak). */
+  patchKernel?: (kernel: Kernel) => void;
+}
+
+export interface InjectResult {
+  failAt: number;
+  /** Kernel function that met the failure (allocations) or "mmu_update (i of n applied)". */
+  site: string;
+  outcome: string;
+  line: number | null;
+  /** What leaked; null when the run was not torn down (a refusal stops the guest). */
+  leaked: Leaked | null;
+  /** What crashed, or null. */
+  crash: string | null;
+}
+
+export interface InjectReport {
+  workload: string;
+  config: RunConfig;
+  mode: InjectMode;
+  /** The clean run: injection points found, whether it completed. */
+  clean: {
+    points: number;
+    failure: string | null;
+    leaked: Leaked;
+    invariants: string[];
+    /** A crash or broken invariant while tearing the clean run down (e.g. the seed's release_pd under Xen PAE). */
+    teardown: string | null;
+  };
+  runs: number;
+  leaks: number;
+  crashes: number;
+  results: InjectResult[];
+}
+
+/** Injection points to try: all of 1..n, or `max` of them evenly spread (first and last included). */
+export function pickPoints(n: number, max: number | undefined): number[] {
+  if (max === undefined || n <= max) return Array.from({ length: n }, (_, i) => i + 1);
+  if (max <= 0) return [];
+  if (max === 1) return [1];
+  const out = new Set<number>();
+  for (let i = 0; i < max; i++) out.add(1 + Math.floor((i * (n - 1)) / (max - 1)));
+  return [...out];
+}
+
+const RULE = XEN_REASONS.injectedMmuUpdate(0, 0).rule.replace(/ at request.*$/, '');
+
+function newRun(script: Script, cfg: RunConfig, o: InjectOptions, ro: RunOptions = {}): Interpreter {
+  const it = new Interpreter(script, cfg, { seed: o.seed ?? 1, ...ro });
+  o.patchKernel?.(it.kernel);
+  return it;
+}
+
+/** Tear down and count; a throw or a broken invariant during teardown is returned as a crash. */
+function settle(it: Interpreter, bootAreas: ReadonlySet<number>): { acc: Accounts | null; crash: string | null } {
+  try {
+    it.kernel.failAt(null);
+    tearDown(it.kernel, bootAreas);
+  } catch (e) {
+    return { acc: null, crash: `teardown: ${e instanceof Error ? e.message : String(e)}` };
+  }
+  const v = allInvariants(it.kernel);
+  if (v.length > 0) return { acc: accounts(it.kernel), crash: `invariants broken after teardown: ${v.slice(0, 3).join('; ')}` };
+  return { acc: accounts(it.kernel), crash: null };
+}
+
+const ZERO: Leaked = { frames: 0, slabObjects: 0, pgdList: 0, pins: 0, typeRefs: 0 };
+
+/** Run the sweep. A failure of the clean run is reported in `clean.failure`, with no injected runs. */
+export function injectSweep(script: Script, cfg: RunConfig, o: InjectOptions = {}): InjectReport {
+  const mode = o.mode ?? 'allocation';
+  if (mode === 'mmu_update' && cfg.backend !== 'xen') throw new RangeError('mmu_update injection needs the Xen backend');
+
+  // A clean boot torn down: the accounts every run must come back to.
+  const base = newRun(script, cfg, o);
+  const bootAreas = vmallocAreas(base.kernel);
+  const baseSettled = settle(base, bootAreas);
+  if (baseSettled.acc === null || baseSettled.crash !== null) throw new Error(`a clean boot does not tear down cleanly: ${baseSettled.crash}`);
+  const baseAcc = baseSettled.acc;
+
+  // The clean run: count the injection points.
+  const clean = newRun(script, cfg, o);
+  const allocs0 = clean.kernel.allocations;
+  const mmu0 = clean.ops.stats.hypercalls['mmu_update'] ?? 0;
+  const cleanResult = clean.run();
+  const points = mode === 'allocation' ? clean.kernel.allocations - allocs0 : (clean.ops.stats.hypercalls['mmu_update'] ?? 0) - mmu0;
+  const report: InjectReport = {
+    workload: script.file,
+    config: cfg,
+    mode,
+    clean: { points, failure: cleanResult.failure?.message ?? null, leaked: ZERO, invariants: cleanResult.invariants, teardown: null },
+    runs: 0,
+    leaks: 0,
+    crashes: 0,
+    results: [],
+  };
+  if (cleanResult.failure === null) {
+    const s = settle(clean, bootAreas);
+    if (s.acc !== null) report.clean.leaked = leakedOf(s.acc, baseAcc);
+    report.clean.teardown = s.crash;
+  }
+
+  // A workload that fails on its own (e.g. the pre-patch kernel on Xen) has nothing to sweep.
+  const ks = cleanResult.failure !== null ? [] : (o.only ?? pickPoints(points, o.maxRuns)).filter((k) => k >= 1 && k <= points);
+  ks.forEach((k, i) => {
+    o.onRun?.(i, ks.length);
+    const r = mode === 'allocation' ? allocationRun(script, cfg, o, k, cleanResult, bootAreas, baseAcc) : refusalRun(script, cfg, o, k);
+    report.results.push(r);
+    report.runs++;
+    if (r.crash !== null) report.crashes++;
+    if (r.leaked !== null && isLeak(r.leaked)) report.leaks++;
+  });
+  return report;
+}
+
+function runGuarded(it: Interpreter): { r: RunResult | null; crash: string | null } {
+  try {
+    return { r: it.run(), crash: null };
+  } catch (e) {
+    return { r: null, crash: `internal error: ${e instanceof Error ? e.message : String(e)}` };
+  }
+}
+
+function allocationRun(
+  script: Script,
+  cfg: RunConfig,
+  o: InjectOptions,
+  k: number,
+  clean: RunResult,
+  bootAreas: ReadonlySet<number>,
+  baseAcc: Accounts,
+): InjectResult {
+  const it = newRun(script, cfg, o, { failAt: k });
+  const { r, crash } = runGuarded(it);
+  const inj = it.kernel.injected;
+  const site = inj?.site ?? '(not reached)';
+  if (r === null) return { failAt: k, site, outcome: 'crashed', line: null, leaked: null, crash };
+  const out = allocationOutcome(r, clean.observations);
+  if (inj === null) {
+    return { failAt: k, site, outcome: out.text, line: out.line, leaked: null, crash: `allocation ${k} was not reached (the clean run made it)` };
+  }
+  // A run stopped by a BUG or a refusal cannot be torn down meaningfully.
+  if (r.failure?.kind === 'bug' || r.failure?.kind === 'refusal') {
+    return { failAt: k, site, outcome: out.text, line: out.line, leaked: null, crash: out.crash };
+  }
+  const s = settle(it, bootAreas);
+  return {
+    failAt: k,
+    site,
+    outcome: out.text,
+    line: out.line,
+    leaked: s.acc === null ? null : leakedOf(s.acc, baseAcc),
+    crash: out.crash ?? s.crash,
+  };
+}
+
+function refusalRun(script: Script, cfg: RunConfig, o: InjectOptions, k: number): InjectResult {
+  const it = newRun(script, cfg, o);
+  const xen = xenOf(it.ops)!;
+  xen.hv.failMmuUpdateAt(k);
+  const { r, crash } = runGuarded(it);
+  const inj = xen.hv.injectedMmuUpdate;
+  const site = inj === null ? '(not reached)' : `mmu_update${inj.inMulticall ? ' in a multicall' : ''} (${inj.done} of ${inj.of} applied)`;
+  if (r === null) return { failAt: k, site, outcome: 'crashed', line: null, leaked: null, crash };
+  if (inj === null) return { failAt: k, site, outcome: 'not reached', line: null, leaked: null, crash: `mmu_update ${k} was not reached` };
+  const out = refusalOutcome(r, RULE);
+  const v = checkXenInvariants(xen);
+  const broken = v.length > 0 ? `hypervisor state corrupted: ${v.slice(0, 3).join('; ')}` : null;
+  return { failAt: k, site, outcome: out.text, line: out.line, leaked: null, crash: out.crash ?? broken };
+}
