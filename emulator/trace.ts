@@ -33,7 +33,7 @@ export interface WalkEvent {
 
 export interface FlushEvent {
   type: 'flush';
-  kind: 'full' | 'non-global' | 'invlpg' | 'fault';
+  kind: 'full' | 'non-global' | 'invlpg';
   va?: number;
   cycles: number;
   at: number;
