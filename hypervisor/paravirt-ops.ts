@@ -136,6 +136,14 @@ export interface ParavirtOps {
   // ---- entry value conversion (pfn form <-> machine form) ----
   make_pte(v: PteVal): PteVal;
   pte_val(v: PteVal): PteVal;
+  /**
+   * Optional host-side shortcut, no guest-visible or modelled difference:
+   * the page frame (bits 35:12) of pte_val of the entry whose raw words are
+   * `lo`/`hi` (hi 0 on 2-level), i.e. entryPfn(pte_val(lo | hi << 32))
+   * without building BigInt values. The fork/exit pte loops use it when
+   * present; it must charge nothing (pte_val charges nothing).
+   */
+  pte_val_pfn?(lo: number, hi: number): number;
   make_pmd(v: PteVal): PteVal;
   pmd_val(v: PteVal): PteVal;
   make_pgd(v: PteVal): PteVal;

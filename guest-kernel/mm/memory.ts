@@ -154,6 +154,7 @@ export function copy_page_range(k: KState, dst: MmStruct, src: MmStruct, vma: Vm
     const mem = k.mem;
     const ops = k.ops;
     const pae = k.L.pae;
+    const hasPfnOf = ops.pte_val_pfn !== undefined;
     k.enterLazyMmu();
     try {
       for (let va = s, i = 0; va < e; va += 4096, i++) {
@@ -168,7 +169,8 @@ export function copy_page_range(k: KState, dst: MmStruct, src: MmStruct, vma: Vm
         const pte = pteFromWords(lo, hi);
         // is_cow_mapping: write-protect in the parent and the child.
         if ((lo & PTE_RW) !== 0) ops.set_pte_at(src, va, sptep, pteFromWords(lo & ~PTE_RW, hi)); // ptep_set_wrprotect
-        k.pages.get_page(entryPfn(ops.pte_val(pte)));
+        // entryPfn(pte_val(pte)), from the words when the backend offers it (same value, no BigInt).
+        k.pages.get_page(hasPfnOf ? ops.pte_val_pfn!(lo, hi) : entryPfn(ops.pte_val(pte)));
         ops.set_pte_at(dst, va, dpte0 + i * ES, pteFromWords(lo & ~(PTE_RW | PTE_A), hi)); // pte_wrprotect, pte_mkold
         dst.rss++;
       }
@@ -188,16 +190,20 @@ export function zap_page_range(k: KState, mm: MmStruct, start: number, end: numb
     const pte0 = pte_offset(k, pmd, s);
     const mem = k.mem;
     const pae = k.L.pae;
+    const ops = k.ops;
+    const hasPfnOf = ops.pte_val_pfn !== undefined;
     k.enterLazyMmu();
     try {
       for (let va = s, i = 0; va < e; va += 4096, i++) {
         const ptep = pte0 + i * ES;
         const lo = mem.read32(ptep);
         if (lo === 0 && (!pae || mem.read32(ptep + 4) === 0)) continue;
-        const pte = (lo & PTE_P) !== 0 ? pteFromWords(lo, pae ? mem.read32(ptep + 4) : 0) : 0n;
-        k.ops.pte_clear(mm, va, ptep); // ptep_get_and_clear_full
-        if (pte !== 0n) {
-          k.pages.put_page(entryPfn(k.ops.pte_val(pte)));
+        const isPresent = (lo & PTE_P) !== 0;
+        const hi = isPresent && pae ? mem.read32(ptep + 4) : 0; // read before the clear
+        ops.pte_clear(mm, va, ptep); // ptep_get_and_clear_full
+        if (isPresent) {
+          // entryPfn(pte_val(pte)), from the words when the backend offers it (same value, no BigInt).
+          k.pages.put_page(hasPfnOf ? ops.pte_val_pfn!(lo, hi) : entryPfn(ops.pte_val(pteFromWords(lo, hi))));
           mm.rss--;
         }
       }

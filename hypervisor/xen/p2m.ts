@@ -118,6 +118,17 @@ export class P2m {
     const pfn = this.mfnToPfn((hi & 0xf) * 0x100000 + (lo >>> 12));
     return withFrame(lo, hi, pfn < 0 ? this.invalidFrame : pfn);
   }
+
+  /**
+   * The frame field (bits 35:12) of toPseudo(the entry with words lo/hi):
+   * what entryPfn(toPseudo(v)) gives, without building BigInt values.
+   */
+  pseudoFrameOf(lo: number, hi: number): number {
+    const frame = (hi & 0xf) * 0x100000 + (lo >>> 12);
+    if ((lo & 1) === 0) return frame;
+    const pfn = this.mfnToPfn(frame);
+    return pfn < 0 ? this.invalidFrame : pfn;
+  }
 }
 
 /** The entry (lo, hi) with its frame field (bits 35:12) replaced by `frame` (< 2^24). */

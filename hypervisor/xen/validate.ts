@@ -213,38 +213,57 @@ export class PageTableRules implements PageTypeOps {
       const f = this.mem.frame(mfn);
       const n = this.n;
       this.entriesRead += n;
-      for (let i = 0; i < n; i++) {
-        const lo = f[pae ? 2 * i : i]! >>> 0;
-        if ((lo & PTE_P) === 0 || (lo & PTE_RW) === 0) continue;
-        this.putPageFromL1e(lo, pae ? f[2 * i + 1]! >>> 0 : 0);
+      if (pae) {
+        for (let w = 0; w < 2 * n; w += 2) {
+          const lo = f[w]!;
+          if ((lo & (PTE_P | PTE_RW)) !== (PTE_P | PTE_RW)) continue;
+          this.putPageFromL1e(lo >>> 0, f[w + 1]! >>> 0);
+        }
+      } else {
+        for (let i = 0; i < n; i++) {
+          const lo = f[i]!;
+          if ((lo & (PTE_P | PTE_RW)) !== (PTE_P | PTE_RW)) continue;
+          this.putPageFromL1e(lo >>> 0, 0);
+        }
       }
     } else if (type === PGT_L2) {
       const f = this.mem.frame(mfn);
       const n = this.guestL2Slots(xenL2);
       this.entriesRead += n;
-      for (let i = 0; i < n; i++) {
-        const lo = f[pae ? 2 * i : i]! >>> 0;
+      const step = pae ? 2 : 1;
+      const end = n * step;
+      for (let w = 0; w < end; w += step) {
+        const lo = f[w]!;
         if ((lo & PTE_P) === 0) continue;
-        this.putPageFromL2e(lo, pae ? f[2 * i + 1]! >>> 0 : 0, mfn);
+        this.putPageFromL2e(lo >>> 0, pae ? f[w + 1]! >>> 0 : 0, mfn);
       }
     } else if (type === PGT_L3) {
       for (let i = 0; i < 4; i++) this.putPageFromL3e(this.lo(mfn, i), this.hi(mfn, i), mfn);
     }
   }
 
+  // allocL1/allocL2 count one read per entry looked at (the failing one
+  // included) before any rollback reads, as lo() would: the total is added
+  // when the loop ends (it is charged only at the end of the hypercall).
+
   private allocL1(mfn: number): boolean {
     const f = this.mem.frame(mfn);
     const pae = this.pae;
-    for (let i = 0; i < this.n; i++) {
-      this.entriesRead++;
-      const lo = f[pae ? 2 * i : i]! >>> 0;
+    const n = this.n;
+    const step = pae ? 2 : 1;
+    const end = n * step;
+    for (let w = 0; w < end; w += step) {
+      const lo = f[w]!;
       if ((lo & PTE_P) === 0) continue;
-      if (!this.getPageFromL1e(lo, pae ? f[2 * i + 1]! >>> 0 : 0)) {
+      if (!this.getPageFromL1e(lo >>> 0, pae ? f[w + 1]! >>> 0 : 0)) {
+        let i = w / step;
+        this.entriesRead += i + 1;
         this.log(R.allocFailure(1, i));
         while (i-- > 0) this.putPageFromL1e(this.lo(mfn, i), this.hi(mfn, i));
         return false;
       }
     }
+    this.entriesRead += n;
     return true;
   }
 
@@ -252,16 +271,20 @@ export class PageTableRules implements PageTypeOps {
     const f = this.mem.frame(mfn);
     const pae = this.pae;
     const slots = this.guestL2Slots(xenL2);
-    for (let i = 0; i < slots; i++) {
-      this.entriesRead++;
-      const lo = f[pae ? 2 * i : i]! >>> 0;
+    const step = pae ? 2 : 1;
+    const end = slots * step;
+    for (let w = 0; w < end; w += step) {
+      const lo = f[w]!;
       if ((lo & PTE_P) === 0) continue;
-      if (!this.getPageFromL2e(lo, pae ? f[2 * i + 1]! >>> 0 : 0)) {
+      if (!this.getPageFromL2e(lo >>> 0, pae ? f[w + 1]! >>> 0 : 0)) {
+        let i = w / step;
+        this.entriesRead += i + 1;
         this.log(R.allocFailure(2, i));
         while (i-- > 0) if (this.isGuestL2Slot(xenL2, i)) this.putPageFromL2e(this.lo(mfn, i), this.hi(mfn, i), mfn);
         return false;
       }
     }
+    this.entriesRead += slots;
     // 2-level: every L2 is a root and carries Xen's private mappings.
     if (!this.pae) this.entriesWritten += this.hole.install(mfn);
     return true;

@@ -87,6 +87,9 @@ export class XenBackend implements ParavirtOps {
   /** Pages announced with alloc_pt (ANNOUNCED_PT) or alloc_pd / alloc_pd_clone (ANNOUNCED_PD), by pfn. */
   private readonly announced: Uint8Array;
   private swapperPfn = -1;
+  /** pgdWalk's dedup marks (the walk's stamp by pfn) and the current stamp. */
+  private readonly walkSeen: Int32Array;
+  private walkStamp = 0;
 
   constructor(config: MachineConfig, opts: XenOptions = {}) {
     this.config = { ...config };
@@ -98,6 +101,7 @@ export class XenBackend implements ParavirtOps {
     this.pinnedPages = new Uint8Array(this.mem.nrPages);
     this.pinnedRoots = new Uint8Array(this.mem.nrPages);
     this.announced = new Uint8Array(this.mem.nrPages);
+    this.walkSeen = new Int32Array(this.mem.nrPages);
     this.stats = this.domain.stats;
     this.reservedTop = reservedTopFor(this.pae);
     // xen_start_kernel: HYPERVISOR_vm_assist(VMASST_CMD_enable, VMASST_TYPE_writable_pagetables).
@@ -355,6 +359,10 @@ export class XenBackend implements ParavirtOps {
   pte_val(v: PteVal): PteVal {
     return this.domain.p2m.toPseudo(v);
   }
+  /** entryPfn(pte_val(v)) from v's two words (no BigInt): see ParavirtOps.pte_val_pfn. */
+  pte_val_pfn(lo: number, hi: number): number {
+    return this.domain.p2m.pseudoFrameOf(lo, hi);
+  }
   make_pmd(v: PteVal): PteVal {
     return this.domain.p2m.toMachine(v);
   }
@@ -447,21 +455,20 @@ export class XenBackend implements ParavirtOps {
     const d = this.domain;
     const mem = d.mmu.mem;
     const pae = this.pae;
-    const out = new Set<number>([pfn]);
-    const root = d.p2m.pfnToMfn(pfn);
-    // Entries are read straight from the frames (no object per entry): a
-    // present, non-PS entry whose frame is the guest's adds its pfn.
-    const step = pae ? 2 : 1;
-    const table = (mfn: number, limit: number): void => {
-      const f = mem.frame(mfn);
-      const end = limit * step;
-      for (let w = 0; w < end; w += step) {
-        const lo = f[w]!;
-        if ((lo & (PTE_P | PTE_PS)) !== PTE_P) continue; // present, not a large page
-        const p = d.p2m.mfnToPfn(d.rules.frameOf(lo >>> 0, pae ? f[w + 1]! >>> 0 : 0));
-        if (p >= 0) out.add(p);
+    // The pfns in first-seen order without duplicates (what a Set's insertion
+    // order gives), deduplicated with a per-pfn stamp instead of a Set: this
+    // runs on every pin and exit_mmap.
+    const out: number[] = [];
+    const seen = this.walkSeen;
+    const stamp = this.walkStamp === 0x7fffffff ? this.resetWalkStamp() : ++this.walkStamp;
+    const add = (p: number): void => {
+      if (seen[p] !== stamp) {
+        seen[p] = stamp;
+        out.push(p);
       }
     };
+    add(pfn);
+    const root = d.p2m.pfnToMfn(pfn);
     if (pae) {
       const userSlots = this.config.pageOffset >>> 30;
       for (let s = 0; s < 4; s++) {
@@ -469,14 +476,43 @@ export class XenBackend implements ParavirtOps {
         if ((lo & PTE_P) === 0) continue;
         const epfn = d.p2m.mfnToPfn(d.rules.frameOf(lo, mem.word(root, 2 * s + 1)));
         if (epfn < 0) continue;
-        out.add(epfn);
+        add(epfn);
         if (!full && s >= userSlots) continue;
-        table(d.p2m.pfnToMfn(epfn), s === 3 ? d.hole.firstSlot : 512);
+        this.walkTable(d.p2m.pfnToMfn(epfn), s === 3 ? d.hole.firstSlot : 512, add);
       }
     } else {
-      table(root, full ? d.hole.firstSlot : this.config.pageOffset >>> 22);
+      this.walkTable(root, full ? d.hole.firstSlot : this.config.pageOffset >>> 22, add);
     }
-    return [...out];
+    return out;
+  }
+
+  /** pgdWalk's table scan: each present, non-PS entry of the first `limit` whose frame is the guest's adds its pfn. */
+  private walkTable(mfn: number, limit: number, add: (p: number) => void): void {
+    // Entries are read straight from the frame (no object per entry).
+    const d = this.domain;
+    const f = d.mmu.mem.frame(mfn);
+    if (this.pae) {
+      const end = limit * 2;
+      for (let w = 0; w < end; w += 2) {
+        const lo = f[w]!;
+        if ((lo & (PTE_P | PTE_PS)) !== PTE_P) continue; // present, not a large page
+        const p = d.p2m.mfnToPfn((f[w + 1]! & 0xfffff) * 0x100000 + (lo >>> 12)); // rules.frameOf (PAE)
+        if (p >= 0) add(p);
+      }
+    } else {
+      for (let w = 0; w < limit; w++) {
+        const lo = f[w]!;
+        if ((lo & (PTE_P | PTE_PS)) !== PTE_P) continue;
+        const p = d.p2m.mfnToPfn(lo >>> 12); // rules.frameOf (2-level)
+        if (p >= 0) add(p);
+      }
+    }
+  }
+
+  private resetWalkStamp(): number {
+    this.walkSeen.fill(0);
+    this.walkStamp = 1;
+    return 1;
   }
 
   /**

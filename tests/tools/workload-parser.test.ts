@@ -105,6 +105,22 @@ test('the split in force decides user space: flags override the machine line', (
   refuses('process a\nmmap a 0x40000000 4K rw', /TASK_SIZE 0x40000000 with split=1G/, { split: '1G' });
 });
 
+test('additions: idle, vmalloc_sync_all, lazy and interrupt blocks', () => {
+  const s = parseScript(
+    'x.pvw',
+    'process a\nidle\nvmalloc v 4K\nvmalloc_sync_all\nlazy {\n  kread v 0\n}\ninterrupt pgd_alloc:after-pgd_ctor {\n  vmalloc_sync_all\n  cpa 0x1000000 1 ro\n}\nprocess b\n',
+  );
+  assert.equal(s.body.map((x) => x.op), ['process', 'idle', 'vmalloc', 'vmalloc_sync_all', 'lazy', 'interrupt', 'process']);
+  const irq = s.body[5]!;
+  assert.ok(irq.op === 'interrupt' && irq.point === 'pgd_alloc:after-pgd_ctor' && irq.body.length === 2);
+  checkScript(s, resolveConfig('x.pvw', s.machine, {}));
+  refuses('interrupt pgd_free:somewhere {\n}', /^w\.pvw:1:11: unknown interrupt point 'pgd_free:somewhere'/);
+  refuses('process a\ninterrupt pgd_alloc:before-set_pgd {\n  exit a\n}', /^w\.pvw:3:3: 'exit' cannot run in an interrupt/);
+  refuses('interrupt pgd_alloc:before-set_pgd {\n  interrupt pgd_alloc:before-set_pgd {\n  }\n}', /^w\.pvw:2:3: an interrupt block cannot contain another/);
+  refuses('idle now', /^w\.pvw:1:6: unexpected 'now'/);
+  refuses('lazy\n}', /^w\.pvw:1:5: expected '\{' at the end of 'lazy'/);
+});
+
 test('a user access to a kernel address is not an input error', () => {
   check('process a\nread a 0xc0000000 expect segv\nwrite a 0xc0001000 1 expect segv');
 });

@@ -36,6 +36,15 @@ export type Stmt = Pos &
     | { op: 'cpa'; phys: number; pages: number; attr: Attr }
     | { op: 'repeat'; count: number; body: Stmt[] }
     | { op: 'measure'; label: string; body: Stmt[] }
+    // ---- additions to the spec's core (docs/workloads.md, "Additions") ----
+    /** Context switch to the idle task: init_mm, swapper_pg_dir. */
+    | { op: 'idle' }
+    /** The kernel's vmalloc_sync_all(). */
+    | { op: 'vmalloc_sync_all' }
+    /** Run the block in lazy MMU mode (arch_enter/leave_lazy_mmu_mode). */
+    | { op: 'lazy'; body: Stmt[] }
+    /** Arm a one-shot interrupt: the block runs when the kernel reaches POINT. */
+    | { op: 'interrupt'; point: string; body: Stmt[] }
   );
 
 /** The `machine` line's keys (all optional; defaults come from the spec). */

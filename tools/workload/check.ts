@@ -144,7 +144,12 @@ class Checker {
         if (s.phys + s.pages * PAGE > this.cfg.mem) this.fail(s, `cpa range is beyond guest memory (mem=0x${this.cfg.mem.toString(16)})`);
         return;
       case 'measure':
+      case 'lazy':
+      case 'interrupt':
         this.block(s.body, iter);
+        return;
+      case 'idle':
+      case 'vmalloc_sync_all':
         return;
       case 'repeat':
         this.repeat(s.count, s.body);
@@ -174,7 +179,7 @@ class Checker {
 function hasTemplate(body: Stmt[]): boolean {
   for (const s of body) {
     if (s.op === 'repeat') continue; // inner loops bind their own index
-    if (s.op === 'measure') {
+    if (s.op === 'measure' || s.op === 'lazy' || s.op === 'interrupt') {
       if (hasTemplate(s.body)) return true;
       continue;
     }
@@ -188,7 +193,7 @@ export function countStatements(body: Stmt[]): number {
   let n = 0;
   for (const s of body) {
     if (s.op === 'repeat') n += s.count * countStatements(s.body);
-    else if (s.op === 'measure') n += 1 + countStatements(s.body);
+    else if (s.op === 'measure' || s.op === 'lazy' || s.op === 'interrupt') n += 1 + countStatements(s.body);
     else n += 1;
     if (n > Number.MAX_SAFE_INTEGER / 4) return Number.MAX_SAFE_INTEGER;
   }
@@ -199,7 +204,7 @@ function findBigRepeat(body: Stmt[]): Stmt | undefined {
   let best: Stmt | undefined;
   let bestN = 0;
   for (const s of body) {
-    if (s.op === 'repeat' || s.op === 'measure') {
+    if (s.op === 'repeat' || s.op === 'measure' || s.op === 'lazy') {
       const n = countStatements([s]);
       if (n > bestN) {
         bestN = n;

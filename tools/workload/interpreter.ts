@@ -8,7 +8,7 @@
  * breach.
  */
 import type { Mmu } from '../../emulator/mmu.js';
-import { bootKernel, InvariantViolation, KernelBug, type Kernel, type VmallocArea } from '../../guest-kernel/kernel.js';
+import { bootKernel, InvariantViolation, KernelBug, type HookPoint, type Kernel, type VmallocArea } from '../../guest-kernel/kernel.js';
 import { createNativeBackend } from '../../hypervisor/native.js';
 import type { MachineConfig, ParavirtOps } from '../../hypervisor/paravirt-ops.js';
 import { HypervisorRefusal } from '../../hypervisor/types.js';
@@ -174,6 +174,16 @@ export class Interpreter {
       }
       return;
     }
+    if (s.op === 'lazy') {
+      this.kernel.lazyMmu(() => this.block(s.body, iter));
+      return;
+    }
+    if (s.op === 'interrupt') {
+      // The block runs inside whichever kernel path reaches the point next.
+      this.kernel.setHook(s.point as HookPoint, () => this.block(s.body, iter));
+      this.observe(s, `interrupt armed at ${s.point}`);
+      return;
+    }
     this.statements++;
     const t0 = this.opts.trace ? this.ops.stats.cycles : 0;
     try {
@@ -326,6 +336,16 @@ export class Interpreter {
         }
         return;
       }
+      case 'idle':
+        k.switchToIdle();
+        if (this.opts.trace) {
+          this.opts.trace.pid = 0;
+          this.opts.trace.instant('context switch', 'sched', this.mmu.cycles, { to: 'idle' });
+        }
+        return;
+      case 'vmalloc_sync_all':
+        k.vmallocSyncAll();
+        return;
       case 'cpa': {
         const r = k.changePageAttr(s.phys, s.pages, s.attr);
         this.observe(s, `cpa ${hex(s.phys)} ${s.pages} ${s.attr} -> ${r}`);

@@ -6,6 +6,7 @@
  * checks that depend on the configuration in force are in check.ts.
  */
 import { InputError } from '../input-error.js';
+import { HOOK_POINTS } from '../../guest-kernel/kernel.js';
 import type { Attr, MachineLine, NameRef, Pos, Prot, Script, Stmt } from './ast.js';
 
 interface Tok {
@@ -47,7 +48,7 @@ class Parser {
     const lines = this.text.replace(/^\uFEFF/, '').split(/\r?\n/);
     // Binary garbage: NUL or other control characters are not part of the language.
     const root: Stmt[] = [];
-    const stack: { body: Stmt[]; open: Pos }[] = [{ body: root, open: { line: 1, col: 1 } }];
+    const stack: { body: Stmt[]; open: Pos; interrupt?: boolean }[] = [{ body: root, open: { line: 1, col: 1 } }];
     for (let i = 0; i < lines.length; i++) {
       this.lineNo = i + 1;
       const raw = lines[i]!;
@@ -72,6 +73,25 @@ class Parser {
         continue;
       }
       this.sawStatement = true;
+      if (first.text === 'lazy' || first.text === 'interrupt') {
+        const last = toks[toks.length - 1]!;
+        const usage = first.text === 'lazy' ? 'lazy {' : 'interrupt POINT {';
+        if (last.text !== '{') this.fail(this.at(last, last.text.length), `expected '{' at the end of '${first.text}'`);
+        if (toks.length !== (first.text === 'lazy' ? 2 : 3)) this.fail(pos, `expected '${usage}'`);
+        if (stack.length > MAX_NESTING) this.fail(pos, `blocks nested deeper than ${MAX_NESTING}`);
+        const body: Stmt[] = [];
+        if (first.text === 'lazy') top.body.push({ ...pos, op: 'lazy', body });
+        else {
+          const pt = toks[1]!;
+          if (!(HOOK_POINTS as readonly string[]).includes(pt.text)) {
+            this.fail(this.at(pt), `unknown interrupt point '${pt.text}' (known: ${HOOK_POINTS.join(', ')})`);
+          }
+          if (stack.some((b) => b.interrupt)) this.fail(pos, 'an interrupt block cannot contain another');
+          top.body.push({ ...pos, op: 'interrupt', point: pt.text, body });
+        }
+        stack.push({ body, open: pos, interrupt: first.text === 'interrupt' });
+        continue;
+      }
       if (first.text === 'repeat' || first.text === 'measure') {
         const last = toks[toks.length - 1]!;
         if (last.text !== '{') this.fail(this.at(last, last.text.length), `expected '{' at the end of '${first.text}'`);
@@ -90,7 +110,11 @@ class Parser {
         stack.push({ body, open: pos });
         continue;
       }
-      top.body.push(this.statement(pos, first.text, toks));
+      const st = this.statement(pos, first.text, toks);
+      if (stack.some((b) => b.interrupt) && st.op !== 'cpa' && st.op !== 'vmalloc_sync_all') {
+        this.fail(pos, `'${st.op}' cannot run in an interrupt (only cpa and vmalloc_sync_all can)`);
+      }
+      top.body.push(st);
     }
     if (stack.length > 1) {
       const open = stack[stack.length - 1]!.open;
@@ -233,6 +257,10 @@ class Parser {
         }
         return { ...pos, op, area, offset, expect };
       }
+      case 'idle':
+      case 'vmalloc_sync_all':
+        this.noMore(toks, 1, op);
+        return { ...pos, op };
       case 'cpa': {
         const phys = this.num(this.need(toks, 1, 'PHYS'), 'PHYS', 2 ** 36 - 1);
         const pages = this.num(this.need(toks, 2, 'PAGES'), 'PAGES', 1 << 24);
