@@ -55,6 +55,15 @@ class NativeGuestMemory implements GuestMemory {
     this.check(addr, 4);
     return this.mmu.mem.read32(addr);
   }
+  /** GuestMemory.read32s: a range within one page in one copy, else read32 word by word. */
+  read32s(addr: GuestPhys, out: Uint32Array, words: number): void {
+    if ((addr >>> 0) === addr && (addr & 3) === 0 && words <= out.length && (addr & 0xfff) + words * 4 <= 4096 && addr + words * 4 <= this.limit) {
+      const w = (addr & 0xfff) >>> 2;
+      out.set(this.mmu.mem.frame(addr >>> 12).subarray(w, w + words)); // Int32 -> Uint32: read32's `>>> 0`
+      return;
+    }
+    for (let i = 0; i < words; i++) out[i] = this.read32(addr + 4 * i);
+  }
   write32(addr: GuestPhys, value: number): void {
     if ((addr >>> 0) === addr && (addr & 3) === 0 && addr + 4 <= this.limit) {
       this.mmu.mem.frameW(addr >>> 12)[(addr & 0xfff) >>> 2] = value | 0;

@@ -65,6 +65,12 @@ export interface GuestMemory {
   copy32?(dst: GuestPhys, src: GuestPhys, bytes: number): void;
   /** memset of `bytes` (a multiple of 4) with a 32-bit `value`: as 32-bit stores in ascending order. Optional, like copy32. */
   fill32?(addr: GuestPhys, bytes: number, value: number): void;
+  /**
+   * out[i] = read32(addr + 4 * i) for i < words: a bulk read (the fork/exit
+   * pte loops read a pte page's range with it). Optional, like copy32; no
+   * side effect and no cost, as read32 has none.
+   */
+  read32s?(addr: GuestPhys, out: Uint32Array, words: number): void;
 }
 
 /** Result of a processor access made on behalf of the guest (user process or kernel). */
@@ -124,6 +130,13 @@ export interface ParavirtOps {
   set_pte_at(mm: MmHandle, va: VirtAddr, ptep: GuestPhys, pte: PteVal): void;
   set_pte_atomic(ptep: GuestPhys, pte: PteVal): void;
   set_pte_present(mm: MmHandle, va: VirtAddr, ptep: GuestPhys, pte: PteVal): void;
+  /**
+   * Optional host-side shortcut, no guest-visible or modelled difference:
+   * set_pte_at(mm, va, ptep, lo | hi << 32) with the entry given as its two
+   * 32-bit words (hi 0 on 2-level), without building a BigInt. The fork pte
+   * copy uses it when present.
+   */
+  set_pte_at_words?(mm: MmHandle, va: VirtAddr, ptep: GuestPhys, lo: number, hi: number): void;
   set_pmd(pmdp: GuestPhys, pmd: PteVal): void;
   /** PAE: set a pgd entry (there is no set_pgd op). */
   set_pud(pudp: GuestPhys, pud: PteVal): void;

@@ -29,6 +29,7 @@ import {
 } from './pgtable-defs.js';
 import { PTE_A, PTE_P, PTE_RW } from '../../emulator/paging-bits.js';
 import { pteFromWords } from '../../hypervisor/types.js';
+import type { GuestMemory } from '../../hypervisor/paravirt-ops.js';
 import { pmd_clear, pmd_populate, pte_alloc_one, pte_free } from './pgtable.js';
 
 export type FaultResult = 'fixed' | 'oom';
@@ -127,6 +128,17 @@ function do_wp_page(k: KState, mm: MmStruct, vma: Vma, address: number, ptep: nu
   return 'fixed';
 }
 
+// Scratch for the pte loops' bulk reads (one pte page at most: 1024 words).
+const SCRATCH_COPY = new Uint32Array(1024);
+const SCRATCH_ZAP = new Uint32Array(1024);
+
+/** `words` 32-bit words of guest memory from `addr` into `out` (read32 each, or the backend's read32s). */
+function readEntryWords(mem: GuestMemory, addr: number, words: number, out: Uint32Array): Uint32Array {
+  if (mem.read32s !== undefined) mem.read32s(addr, out, words);
+  else for (let j = 0; j < words; j++) out[j] = mem.read32(addr + 4 * j);
+  return out;
+}
+
 /** Iterate the pmd spans [s, e) of [start, end). */
 function forEachPmdSpan(k: KState, start: number, end: number, fn: (s: number, e: number) => boolean | void): void {
   const PMD = k.L.PMD_SIZE;
@@ -155,23 +167,29 @@ export function copy_page_range(k: KState, dst: MmStruct, src: MmStruct, vma: Vm
     const ops = k.ops;
     const pae = k.L.pae;
     const hasPfnOf = ops.pte_val_pfn !== undefined;
+    const hasWords = ops.set_pte_at_words !== undefined;
+    // The source entries of the span, read up front (the loop writes none of
+    // them before reading it: same values as reading each in turn).
+    const wpe = ES / 4;
+    const src32 = readEntryWords(mem, spte0, Math.ceil((e - s) / 4096) * wpe, SCRATCH_COPY);
     k.enterLazyMmu();
     try {
       for (let va = s, i = 0; va < e; va += 4096, i++) {
         const sptep = spte0 + i * ES;
         // Cheap test on the low word first: most entries of a sparse table are empty.
-        const lo = mem.read32(sptep);
+        const lo = src32[i * wpe]!;
         if ((lo & PTE_P) === 0) continue;
         // copy_one_pte works on the raw (machine-form) value, as Linux does.
         // The values are built from the entry's two words (pte & NOT_RW etc.
         // without BigInt arithmetic: same values, far cheaper).
-        const hi = pae ? mem.read32(sptep + 4) : 0;
-        const pte = pteFromWords(lo, hi);
+        const hi = pae ? src32[i * 2 + 1]! : 0;
         // is_cow_mapping: write-protect in the parent and the child.
         if ((lo & PTE_RW) !== 0) ops.set_pte_at(src, va, sptep, pteFromWords(lo & ~PTE_RW, hi)); // ptep_set_wrprotect
         // entryPfn(pte_val(pte)), from the words when the backend offers it (same value, no BigInt).
-        k.pages.get_page(hasPfnOf ? ops.pte_val_pfn!(lo, hi) : entryPfn(ops.pte_val(pte)));
-        ops.set_pte_at(dst, va, dpte0 + i * ES, pteFromWords(lo & ~(PTE_RW | PTE_A), hi)); // pte_wrprotect, pte_mkold
+        k.pages.get_page(hasPfnOf ? ops.pte_val_pfn!(lo, hi) : entryPfn(ops.pte_val(pteFromWords(lo, hi))));
+        // pte_wrprotect, pte_mkold (from the words when the backend offers it: the same store, no BigInt).
+        if (hasWords) ops.set_pte_at_words!(dst, va, dpte0 + i * ES, lo & ~(PTE_RW | PTE_A), hi);
+        else ops.set_pte_at(dst, va, dpte0 + i * ES, pteFromWords(lo & ~(PTE_RW | PTE_A), hi));
         dst.rss++;
       }
     } finally {
@@ -192,14 +210,18 @@ export function zap_page_range(k: KState, mm: MmStruct, start: number, end: numb
     const pae = k.L.pae;
     const ops = k.ops;
     const hasPfnOf = ops.pte_val_pfn !== undefined;
+    // The span's entries, read up front (each is cleared only after it is
+    // read, and a clear touches no other entry: same values).
+    const wpe = ES / 4;
+    const w32 = readEntryWords(mem, pte0, Math.ceil((e - s) / 4096) * wpe, SCRATCH_ZAP);
     k.enterLazyMmu();
     try {
       for (let va = s, i = 0; va < e; va += 4096, i++) {
         const ptep = pte0 + i * ES;
-        const lo = mem.read32(ptep);
-        if (lo === 0 && (!pae || mem.read32(ptep + 4) === 0)) continue;
+        const lo = w32[i * wpe]!;
+        const hi = pae ? w32[i * 2 + 1]! : 0;
+        if (lo === 0 && hi === 0) continue;
         const isPresent = (lo & PTE_P) !== 0;
-        const hi = isPresent && pae ? mem.read32(ptep + 4) : 0; // read before the clear
         ops.pte_clear(mm, va, ptep); // ptep_get_and_clear_full
         if (isPresent) {
           // entryPfn(pte_val(pte)), from the words when the backend offers it (same value, no BigInt).

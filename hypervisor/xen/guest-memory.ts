@@ -71,6 +71,19 @@ export class XenGuestMemory implements GuestMemory {
     return this.d.mmu.mem.read32(this.ma(addr, 4));
   }
 
+  /** GuestMemory.read32s: one frame lookup for a range within a page, else read32 word by word. */
+  read32s(addr: GuestPhys, out: Uint32Array, words: number): void {
+    if ((addr >>> 0) === addr && (addr & 3) === 0 && words <= out.length && (addr & 0xfff) + words * 4 <= 4096) {
+      const mfn = this.d.p2m.pfnToMfn(addr >>> 12);
+      if (mfn >= 0) {
+        const w = (addr & 0xfff) >>> 2;
+        out.set(this.d.mmu.mem.frame(mfn).subarray(w, w + words)); // Int32 -> Uint32: read32's `>>> 0`
+        return;
+      }
+    }
+    for (let i = 0; i < words; i++) out[i] = this.read32(addr + 4 * i);
+  }
+
   write32(addr: GuestPhys, value: number): void {
     // Fast path: an aligned store into a frame that is not a page table (a plain store, as below).
     if ((addr >>> 0) === addr && (addr & 3) === 0) {

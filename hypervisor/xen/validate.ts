@@ -29,6 +29,7 @@ import { PTE_P, PTE_RW } from '../../emulator/paging-bits.js';
 import { PAE_L3_LIMIT_MFN } from './abi.js';
 import { FrameTable, PGT_L1, PGT_L2, PGT_L3, PGT_WRITABLE, type PageType, type PageTypeOps } from './frame-table.js';
 import type { XenHole } from './hole.js';
+import { zeroPrefix } from './zero-scan.js';
 import type { P2m } from './p2m.js';
 import { R, typeName, type LogLine } from './reasons.js';
 
@@ -213,6 +214,7 @@ export class PageTableRules implements PageTypeOps {
       const f = this.mem.frame(mfn);
       const n = this.n;
       this.entriesRead += n;
+      if (zeroPrefix(f, pae ? 2 * n : n)) return; // nothing present: no reference to drop
       if (pae) {
         for (let w = 0; w < 2 * n; w += 2) {
           const lo = f[w]!;
@@ -232,6 +234,7 @@ export class PageTableRules implements PageTypeOps {
       this.entriesRead += n;
       const step = pae ? 2 : 1;
       const end = n * step;
+      if (zeroPrefix(f, end)) return; // nothing present: no reference to drop
       for (let w = 0; w < end; w += step) {
         const lo = f[w]!;
         if ((lo & PTE_P) === 0) continue;
@@ -245,6 +248,8 @@ export class PageTableRules implements PageTypeOps {
   // allocL1/allocL2 count one read per entry looked at (the failing one
   // included) before any rollback reads, as lo() would: the total is added
   // when the loop ends (it is charged only at the end of the hypercall).
+  // All four whole-table loops skip a range that is all zero (zeroPrefix:
+  // nothing present, so nothing to take or drop) but still count its reads.
 
   private allocL1(mfn: number): boolean {
     const f = this.mem.frame(mfn);
@@ -252,7 +257,7 @@ export class PageTableRules implements PageTypeOps {
     const n = this.n;
     const step = pae ? 2 : 1;
     const end = n * step;
-    for (let w = 0; w < end; w += step) {
+    for (let w = zeroPrefix(f, end) ? end : 0; w < end; w += step) {
       const lo = f[w]!;
       if ((lo & PTE_P) === 0) continue;
       if (!this.getPageFromL1e(lo >>> 0, pae ? f[w + 1]! >>> 0 : 0)) {
@@ -273,7 +278,7 @@ export class PageTableRules implements PageTypeOps {
     const slots = this.guestL2Slots(xenL2);
     const step = pae ? 2 : 1;
     const end = slots * step;
-    for (let w = 0; w < end; w += step) {
+    for (let w = zeroPrefix(f, end) ? end : 0; w < end; w += step) {
       const lo = f[w]!;
       if ((lo & PTE_P) === 0) continue;
       if (!this.getPageFromL2e(lo >>> 0, pae ? f[w + 1]! >>> 0 : 0)) {

@@ -33,7 +33,7 @@
  */
 import { ACCESS_WRITE, PFEC_P, PFEC_U, PFEC_W, PTE_P, PTE_PS, PTE_RW, type AccessKind } from '../../emulator/paging-bits.js';
 import type { AccessResult, LazyMode, MachineConfig, MmHandle, ParavirtOps } from '../paravirt-ops.js';
-import { pteHi, pteLo, pteSplit, type GuestPhys, type Pfn, type PteVal, type VirtAddr } from '../types.js';
+import { pteFromWords, pteHi, pteLo, pteSplit, type GuestPhys, type Pfn, type PteVal, type VirtAddr } from '../types.js';
 import {
   MMUEXT_INVLPG_LOCAL,
   MMUEXT_NEW_BASEPTR,
@@ -50,6 +50,7 @@ import { XenGuestMemory } from './guest-memory.js';
 import { XenHypercalls, type MmuextOp, type MulticallEntry } from './hypercalls.js';
 import { R, XenRefusal, type LogLine } from './reasons.js';
 import { XenStats } from './stats.js';
+import { zeroPrefix } from './zero-scan.js';
 
 const U32 = 0xffffffffn;
 const ANNOUNCED_PT = 1;
@@ -90,6 +91,8 @@ export class XenBackend implements ParavirtOps {
   /** pgdWalk's dedup marks (the walk's stamp by pfn) and the current stamp. */
   private readonly walkSeen: Int32Array;
   private walkStamp = 0;
+  /** directMapEntry's second result: the index of the entry in the L1. */
+  private dmIdx = 0;
 
   constructor(config: MachineConfig, opts: XenOptions = {}) {
     this.config = { ...config };
@@ -299,6 +302,27 @@ export class XenBackend implements ParavirtOps {
     this.update(ptep, pte, 'set_pte_at');
   }
 
+  /**
+   * set_pte_at with the value as two words (ParavirtOps.set_pte_at_words):
+   * into a frame that is not a page table, the plain store update() would
+   * do; otherwise (or a 2-level value that does not fit) exactly set_pte_at.
+   */
+  set_pte_at_words(mm: MmHandle, va: VirtAddr, ptep: GuestPhys, lo: number, hi: number): void {
+    if (this.pae || hi === 0) {
+      const ma = this.entryMa(ptep, 'set_pte_at');
+      if (!this.isTyped(ma)) {
+        // plainStore(ma, v): high word first.
+        const mfn = Math.floor(ma / 4096);
+        const f = this.domain.mmu.mem.frameW(mfn);
+        const w = (ma - mfn * 4096) >>> 2;
+        if (this.pae) f[w + 1] = hi;
+        f[w] = lo;
+        return;
+      }
+    }
+    this.set_pte_at(mm, va, ptep, pteFromWords(lo, hi));
+  }
+
   /** set_64bit: one 8-byte store (one trap when the L1 is typed). */
   set_pte_atomic(ptep: GuestPhys, pte: PteVal): void {
     this.checkValue(pte, 'set_pte_atomic');
@@ -491,6 +515,7 @@ export class XenBackend implements ParavirtOps {
     // Entries are read straight from the frame (no object per entry).
     const d = this.domain;
     const f = d.mmu.mem.frame(mfn);
+    if (zeroPrefix(f, this.pae ? limit * 2 : limit)) return; // nothing present (most user pmds)
     if (this.pae) {
       const end = limit * 2;
       for (let w = 0; w < end; w += 2) {
@@ -516,30 +541,39 @@ export class XenBackend implements ParavirtOps {
   }
 
   /**
-   * Where the direct map (PAGE_OFFSET + pfn << 12) maps `pfn`: the L1 frame and
-   * index, walking swapper_pg_dir (or the loaded pgd before swapper is known).
+   * Where the direct map (PAGE_OFFSET + pfn << 12) maps `pfn`: the L1 frame
+   * (returned) and the index (left in `dmIdx`), walking swapper_pg_dir (or
+   * the loaded pgd before swapper is known); -1 if there is no such L1.
+   * (Two numbers rather than an object: this runs for every pfn of every
+   * make_lowmem_page_readonly / _readwrite.)
    */
-  private directMapEntry(pfn: number): { l1: number; idx: number; va: number } | null {
+  private directMapEntry(pfn: number): number {
     const d = this.domain;
     const va = this.config.pageOffset + pfn * 4096;
-    if (va >= d.hole.start) return null;
+    if (va >= d.hole.start) return -1;
     const root = this.swapperPfn >= 0 ? d.p2m.pfnToMfn(this.swapperPfn) : d.baseMfn;
-    if (root < 0) return null;
+    if (root < 0) return -1;
     const mem = d.mmu.mem;
-    const rd = (mfn: number, i: number): { p: boolean; ps: boolean; mfn: number } => {
-      const lo = mem.word(mfn, this.pae ? 2 * i : i);
-      const hi = this.pae ? mem.word(mfn, 2 * i + 1) : 0;
-      return { p: (lo & PTE_P) !== 0, ps: (lo & PTE_PS) !== 0, mfn: d.rules.frameOf(lo, hi) };
-    };
+    const rules = d.rules;
     let l2 = root;
     if (this.pae) {
-      const e3 = rd(root, va >>> 30);
-      if (!e3.p || !d.p2m.isGuestMfn(e3.mfn)) return null;
-      l2 = e3.mfn;
+      const i3 = va >>> 30;
+      const lo3 = mem.word(root, 2 * i3);
+      const m3 = rules.frameOf(lo3, mem.word(root, 2 * i3 + 1));
+      if ((lo3 & PTE_P) === 0 || !d.p2m.isGuestMfn(m3)) return -1;
+      l2 = m3;
+      const i2 = (va >>> 21) & 511;
+      const lo2 = mem.word(l2, 2 * i2);
+      const m2 = rules.frameOf(lo2, mem.word(l2, 2 * i2 + 1));
+      if ((lo2 & PTE_P) === 0 || (lo2 & PTE_PS) !== 0 || !d.p2m.isGuestMfn(m2)) return -1;
+      this.dmIdx = (va >>> 12) & 511;
+      return m2;
     }
-    const e2 = rd(l2, this.pae ? (va >>> 21) & 511 : va >>> 22);
-    if (!e2.p || e2.ps || !d.p2m.isGuestMfn(e2.mfn)) return null;
-    return { l1: e2.mfn, idx: this.pae ? (va >>> 12) & 511 : (va >>> 12) & 1023, va };
+    const lo2 = mem.word(l2, va >>> 22);
+    const m2 = rules.frameOf(lo2, 0);
+    if ((lo2 & PTE_P) === 0 || (lo2 & PTE_PS) !== 0 || !d.p2m.isGuestMfn(m2)) return -1;
+    this.dmIdx = (va >>> 12) & 1023;
+    return m2;
   }
 
   /**
@@ -553,20 +587,22 @@ export class XenBackend implements ParavirtOps {
     const mem = d.mmu.mem;
     const changed: number[] = [];
     const calls: MulticallEntry[] = [];
-    for (const pfn of pfns) {
-      const loc = this.directMapEntry(pfn);
-      if (loc === null) continue;
-      const w = this.pae ? 2 * loc.idx : loc.idx;
-      const lo = mem.word(loc.l1, w);
-      const hi = this.pae ? mem.word(loc.l1, w + 1) : 0;
+    for (let k = 0; k < pfns.length; k++) {
+      const pfn = pfns[k]!;
+      const l1 = this.directMapEntry(pfn);
+      if (l1 < 0) continue;
+      const idx = this.dmIdx;
+      const w = this.pae ? 2 * idx : idx;
+      const lo = mem.word(l1, w);
+      const hi = this.pae ? mem.word(l1, w + 1) : 0;
       if ((lo & PTE_P) === 0 || d.rules.frameOf(lo, hi) !== d.p2m.pfnToMfn(pfn)) continue;
       if (((lo & PTE_RW) !== 0) === rw) continue;
       const nlo = rw ? lo | PTE_RW : lo & ~PTE_RW;
       changed.push(pfn);
-      if (d.frames.isPageTable(loc.l1)) {
-        const val = (BigInt(hi >>> 0) << 32n) | BigInt(nlo >>> 0);
-        calls.push({ op: 'mmu_update', reqs: [{ ptr: loc.l1 * 4096 + loc.idx * this.esz, val }] });
-      } else mem.setWord(loc.l1, w, nlo);
+      if (d.frames.isPageTable(l1)) {
+        const val = pteFromWords(nlo, hi); // (BigInt(hi >>> 0) << 32n) | BigInt(nlo >>> 0)
+        calls.push({ op: 'mmu_update', reqs: [{ ptr: l1 * 4096 + idx * this.esz, val }] });
+      } else mem.setWord(l1, w, nlo);
     }
     if (changed.length > 0 && d.baseMfn >= 0) calls.push({ op: 'mmuext_op', ops: [{ cmd: MMUEXT_TLB_FLUSH_LOCAL }] });
     if (calls.length === 1) {
