@@ -24,7 +24,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { Mmu } from '../../emulator/mmu.js';
 import { parseVectors, RESULTS_FORMAT, VECTORS_FORMAT, type CaseResult, type StepResult, type VectorCase } from '../vectors/format.js';
-import { compareResults } from '../vectors/run-vectors.js';
+import { compareResults, runCaseOn } from '../vectors/run-vectors.js';
 import { Prng } from './prng.js';
 
 /** What this fuzzer uses of the reference walker (an untyped .mjs module). */
@@ -311,56 +311,11 @@ function setAccessed(c: RawCase, addr: bigint): void {
   }
 }
 
-/** Run one parsed case on an emulated MMU (the vector runner's semantics), `mutate` applied to it first. */
+/** Run one parsed case on a fresh emulated MMU (the vector runner's code), `mutate` applied to it first. */
 export function runOnMmu(c: VectorCase, cpu = 'core2', mutate?: (mmu: Mmu) => void): CaseResult {
   const mmu = new Mmu({ cpu });
   mutate?.(mmu);
-  for (const reg of c.memory) {
-    for (let i = 0; i < reg.words.length; i++) {
-      if (reg.width === 64) mmu.mem.write64(reg.pa + 8 * i, reg.words[i]!);
-      else mmu.mem.write32(reg.pa + 4 * i, Number(reg.words[i]!));
-    }
-  }
-  mmu.writeEfer(c.cpu.efer);
-  mmu.writeCr4(c.cpu.cr4);
-  mmu.writeCr0(c.cpu.cr0);
-  const steps: StepResult[] = [];
-  const h = (n: number): string => '0x' + n.toString(16);
-  for (const s of c.steps) {
-    switch (s.op) {
-      case 'cr0':
-        steps.push(mmu.writeCr0(s.value) === 'ok' ? { ok: true } : { fault: 'GP' });
-        break;
-      case 'cr3':
-        steps.push(mmu.writeCr3(s.value) === 'ok' ? { ok: true } : { fault: 'GP' });
-        break;
-      case 'cr4':
-        steps.push(mmu.writeCr4(s.value) === 'ok' ? { ok: true } : { fault: 'GP' });
-        break;
-      case 'access': {
-        const pa = mmu.access(s.va, s.kind, s.user);
-        steps.push(pa >= 0 ? { pa: h(pa) } : { fault: 'PF', errorCode: -1 - pa, cr2: h(mmu.cpu.cr2) });
-        break;
-      }
-      case 'poke':
-        if (s.width === 64) mmu.mem.write64(s.pa, s.value);
-        else mmu.mem.write32(s.pa, Number(s.value));
-        steps.push({ ok: true });
-        break;
-      case 'invlpg':
-        mmu.invlpg(s.va);
-        steps.push({ ok: true });
-        break;
-    }
-  }
-  const memory = c.memory.map((reg) => {
-    const words: string[] = [];
-    for (let i = 0; i < reg.words.length; i++) {
-      words.push(hex(reg.width === 64 ? mmu.mem.read64(reg.pa + 8 * i) : BigInt(mmu.mem.read32(reg.pa + 4 * i) >>> 0)));
-    }
-    return reg.width === 64 ? { pa: hex(reg.pa), u64: words } : { pa: hex(reg.pa), u32: words };
-  });
-  return { name: c.name, steps, memory };
+  return runCaseOn(mmu, c).result;
 }
 
 /** Generate and check one seed against the reference walker. */

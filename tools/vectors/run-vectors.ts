@@ -21,17 +21,25 @@ export function runVectors(file: string, cases: VectorCase[], cpu: string): Resu
 
 function runCase(file: string, index: number, c: VectorCase, mmu: Mmu): CaseResult {
   mmu.reset();
+  const r = runCaseOn(mmu, c);
+  if (r.cpuFault) {
+    throw new InputError(`${file}: case ${index} (${c.name}): field '${r.cpuFault}': raises #GP when applied before the first step`);
+  }
+  return r.result;
+}
+
+/**
+ * Run one case on `mmu` as it is (the caller gives a fresh or reset machine):
+ * memory regions, then EFER, CR4, CR0, then the steps. `cpuFault` names the
+ * cpu field whose write raised #GP (the case is then not run).
+ */
+export function runCaseOn(mmu: Mmu, c: VectorCase): { result: CaseResult; cpuFault?: 'cpu.cr4' | 'cpu.cr0' } {
   const mem: PhysMem = mmu.mem;
   for (const r of c.memory) writeWords(mem, r.pa, r.width, r.words);
   mmu.writeEfer(c.cpu.efer);
-  for (const [field, apply] of [
-    ['cpu.cr4', () => mmu.writeCr4(c.cpu.cr4)],
-    ['cpu.cr0', () => mmu.writeCr0(c.cpu.cr0)],
-  ] as const) {
-    if (apply() !== 'ok') {
-      throw new InputError(`${file}: case ${index} (${c.name}): field '${field}': raises #GP when applied before the first step`);
-    }
-  }
+  const empty = { name: c.name, steps: [], memory: [] };
+  if (mmu.writeCr4(c.cpu.cr4) !== 'ok') return { result: empty, cpuFault: 'cpu.cr4' };
+  if (mmu.writeCr0(c.cpu.cr0) !== 'ok') return { result: empty, cpuFault: 'cpu.cr0' };
   const steps: StepResult[] = [];
   for (const s of c.steps) {
     switch (s.op) {
@@ -63,7 +71,7 @@ function runCase(file: string, index: number, c: VectorCase, mmu: Mmu): CaseResu
     const words = readWords(mem, r.pa, r.width, r.words.length).map(hex);
     return r.width === 64 ? { pa: hex(r.pa), u64: words } : { pa: hex(r.pa), u32: words };
   });
-  return { name: c.name, steps, memory, cycles: mmu.cycles };
+  return { result: { name: c.name, steps, memory, cycles: mmu.cycles } };
 }
 
 function writeWords(mem: PhysMem, pa: number, width: 32 | 64, words: bigint[]): void {
