@@ -38,10 +38,10 @@ import {
   KERNEL_TEXT_START_PFN,
   PAGE_OFFSET_BY_SPLIT,
   computeLayout,
-  hex,
   type Layout,
   type Split,
 } from './layout.js';
+import { hex } from '../emulator/hex.js';
 import { do_page_fault } from './mm/fault.js';
 import { paging_init } from './mm/init.js';
 import { EINVAL, ENOMEM, check_range, do_mmap, do_munmap, type Prot } from './mm/mmap.js';
