@@ -217,6 +217,71 @@ export function getPreset(name: string): CpuPreset {
 }
 
 /**
+ * Cost components: every cycle the machine or a backend charges goes to
+ * exactly one of these (docs/cost-model.md). The order is the display order
+ * of `boot`, `compare`, `--json` (`measures.LABEL.breakdown`) and the report.
+ *  - kernel: the guest kernel's own base work (syscall entry/exit, fixed path
+ *    costs of fork/exec/exit/schedule/mmap/signal, native page-table stores)
+ *  - page_copy: clear_page / copy_page
+ *  - tlb: TLB lookups and page walks, A/D updates, kernel TLB refills
+ *  - flush: CR3 writes, INVLPG, full flushes, PDPTE loads
+ *  - exception: native exception entry/exit (the #PF round trip)
+ *  - hypercall: hypercall entry/exit and multicall dispatch
+ *  - trap: trapped-and-emulated page-table writes
+ *  - bounce: faults bounced through Xen (what a bounce adds)
+ *  - validation: Xen's validation scans, type-count changes, entry writes
+ */
+export const COST_COMPONENTS = ['kernel', 'page_copy', 'tlb', 'flush', 'exception', 'hypercall', 'trap', 'bounce', 'validation'] as const;
+export type CostComponent = (typeof COST_COMPONENTS)[number];
+/** Ledger indices of the components (COST_COMPONENTS order), for the charging paths. */
+export const CC_KERNEL = 0;
+export const CC_PAGE_COPY = 1;
+export const CC_TLB = 2;
+export const CC_FLUSH = 3;
+export const CC_EXCEPTION = 4;
+export const CC_HYPERCALL = 5;
+export const CC_TRAP = 6;
+export const CC_BOUNCE = 7;
+export const CC_VALIDATION = 8;
+export const N_COST_COMPONENTS = COST_COMPONENTS.length;
+
+/** Ledger index of a component name. */
+export function costComponentIndex(c: CostComponent): number {
+  return COST_COMPONENTS.indexOf(c);
+}
+
+/** A per-component cycle breakdown: component name to cycles (every component present, zero or not). */
+export type CostBreakdown = Record<CostComponent, number>;
+
+/** The ledger (indexed by component) as a breakdown object. */
+export function breakdownOf(ledger: ArrayLike<number>): CostBreakdown {
+  const out = {} as CostBreakdown;
+  for (let i = 0; i < N_COST_COMPONENTS; i++) out[COST_COMPONENTS[i]!] = ledger[i]!;
+  return out;
+}
+
+/** after - before, per component. */
+export function breakdownDelta(after: CostBreakdown, before: CostBreakdown): CostBreakdown {
+  const out = {} as CostBreakdown;
+  for (const c of COST_COMPONENTS) out[c] = after[c] - before[c];
+  return out;
+}
+
+/** Sum of a breakdown's components. */
+export function breakdownSum(b: Partial<Record<CostComponent, number>>): number {
+  let s = 0;
+  for (const c of COST_COMPONENTS) s += b[c] ?? 0;
+  return s;
+}
+
+/** The non-zero components only, in display order (the JSON form: zero components may be omitted). */
+export function breakdownNonZero(b: Partial<Record<CostComponent, number>>): Partial<CostBreakdown> {
+  const out: Partial<CostBreakdown> = {};
+  for (const c of COST_COMPONENTS) if ((b[c] ?? 0) !== 0) out[c] = b[c]!;
+  return out;
+}
+
+/**
  * Event counters of one MMU. Cycles are the sum of the figures charged; TLB
  * hits are counted, and their cycles added when `cycles` is read, so the hit
  * path does one increment.
@@ -239,6 +304,13 @@ export class MmuCounters {
   cr3Writes = 0;
   /** Cycles charged other than TLB hits. */
   otherCycles = 0;
+  /**
+   * Where `otherCycles` went, by component (CC_* indices): every charge adds
+   * to `otherCycles` and to exactly one ledger slot, so the ledger sums to
+   * `otherCycles`. TLB hits are not in it (the hit path does one increment);
+   * Mmu.breakdown adds them to `tlb`.
+   */
+  ledger = new Float64Array(N_COST_COMPONENTS);
 
   get walks(): number {
     return this.walksByDepth[1]! + this.walksByDepth[2]! + this.walksByDepth[3]!;

@@ -11,7 +11,7 @@
  *  - CR0.WP and EFER.NXE change how cached translations are checked; the
  *    cached permissions are re-derived, nothing is flushed.
  */
-import type { MmuCounters, CycleFigures } from './cost-model.js';
+import { CC_FLUSH, type MmuCounters, type CycleFigures } from './cost-model.js';
 import {
   CR0_PE,
   CR0_PG,
@@ -74,6 +74,7 @@ export class Cpu {
     this.counters.cr3Writes++;
     this.counters.flushesNonGlobal++;
     this.counters.otherCycles += cost;
+    this.counters.ledger[CC_FLUSH] += cost;
     this.tlbs.flush(true);
     this.onFlush('non-global', cost);
     return 'ok';
@@ -132,6 +133,7 @@ export class Cpu {
       this.tlbs.recomputeAllow(this.wp, this.nxe);
     }
     this.counters.otherCycles += cost;
+    this.counters.ledger[CC_FLUSH] += cost;
     if (flush) this.onFlush('full', cost);
     return 'ok';
   }

@@ -18,7 +18,17 @@
  * translate() returns the physical address (>= 0) or, for a page fault,
  * -1 - errorCode; nothing is allocated per access.
  */
-import { DEFAULT_PRESET, getPreset, MmuCounters, type CpuPreset } from './cost-model.js';
+import {
+  CC_EXCEPTION,
+  CC_FLUSH,
+  CC_TLB,
+  DEFAULT_PRESET,
+  breakdownOf,
+  getPreset,
+  MmuCounters,
+  type CostBreakdown,
+  type CpuPreset,
+} from './cost-model.js';
 import { Cpu, type CrWriteResult } from './cpu.js';
 import { ACCESS_FETCH, type AccessKind } from './paging-bits.js';
 import { PhysMem } from './phys-mem.js';
@@ -243,6 +253,7 @@ export class Mmu implements LruClock {
           l2.touch(s2);
           this.counters.l2TlbHits++;
           this.counters.otherCycles += this.l2HitCycles;
+          this.counters.ledger[CC_TLB] += this.l2HitCycles;
           const isLarge = s2 >= l2.nSmall;
           const s1 = isLarge
             ? l1.fillLarge(lpn, l2.pfn[s2]!, l2.flags[s2]!, l2.allow[s2]!)
@@ -279,8 +290,10 @@ export class Mmu implements LruClock {
     const ok = w.walk(va, acc, true);
     this.counters.walksByDepth[w.depth]!++;
     let cost = w.cycles;
+    this.counters.ledger[CC_TLB] += cost;
     if (!ok) {
       cost += this.pageFaultCycles;
+      this.counters.ledger[CC_EXCEPTION] += this.pageFaultCycles;
       this.counters.pageFaults++;
       cpu.cr2 = va;
       // SDM 4.10.4.1: a page fault invalidates the TLB entries for its address.
@@ -394,6 +407,7 @@ export class Mmu implements LruClock {
     const cost = this.preset.cycles.invlpg;
     this.counters.invlpgs++;
     this.counters.otherCycles += cost;
+    this.counters.ledger[CC_FLUSH] += cost;
     if (this.sink !== null) this.sink.mmuEvent({ type: 'flush', kind: 'invlpg', va, cycles: cost, at: this.cycles - cost });
   }
 
@@ -411,9 +425,20 @@ export class Mmu implements LruClock {
     Object.assign(this.counters, new MmuCounters());
   }
 
-  /** Charge cycles for work outside the MMU proper (hypervisor, guest kernel paths). */
-  charge(cycles: number): void {
+  /**
+   * Charge cycles for work outside the MMU proper (hypervisor, guest kernel
+   * paths) to one cost component (a CC_* ledger index of cost-model.ts).
+   */
+  charge(cycles: number, component: number): void {
     this.counters.otherCycles += cycles;
+    this.counters.ledger[component] += cycles;
+  }
+
+  /** Total cycles by component since reset; sums exactly to `cycles` (TLB hits go to `tlb`). */
+  get breakdown(): CostBreakdown {
+    const b = breakdownOf(this.counters.ledger);
+    b.tlb += this.counters.tlbHits * this.hitCycles;
+    return b;
   }
 
   // ---- convenience: a 32-bit access through the MMU ----

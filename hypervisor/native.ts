@@ -10,6 +10,7 @@
  * Paging is turned on at the guest's first write_cr3 (like head.S enabling
  * paging once the boot page tables exist), see machine.ts.
  */
+import { CC_KERNEL } from '../emulator/cost-model.js';
 import type { Mmu } from '../emulator/mmu.js';
 import { CR4_PGE, type AccessKind } from '../emulator/paging-bits.js';
 import { createMmu, enablePaging } from './machine.js';
@@ -169,6 +170,9 @@ export class NativeBackend implements ParavirtOps {
       get cycles() {
         return mmu.cycles;
       },
+      get breakdown() {
+        return mmu.breakdown;
+      },
       mmu: mmu.counters,
       hypercalls: {},
       refusals: {},
@@ -250,7 +254,7 @@ export class NativeBackend implements ParavirtOps {
    * bits otherwise. Charged `pteStore` (one data-cache access), or `cost`.
    */
   private store(p: GuestPhys, v: PteVal, op: string, cost = this.mmu.preset.cycles.pteStore): void {
-    this.mmu.charge(cost);
+    this.mmu.charge(cost, CC_KERNEL);
     if (this.pae) {
       if ((p & 7) !== 0) throw new Error(`${op}: entry address 0x${p.toString(16)} not 8-byte aligned`);
       if ((p >>> 0) === p && p + 8 <= this.limit) {

@@ -2,7 +2,7 @@
  * What a backend counts: the machine's MMU counters and cycles, plus the
  * backend's own events (hypercalls by kind, traps, refusals by reason, pins).
  */
-import type { MmuCounters } from '../emulator/cost-model.js';
+import type { CostBreakdown, MmuCounters } from '../emulator/cost-model.js';
 
 /** One countable backend event, for traces (hypercalls, traps, refusals). */
 export interface BackendEvent {
@@ -17,6 +17,11 @@ export interface BackendStats {
   listener?: ((e: BackendEvent) => void) | null;
   /** Total cycles: MMU work plus everything the backend charged. */
   readonly cycles: number;
+  /**
+   * `cycles` by cost component (emulator/cost-model.ts COST_COMPONENTS),
+   * cumulative since boot; the components sum exactly to `cycles`.
+   */
+  readonly breakdown: CostBreakdown;
   readonly mmu: MmuCounters;
   /** Hypercalls by kind ("mmu_update", "mmuext_op", "multicall", ...); empty natively. */
   readonly hypercalls: Record<string, number>;

@@ -12,6 +12,7 @@
  * assist Xen keeps a low copy of its four entries in a frame of its own
  * below 4 GiB and loads that (refreshing it when the L3 changes).
  */
+import { CC_VALIDATION } from '../../emulator/cost-model.js';
 import { Mmu } from '../../emulator/mmu.js';
 import { PTE_P } from '../../emulator/paging-bits.js';
 import { createMmu, enablePaging } from '../machine.js';
@@ -128,9 +129,9 @@ export class XenDomain {
     return this.assists.has(VMASST_TYPE_WRITABLE_PAGETABLES);
   }
 
-  /** Charge hypervisor work. */
-  charge(cycles: number): void {
-    this.mmu.charge(cycles);
+  /** Charge hypervisor work to a cost component (a CC_* index of emulator/cost-model.ts). */
+  charge(cycles: number, component: number): void {
+    this.mmu.charge(cycles, component);
     this.stats.hypervisorCycles += cycles;
   }
 
@@ -143,7 +144,7 @@ export class XenDomain {
     this.chargedWrites = this.rules.entriesWritten;
     this.chargedRefs = this.frames.typeRefChanges;
     const c = r * this.costs.entryRead + w * this.costs.entryWrite + t * this.costs.typeRef;
-    if (c > 0) this.charge(c);
+    if (c > 0) this.charge(c, CC_VALIDATION);
   }
 
   /** Build the refusal of the operation in progress from the MEM_LOG lines, count it, clear the log. */

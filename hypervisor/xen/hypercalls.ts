@@ -45,6 +45,7 @@ import {
   VMASST_TYPE_PAE_EXTENDED_CR3,
   VMASST_TYPE_WRITABLE_PAGETABLES,
 } from './abi.js';
+import { CC_HYPERCALL, CC_TRAP } from '../../emulator/cost-model.js';
 import { pteHi, pteLo, pteSplit } from '../types.js';
 import type { XenDomain } from './domain.js';
 import { PGT_L1, PGT_L2, PGT_L3, PGT_WRITABLE, type PageType } from './frame-table.js';
@@ -103,7 +104,7 @@ export class XenHypercalls {
   /** Enter Xen: count the hypercall and charge its round trip (or, inside a multicall, its dispatch). */
   private enter(kind: string, batched: boolean): void {
     this.d.stats.count('hypercalls', kind);
-    this.d.charge(batched ? this.d.costs.multicallEntry : this.d.costs.hypercall);
+    this.d.charge(batched ? this.d.costs.multicallEntry : this.d.costs.hypercall, CC_HYPERCALL);
     this.d.memlog.length = 0;
   }
 
@@ -316,7 +317,7 @@ export class XenHypercalls {
     const d = this.d;
     d.stats.count('traps', 'ptwr_emulate');
     d.memlog.length = 0;
-    d.charge(d.costs.ptwrTrap + d.costs.ptwrDecode);
+    d.charge(d.costs.ptwrTrap + d.costs.ptwrDecode, CC_TRAP);
     if (!d.writablePagetables) {
       d.log(R.ptwrNotEnabled(mfn));
       throw d.refuse('ptwr_emulated_update', mfn);

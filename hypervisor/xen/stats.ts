@@ -8,7 +8,7 @@
  * hypervisor model charged (hypercall round trips, validation, bounces).
  */
 import type { Mmu } from '../../emulator/mmu.js';
-import type { MmuCounters } from '../../emulator/cost-model.js';
+import type { CostBreakdown, MmuCounters } from '../../emulator/cost-model.js';
 import type { BackendEvent, BackendStats } from '../stats.js';
 import type { FrameTable } from './frame-table.js';
 
@@ -26,6 +26,9 @@ export class XenStats implements BackendStats {
 
   get cycles(): number {
     return this.machine.cycles;
+  }
+  get breakdown(): CostBreakdown {
+    return this.machine.breakdown;
   }
   get mmu(): MmuCounters {
     return this.machine.counters;

@@ -31,6 +31,7 @@
  *  - access(): through the MMU; a #PF is delivered to Xen and bounced to the
  *    guest (charged as a bounce); the guest's segments end below the hole.
  */
+import { CC_BOUNCE } from '../../emulator/cost-model.js';
 import { ACCESS_WRITE, PFEC_P, PFEC_U, PFEC_W, PTE_P, PTE_PS, PTE_RW, type AccessKind } from '../../emulator/paging-bits.js';
 import type { AccessResult, LazyMode, MachineConfig, MmHandle, ParavirtOps } from '../paravirt-ops.js';
 import { pteFromWords, pteHi, pteLo, pteSplit, type GuestPhys, type Pfn, type PteVal, type VirtAddr } from '../types.js';
@@ -644,7 +645,7 @@ export class XenBackend implements ParavirtOps {
     if (va >= d.hole.start) {
       // The guest's segments end below HYPERVISOR_VIRT_START: the fault goes to Xen and is bounced.
       d.stats.count('traps', 'segment_limit_fault');
-      d.charge(d.costs.bouncedFault);
+      d.charge(d.costs.bouncedFault, CC_BOUNCE);
       // Xen bounces it as a page fault at `va` (propagate_page_fault writes the
       // guest's virtual CR2), so do_page_fault's read_cr2 must see this address,
       // not the previous fault's (found by the differential fuzzer, seed 1065).
@@ -654,7 +655,7 @@ export class XenBackend implements ParavirtOps {
     const r = d.mmu.access(va, kind, user);
     if (r < 0) {
       d.stats.count('traps', 'page_fault_bounce');
-      d.charge(d.costs.bounceExtra);
+      d.charge(d.costs.bounceExtra, CC_BOUNCE);
       return { ok: false, errorCode: -1 - r, cr2: d.mmu.cpu.cr2 };
     }
     return { ok: true, gpa: this.gpaOf(r) };

@@ -1,6 +1,6 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { getPreset } from '../../emulator/cost-model.js';
+import { breakdownSum, CC_KERNEL, getPreset } from '../../emulator/cost-model.js';
 import { faultCode, Mmu } from '../../emulator/mmu.js';
 import {
   CR0_PE,
@@ -248,8 +248,13 @@ cyc('CR writes: CR3 reload (plus the PDPTE load under PAE) and full flushes', ()
     const c1 = mmu.cycles;
     mmu.writeCr0(CR0_PE | CR0_PG); // WP change only: no flush, no cost
     assert.is(mmu.cycles, c1);
-    mmu.charge(123);
+    mmu.charge(123, CC_KERNEL);
     assert.is(mmu.cycles, c1 + 123);
+    // The ledger: flushes and PDPTE loads to `flush`, the charge to `kernel`, summing to cycles.
+    const b = mmu.breakdown;
+    assert.is(b.kernel, 123, name);
+    assert.is(b.flush, c1, name);
+    assert.is(breakdownSum(b), mmu.cycles, name);
   }
 });
 

@@ -12,6 +12,7 @@
  */
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { breakdownNonZero } from '../../emulator/cost-model.js';
 import type { RunResult } from '../workload/interpreter.js';
 import { GOLDEN_DIR, type MatrixRun } from './matrix.js';
 
@@ -23,6 +24,8 @@ export interface GoldenMeasure {
   cycles: number;
   /** Event counts summed over the runs, keys sorted. */
   events: Record<string, number>;
+  /** Cycles by cost component (non-zero components, display order); sums to `cycles`. */
+  breakdown?: Record<string, number>;
 }
 
 export interface GoldenBackend {
@@ -84,8 +87,11 @@ export function backendFigures(r: RunResult): GoldenBackend {
   for (const [k, v] of Object.entries(r.hypercalls)) total[`hypercalls.${k}`] = v;
   for (const [k, v] of Object.entries(r.traps)) total[`traps.${k}`] = v;
   for (const [k, v] of Object.entries(r.refusals)) total[`refusals.${k}`] = v;
+  for (const [k, v] of Object.entries(breakdownNonZero(r.breakdown))) total[`breakdown.${k}`] = v;
   const measures: Record<string, GoldenMeasure> = {};
-  for (const [label, m] of Object.entries(r.measures)) measures[label] = { runs: m.runs, cycles: m.cycles, events: sorted(m.events) };
+  for (const [label, m] of Object.entries(r.measures)) {
+    measures[label] = { runs: m.runs, cycles: m.cycles, events: sorted(m.events), breakdown: breakdownNonZero(m.breakdown) as Record<string, number> };
+  }
   return { outcome: r.failure ? r.failure.kind : 'completed', total: sorted(total), measures };
 }
 
@@ -161,12 +167,13 @@ function diffBackend(out: GoldenChange[], workload: string, config: string, back
     }
     diffFields(out, { workload, config, backend, where }, { runs: gm.runs, cycles: gm.cycles }, { runs: nm.runs, cycles: nm.cycles });
     diffFields(out, { workload, config, backend, where }, prefixed(gm.events), prefixed(nm.events));
+    diffFields(out, { workload, config, backend, where }, prefixed(gm.breakdown ?? {}, 'breakdown'), prefixed(nm.breakdown ?? {}, 'breakdown'));
   }
 }
 
-function prefixed(e: Record<string, number>): Record<string, number> {
+function prefixed(e: Record<string, number>, prefix = 'events'): Record<string, number> {
   const out: Record<string, number> = {};
-  for (const [k, v] of Object.entries(e)) out[`events.${k}`] = v;
+  for (const [k, v] of Object.entries(e)) out[`${prefix}.${k}`] = v;
   return out;
 }
 

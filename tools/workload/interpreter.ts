@@ -7,6 +7,7 @@
  * kernel BUG, an out-of-memory the script did not ask for, an invariant
  * breach.
  */
+import { breakdownDelta, COST_COMPONENTS, type CostBreakdown } from '../../emulator/cost-model.js';
 import type { Mmu } from '../../emulator/mmu.js';
 import { bootKernel, InvariantViolation, KernelBug, type HookPoint, type Kernel, type VmallocArea } from '../../guest-kernel/kernel.js';
 import { createNativeBackend } from '../../hypervisor/native.js';
@@ -35,6 +36,8 @@ export interface MeasureAccount {
   perRun: number;
   /** Events summed over the runs (faults, hypercalls, TLB misses, ...). */
   events: Record<string, number>;
+  /** `cycles` by cost component (COST_COMPONENTS order, all present); sums exactly to `cycles`. */
+  breakdown: CostBreakdown;
 }
 
 /** The `boot --json` document (../shared/spec/cli.md), plus more fields. */
@@ -45,6 +48,10 @@ export interface RunResult {
   cycles: number;
   /** Cycles spent booting (paging_init, caches) before the first statement. */
   bootCycles: number;
+  /** `cycles` by cost component; sums exactly to `cycles`. */
+  breakdown: CostBreakdown;
+  /** `bootCycles` by cost component; sums exactly to `bootCycles`. */
+  bootBreakdown: CostBreakdown;
   tlb: { hits: number; misses: number; flushes: number; l2Hits: number; invlpg: number };
   walks: { count: number; cycles: number; byDepth: Record<string, number> };
   pageFaults: { user: number; cow: number; vmalloc: number; segv: number; spurious: number; oomKills: number };
@@ -104,6 +111,7 @@ export class Interpreter {
   private statements = 0;
   private readonly pids = new Map<string, number>();
   readonly bootCycles: number;
+  readonly bootBreakdown: CostBreakdown;
 
   constructor(
     readonly script: Script,
@@ -123,6 +131,7 @@ export class Interpreter {
     this.kernel = bootKernel({ ops: this.ops, variant: cfg.kernel });
     if (opts.failAt !== undefined && opts.failAt !== null) this.kernel.failAt(opts.failAt);
     this.bootCycles = this.ops.stats.cycles;
+    this.bootBreakdown = this.ops.stats.breakdown;
   }
 
   /** Run the whole script; a runtime failure is returned, not thrown. */
@@ -160,12 +169,15 @@ export class Interpreter {
     }
     if (s.op === 'measure') {
       const before = this.counters();
+      const bBefore = this.ops.stats.breakdown;
       this.block(s.body, iter);
       const after = this.counters();
+      const bDelta = breakdownDelta(this.ops.stats.breakdown, bBefore);
       let acc = this.measures.get(s.label);
-      if (!acc) this.measures.set(s.label, (acc = { runs: 0, cycles: 0, perRun: 0, events: {} }));
+      if (!acc) this.measures.set(s.label, (acc = { runs: 0, cycles: 0, perRun: 0, events: {}, breakdown: breakdownDelta(bBefore, bBefore) }));
       acc.runs++;
       acc.cycles += after['cycles']! - before['cycles']!;
+      for (const c of COST_COMPONENTS) acc.breakdown[c] += bDelta[c];
       acc.perRun = acc.cycles / acc.runs;
       for (const k of Object.keys(after)) {
         if (k === 'cycles') continue;
@@ -381,12 +393,14 @@ export class Interpreter {
     const m = st.mmu;
     const ks = this.kernel.stats;
     const measures: Record<string, MeasureAccount> = {};
-    for (const [k, v] of this.measures) measures[k] = { ...v, perRun: Math.round(v.perRun * 100) / 100 };
+    for (const [k, v] of this.measures) measures[k] = { ...v, perRun: Math.round(v.perRun * 100) / 100, breakdown: { ...v.breakdown } };
     return {
       workload: this.script.file,
       config: this.cfg,
       cycles: st.cycles,
       bootCycles: this.bootCycles,
+      breakdown: st.breakdown,
+      bootBreakdown: this.bootBreakdown,
       tlb: {
         hits: m.tlbHits + m.l2TlbHits,
         misses: m.tlbMisses,
@@ -444,12 +458,20 @@ export function runWorkload(script: Script, cfg: RunConfig, opts: RunOptions = {
   return it.run();
 }
 
+function zeroBreakdown(): CostBreakdown {
+  const b = {} as CostBreakdown;
+  for (const c of COST_COMPONENTS) b[c] = 0;
+  return b;
+}
+
 function emptyResult(script: Script, cfg: RunConfig, failure: RunFailure): RunResult {
   return {
     workload: script.file,
     config: cfg,
     cycles: 0,
     bootCycles: 0,
+    breakdown: zeroBreakdown(),
+    bootBreakdown: zeroBreakdown(),
     tlb: { hits: 0, misses: 0, flushes: 0, l2Hits: 0, invlpg: 0 },
     walks: { count: 0, cycles: 0, byDepth: {} },
     pageFaults: { user: 0, cow: 0, vmalloc: 0, segv: 0, spurious: 0, oomKills: 0 },

@@ -3,18 +3,23 @@
  * table `boot` prints: cycles, TLB, walks by depth, page faults by kind,
  * hypercalls by kind, pgds alive, frames used, measures.
  */
+import { breakdownNonZero, breakdownSum, type CostBreakdown } from '../../emulator/cost-model.js';
 import { num, size, table } from '../table.js';
 import type { RunResult } from './interpreter.js';
 
 /** The --json document: cli.md's fields first, then the rest. */
 export function bootJson(r: RunResult): Record<string, unknown> {
   const measures: Record<string, unknown> = {};
-  for (const [k, m] of Object.entries(r.measures)) measures[k] = { runs: m.runs, cycles: m.cycles, perRun: m.perRun, events: m.events };
+  for (const [k, m] of Object.entries(r.measures)) {
+    measures[k] = { runs: m.runs, cycles: m.cycles, perRun: m.perRun, events: m.events, breakdown: breakdownNonZero(m.breakdown) };
+  }
   return {
     workload: r.workload,
     config: r.config,
     cycles: r.cycles,
     bootCycles: r.bootCycles,
+    breakdown: breakdownNonZero(r.breakdown),
+    bootBreakdown: breakdownNonZero(r.bootBreakdown),
     tlb: r.tlb,
     walks: r.walks,
     pageFaults: r.pageFaults,
@@ -28,6 +33,13 @@ export function bootJson(r: RunResult): Record<string, unknown> {
   };
 }
 
+/** "kernel 1,234 (12.0%), tlb ...": the non-zero components in display order, with their share. */
+export function breakdownText(b: CostBreakdown): string {
+  const total = breakdownSum(b);
+  const parts = Object.entries(breakdownNonZero(b)).map(([k, v]) => `${k} ${num(v)} (${((100 * v) / total).toFixed(1)}%)`);
+  return parts.length ? parts.join(', ') : '(none)';
+}
+
 export function bootText(r: RunResult): string {
   const c = r.config;
   const lines: string[] = [];
@@ -36,6 +48,8 @@ export function bootText(r: RunResult): string {
   const hc = Object.entries(r.hypercalls).map(([k, v]) => `${k} ${num(v)}`).join(', ');
   const rows: string[][] = [
     ['cycles', `${num(r.cycles)} (boot ${num(r.bootCycles)}, workload ${num(r.cycles - r.bootCycles)})`],
+    ['breakdown', breakdownText(r.breakdown)],
+    ['boot', breakdownText(r.bootBreakdown)],
     ['TLB', `hits ${num(r.tlb.hits)} (second level ${num(r.tlb.l2Hits)}), misses ${num(r.tlb.misses)}, flushes ${num(r.tlb.flushes)}, invlpg ${num(r.tlb.invlpg)}`],
     ['page walks', `${num(r.walks.count)} (1 entry ${num(r.walks.byDepth['1'] ?? 0)}, 2 entries ${num(r.walks.byDepth['2'] ?? 0)}), ${num(r.walks.cycles)} cycles`],
     ['page faults', `user ${num(r.pageFaults.user)}, cow ${num(r.pageFaults.cow)}, vmalloc ${num(r.pageFaults.vmalloc)}, segv ${num(r.pageFaults.segv)}`],
