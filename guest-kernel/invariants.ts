@@ -19,7 +19,7 @@
  */
 import { ACCESS_READ } from '../emulator/paging-bits.js';
 import type { KState, MmStruct } from './kstate.js';
-import { hex } from './layout.js';
+import { hex } from '../emulator/hex.js';
 import { PG_anon, PG_reserved } from './mm/page-alloc.js';
 import { PGD_LIST_HEAD, pgdListEntries } from './mm/pgtable-common.js';
 import { _PAGE_PSE, _PAGE_RW, entryPa, entryPfn, pgd_read, pmd_read, present, pte_read, readRaw } from './mm/pgtable-defs.js';

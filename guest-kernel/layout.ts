@@ -213,7 +213,3 @@ export function __va(L: Layout, pa: number): number {
 export function __pa(L: Layout, va: number): number {
   return (va >>> 0) - L.PAGE_OFFSET;
 }
-
-export function hex(x: number | bigint): string {
-  return '0x' + x.toString(16);
-}

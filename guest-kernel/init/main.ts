@@ -8,7 +8,8 @@
  */
 import type { ParavirtOps } from '../../hypervisor/paravirt-ops.js';
 import { KState, type MmStruct, type Variant } from '../kstate.js';
-import { KERNEL_IMAGE_PAGES, KERNEL_TEXT_START_PFN, PAGE_OFFSET_BY_SPLIT, computeLayout, hex, type Split } from '../layout.js';
+import { hex } from '../../emulator/hex.js';
+import { KERNEL_IMAGE_PAGES, KERNEL_TEXT_START_PFN, PAGE_OFFSET_BY_SPLIT, computeLayout, type Split } from '../layout.js';
 import { paging_init } from '../mm/init.js';
 import { PageAllocator } from '../mm/page-alloc.js';
 import type { PgtableImpl } from '../mm/pgtable-common.js';

@@ -11,7 +11,7 @@
  */
 import type { AccessKind } from '../../emulator/paging-bits.js';
 import type { KState, Task } from '../kstate.js';
-import { hex } from '../layout.js';
+import { hex } from '../../emulator/hex.js';
 import { do_page_fault } from '../mm/fault.js';
 import type { PgtableImpl } from '../mm/pgtable-common.js';
 import { do_exit } from './exit.js';

@@ -18,7 +18,7 @@
 import { PFEC_P, PFEC_RSVD, PFEC_U, PFEC_W } from '../../emulator/paging-bits.js';
 import type { KState, MmStruct } from '../kstate.js';
 import { VM_EXEC, VM_READ, VM_WRITE } from '../kstate.js';
-import { hex } from '../layout.js';
+import { hex } from '../../emulator/hex.js';
 import { pgdListEntries } from './pgtable-common.js';
 import { _PAGE_PSE, entryPfn, pgd_read, pmd_offset, pmd_read, present, pte_offset, pte_read, readRaw } from './pgtable-defs.js';
 import { handle_mm_fault } from './memory.js';

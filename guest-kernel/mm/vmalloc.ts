@@ -6,7 +6,8 @@
  * mapping through vmalloc_fault, or vmalloc_sync_all (fault.ts) when asked.
  */
 import type { KState, VmStruct } from '../kstate.js';
-import { alignUp, hex } from '../layout.js';
+import { hex } from '../../emulator/hex.js';
+import { alignUp } from '../layout.js';
 import { GFP_KERNEL, __GFP_HIGHMEM } from './page-alloc.js';
 import { pfn_pte, pmd_offset, pmd_read, present, pte_offset, pte_read } from './pgtable-defs.js';
 import { pmd_populate_kernel, pte_alloc_one_kernel } from './pgtable.js';

@@ -20,6 +20,7 @@ import { PTE_P, PTE_PS, PTE_RW } from '../../emulator/paging-bits.js';
 import { PAE_L3_LIMIT_MFN } from './abi.js';
 import type { XenDomain } from './domain.js';
 import { PGT_L1, PGT_L2, PGT_L3, type FrameInfo } from './frame-table.js';
+import { hex } from '../../emulator/hex.js';
 import { typeName } from './reasons.js';
 import type { XenBackend } from './xen-backend.js';
 
@@ -31,7 +32,6 @@ export function checkXenInvariants(target: XenBackend | XenDomain): string[] {
   const mem = d.mmu.mem;
   const pae = d.pae;
   const n = pae ? 512 : 1024;
-  const hx = (x: number): string => '0x' + x.toString(16);
   const expected = new Map<number, number>();
   const add = (mfn: number): void => {
     expected.set(mfn, (expected.get(mfn) ?? 0) + 1);
@@ -46,7 +46,7 @@ export function checkXenInvariants(target: XenBackend | XenDomain): string[] {
   for (const [mfn, f] of d.frames.frames()) {
     if (f.pinned) {
       add(mfn);
-      if (f.count === 0) out.push(`pinned mfn ${hx(mfn)} is not typed`);
+      if (f.count === 0) out.push(`pinned mfn ${hex(mfn)} is not typed`);
     }
     if (f.count === 0 || !f.validated) continue;
     if (f.type === PGT_L1) {
@@ -56,7 +56,7 @@ export function checkXenInvariants(target: XenBackend | XenDomain): string[] {
         add(e.m);
         if (d.frames.isPageTable(e.m)) {
           out.push(
-            `page-table mfn ${hx(e.m)} (${typeNameOf(d.frames.get(e.m)!)}) is mapped writable by L1 mfn ${hx(mfn)} entry ${i}`,
+            `page-table mfn ${hex(e.m)} (${typeNameOf(d.frames.get(e.m)!)}) is mapped writable by L1 mfn ${hex(mfn)} entry ${i}`,
           );
         }
       }
@@ -65,30 +65,30 @@ export function checkXenInvariants(target: XenBackend | XenDomain): string[] {
         if (!d.rules.isGuestL2Slot(f.xenL2, i)) continue;
         const e = ent(mfn, i);
         if ((e.lo & PTE_P) === 0) continue;
-        if ((e.lo & PTE_PS) !== 0) out.push(`L2 mfn ${hx(mfn)} entry ${i} maps a large page`);
+        if ((e.lo & PTE_PS) !== 0) out.push(`L2 mfn ${hex(mfn)} entry ${i} maps a large page`);
         if (!d.p2m.isGuestMfn(e.m)) {
-          out.push(`L2 mfn ${hx(mfn)} entry ${i} points at mfn ${hx(e.m)}, not the guest's`);
+          out.push(`L2 mfn ${hex(mfn)} entry ${i} points at mfn ${hex(e.m)}, not the guest's`);
           continue;
         }
         add(e.m);
-        if (d.frames.typeOf(e.m) !== PGT_L1) out.push(`L2 mfn ${hx(mfn)} entry ${i} points at mfn ${hx(e.m)} not typed l1`);
+        if (d.frames.typeOf(e.m) !== PGT_L1) out.push(`L2 mfn ${hex(mfn)} entry ${i} points at mfn ${hex(e.m)} not typed l1`);
       }
-      if ((f.xenL2 || !pae) && !d.hole.isIntact(mfn)) out.push(`Xen's hole entries of L2 mfn ${hx(mfn)} were changed`);
+      if ((f.xenL2 || !pae) && !d.hole.isIntact(mfn)) out.push(`Xen's hole entries of L2 mfn ${hex(mfn)} were changed`);
     } else if (f.type === PGT_L3) {
       for (let i = 0; i < 4; i++) {
         const e = ent(mfn, i);
         if ((e.lo & PTE_P) === 0) {
-          if (i === 3) out.push(`L3 mfn ${hx(mfn)} has no slot 3`);
+          if (i === 3) out.push(`L3 mfn ${hex(mfn)} has no slot 3`);
           continue;
         }
         if (!d.p2m.isGuestMfn(e.m)) {
-          out.push(`L3 mfn ${hx(mfn)} slot ${i} points at mfn ${hx(e.m)}, not the guest's`);
+          out.push(`L3 mfn ${hex(mfn)} slot ${i} points at mfn ${hex(e.m)}, not the guest's`);
           continue;
         }
         add(e.m);
         const t = d.frames.get(e.m);
         if (t === undefined || t.type !== PGT_L2 || t.xenL2 !== (i === 3)) {
-          out.push(`L3 mfn ${hx(mfn)} slot ${i} points at mfn ${hx(e.m)} typed ${t ? typeNameOf(t) : 'none'}`);
+          out.push(`L3 mfn ${hex(mfn)} slot ${i} points at mfn ${hex(e.m)} typed ${t ? typeNameOf(t) : 'none'}`);
         }
         if (i === 3) l3sOfL2.set(e.m, [...(l3sOfL2.get(e.m) ?? []), mfn]);
       }
@@ -101,22 +101,22 @@ export function checkXenInvariants(target: XenBackend | XenDomain): string[] {
   for (const mfn of all) {
     const have = d.frames.countOf(mfn);
     const want = expected.get(mfn) ?? 0;
-    if (have !== want) out.push(`mfn ${hx(mfn)}: type count ${have} but ${want} references exist`);
+    if (have !== want) out.push(`mfn ${hex(mfn)}: type count ${have} but ${want} references exist`);
   }
   for (const [l2, l3s] of l3sOfL2) {
-    if (l3s.length !== 1) out.push(`slot-3 L2 mfn ${hx(l2)} is referenced by ${l3s.length} L3s (${l3s.map(hx).join(', ')})`);
+    if (l3s.length !== 1) out.push(`slot-3 L2 mfn ${hex(l2)} is referenced by ${l3s.length} L3s (${l3s.map(hex).join(', ')})`);
   }
   for (const [mfn, f] of d.frames.frames()) {
-    if (f.xenL2 && f.count > 0 && !l3sOfL2.has(mfn)) out.push(`pae_xen_l2 mfn ${hx(mfn)} is in no L3's slot 3`);
+    if (f.xenL2 && f.count > 0 && !l3sOfL2.has(mfn)) out.push(`pae_xen_l2 mfn ${hex(mfn)} is in no L3's slot 3`);
   }
 
   // The processor runs on the base pointer (or its low copy).
   const root = d.baseMfn < 0 ? d.idleRoot : d.baseMfn;
   const want = pae && root >= PAE_L3_LIMIT_MFN ? d.lowL3 : root;
-  if (d.machineRoot !== want) out.push(`machine CR3 frame ${hx(d.machineRoot)} is not the base pointer ${hx(want)}`);
+  if (d.machineRoot !== want) out.push(`machine CR3 frame ${hex(d.machineRoot)} is not the base pointer ${hex(want)}`);
 
   if ('unbalancedReleases' in target) {
-    for (const u of target.unbalancedReleases) out.push(`unbalanced ${u.what} of pfn ${hx(u.pfn)} (never allocated)`);
+    for (const u of target.unbalancedReleases) out.push(`unbalanced ${u.what} of pfn ${hex(u.pfn)} (never allocated)`);
   }
   return out;
 }

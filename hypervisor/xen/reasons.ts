@@ -22,7 +22,8 @@ export interface LogLine {
   readonly text: string;
 }
 
-const hx = (n: number): string => (n >>> 0 === n ? n.toString(16) : Math.floor(n).toString(16));
+/** Xen's `%lx`: hexadecimal without a prefix (the project's `0x` form is emulator/hex.ts). */
+export const lx = (n: number): string => (n >>> 0 === n ? n.toString(16) : Math.floor(n).toString(16));
 
 /** Frame type names as printed in "Bad type" (Xen prints the raw type_info word). */
 export const TYPE_NAMES: Record<number, string> = { 0: 'none', 1: 'l1', 2: 'l2', 3: 'l3', 4: 'l4', 7: 'writable' };
@@ -33,47 +34,47 @@ export function typeName(type: number, xenL2: boolean): string {
 const line = (rule: string, text: string): LogLine => ({ rule, text });
 
 export const R = {
-  badL1Flags: (bits: number) => line('Bad L1 flags …', `Bad L1 flags ${hx(bits)}`),
-  badL2Flags: (bits: number) => line('Bad L2 flags …', `Bad L2 flags ${hx(bits)}`),
-  badL3Flags: (bits: number) => line('Bad L3 flags …', `Bad L3 flags ${hx(bits)}`),
+  badL1Flags: (bits: number) => line('Bad L1 flags …', `Bad L1 flags ${lx(bits)}`),
+  badL2Flags: (bits: number) => line('Bad L2 flags …', `Bad L2 flags ${lx(bits)}`),
+  badL3Flags: (bits: number) => line('Bad L3 flags …', `Bad L3 flags ${lx(bits)}`),
   errorGettingMfn: (mfn: number, pfn: number, entry: string) =>
     line(
       'Error getting mfn … (pfn …) from L1 entry … for dom…',
-      `Error getting mfn ${hx(mfn)} (pfn ${pfn < 0 ? 'ffffffff' : hx(pfn)}) from L1 entry ${entry} for dom${GUEST_DOMID}`,
+      `Error getting mfn ${lx(mfn)} (pfn ${pfn < 0 ? 'ffffffff' : lx(pfn)}) from L1 entry ${entry} for dom${GUEST_DOMID}`,
     ),
   ioSpace: (mfn: number) =>
-    line('Non-privileged attempt to map I/O space …', `Non-privileged attempt to map I/O space ${hx(mfn).padStart(8, '0')}`),
+    line('Non-privileged attempt to map I/O space …', `Non-privileged attempt to map I/O space ${lx(mfn).padStart(8, '0')}`),
   badType: (saw: string, exp: string, mfn: number, pfn: number) =>
     line(
       'Bad type (saw … != exp …) for mfn … (pfn …)',
-      `Bad type (saw ${saw} != exp ${exp}) for mfn ${hx(mfn)} (pfn ${pfn < 0 ? 'ffffffff' : hx(pfn)})`,
+      `Bad type (saw ${saw} != exp ${exp}) for mfn ${lx(mfn)} (pfn ${pfn < 0 ? 'ffffffff' : lx(pfn)})`,
     ),
   errorValidating: (mfn: number, pfn: number, type: string) =>
     line(
       'Error while validating mfn … (pfn …) for type …',
-      `Error while validating mfn ${hx(mfn)} (pfn ${pfn < 0 ? 'ffffffff' : hx(pfn)}) for type ${type}`,
+      `Error while validating mfn ${lx(mfn)} (pfn ${pfn < 0 ? 'ffffffff' : lx(pfn)}) for type ${type}`,
     ),
-  noPageRef: (mfn: number) => line('Could not get page ref for pfn …', `Could not get page ref for pfn ${hx(mfn)}`),
+  noPageRef: (mfn: number) => line('Could not get page ref for pfn …', `Could not get page ref for pfn ${lx(mfn)}`),
   allocFailure: (level: 1 | 2 | 3, entry: number) =>
     line(`Failure in alloc_l${level}_table: entry …`, `Failure in alloc_l${level}_table: entry ${entry}`),
   l3SlotEmpty: () => line('PAE L3 3rd slot is empty', 'PAE L3 3rd slot is empty'),
   l3SlotShared: () => line('PAE L3 3rd slot is shared', 'PAE L3 3rd slot is shared'),
   pgdAbove4G: (mfn: number) =>
-    line('PAE pgd must be below 4GB', `PAE pgd must be below 4GB (0x${hx(mfn)} >= 0x100000)`),
+    line('PAE pgd must be below 4GB', `PAE pgd must be below 4GB (0x${lx(mfn)} >= 0x100000)`),
   illegalL2Update: (maddr: number) =>
-    line('Illegal L2 update attempt in Xen-private area …', `Illegal L2 update attempt in Xen-private area ${hx(maddr)}`),
+    line('Illegal L2 update attempt in Xen-private area …', `Illegal L2 update attempt in Xen-private area ${lx(maddr)}`),
   /** mod_l3_entry refuses slot 3 silently in Xen 3.1; the model names the rule. */
   l3Slot3Update: (maddr: number) =>
     line(
       'Disallowed update to PAE L3 slot 3 (Xen-private mappings) …',
-      `Disallowed update to PAE L3 slot 3 (Xen-private mappings) ${hx(maddr)}`,
+      `Disallowed update to PAE L3 slot 3 (Xen-private mappings) ${lx(maddr)}`,
     ),
-  errorPinning: (mfn: number) => line('Error while pinning mfn …', `Error while pinning mfn ${hx(mfn)}`),
-  alreadyPinned: (mfn: number) => line('Mfn … already pinned', `Mfn ${hx(mfn)} already pinned`),
-  notPinned: (mfn: number) => line('Mfn … not pinned', `Mfn ${hx(mfn)} not pinned`),
-  badDomain: (mfn: number) => line('Mfn … bad domain', `Mfn ${hx(mfn)} bad domain (dom=xen)`),
+  errorPinning: (mfn: number) => line('Error while pinning mfn …', `Error while pinning mfn ${lx(mfn)}`),
+  alreadyPinned: (mfn: number) => line('Mfn … already pinned', `Mfn ${lx(mfn)} already pinned`),
+  notPinned: (mfn: number) => line('Mfn … not pinned', `Mfn ${lx(mfn)} not pinned`),
+  badDomain: (mfn: number) => line('Mfn … bad domain', `Mfn ${lx(mfn)} bad domain (dom=xen)`),
   newBaseptr: (mfn: number) =>
-    line('Error while installing new baseptr …', `Error while installing new baseptr ${hx(mfn)}`),
+    line('Error while installing new baseptr …', `Error while installing new baseptr ${lx(mfn)}`),
   /** Xen 3.1 silently ignores pins of levels the hypervisor lacks; the brief asks for a refusal. */
   invalidPinLevel: (name: string, levels: number) =>
     line(
@@ -82,33 +83,33 @@ export const R = {
     ),
   normalUpdateNoPage: () => line('Could not get page for normal update', 'Could not get page for normal update'),
   machphysNoPage: () => line('Could not get page for mach->phys update', 'Could not get page for mach->phys update'),
-  invalidUpdateCmd: (cmd: number) => line('Invalid page update command …', `Invalid page update command ${hx(cmd)}`),
-  invalidExtCmd: (cmd: number) => line('Invalid extended pt command …', `Invalid extended pt command 0x${hx(cmd)}`),
+  invalidUpdateCmd: (cmd: number) => line('Invalid page update command …', `Invalid page update command ${lx(cmd)}`),
+  invalidExtCmd: (cmd: number) => line('Invalid extended pt command …', `Invalid extended pt command 0x${lx(cmd)}`),
   unalignedEntry: (maddr: number) =>
-    line('Misaligned page-table update …', `Misaligned page-table update at ${hx(maddr)}`),
+    line('Misaligned page-table update …', `Misaligned page-table update at ${lx(maddr)}`),
   ptwrBadAccess: (maddr: number, bytes: number) =>
-    line('ptwr_emulate: bad access …', `ptwr_emulate: bad access (addr=${hx(maddr)}, bytes=${bytes})`),
+    line('ptwr_emulate: bad access …', `ptwr_emulate: bad access (addr=${lx(maddr)}, bytes=${bytes})`),
   ptwrNotEnabled: (mfn: number) =>
     line(
       'Write to a read-only L1 without the writable_pagetables assist …',
-      `Write to a read-only L1 without the writable_pagetables assist: mfn ${hx(mfn)}`,
+      `Write to a read-only L1 without the writable_pagetables assist: mfn ${lx(mfn)}`,
     ),
   /** A store to an L2/L3 frame: ptwr only emulates L1 writes; the #PF is bounced to the guest. */
   writeToPageTable: (mfn: number, type: string) =>
     line(
       'Write to a read-only page-table frame (only L1 writes are emulated) …',
-      `Write to a read-only page-table frame (only L1 writes are emulated): mfn ${hx(mfn)} is ${type}`,
+      `Write to a read-only page-table frame (only L1 writes are emulated): mfn ${lx(mfn)} is ${type}`,
     ),
   // ---- refusals of the guest-side Xen port (the interface cannot express the request) ----
   pgdNotAtOffset0: (gpa: number) =>
     line(
       'pgd not at offset 0 of its own frame …',
-      `pgd not at offset 0 of its own frame: 0x${hx(gpa)} (Xen types whole frames; a base pointer is an mfn)`,
+      `pgd not at offset 0 of its own frame: 0x${lx(gpa)} (Xen types whole frames; a base pointer is an mfn)`,
     ),
   releaseNeverAllocated: (what: 'release_pt' | 'release_pd', mfn: number, pfn: number) =>
     line(
       `${what} of mfn … that was never allocated as a ${what === 'release_pt' ? 'page table' : 'page directory'}`,
-      `${what} of mfn ${hx(mfn)} (pfn ${hx(pfn)}) that was never allocated as a ${
+      `${what} of mfn ${lx(mfn)} (pfn ${lx(pfn)}) that was never allocated as a ${
         what === 'release_pt' ? 'page table' : 'page directory'
       }`,
     ),

@@ -41,6 +41,7 @@ import {
 } from '../../emulator/paging-bits.js';
 import type { AccessResult, MachineConfig, MmHandle, ParavirtOps } from '../../hypervisor/paravirt-ops.js';
 import { PTE_FLAGS_MASK, PTE_PFN_MASK, type PteVal } from '../../hypervisor/types.js';
+import { hex } from '../../emulator/hex.js';
 
 export interface BackendSuiteOptions {
   /** First guest pfn the suite may use (default: half of guest memory, rounded up to 4 MiB). */
@@ -106,10 +107,6 @@ interface World {
   pmds2: number[];
   upt: number;
   mm2: MmHandle;
-}
-
-function hex(n: number): string {
-  return '0x' + (n >>> 0).toString(16);
 }
 
 function alloc(w: World): number {

@@ -41,7 +41,9 @@ export interface XW {
   initMm: MmHandle;
 }
 
-export const hx = (n: number): string => n.toString(16);
+import { lx } from '../../hypervisor/xen/reasons.js';
+/** Xen's %lx form (no prefix), as its log lines print numbers. */
+export const hx = lx;
 
 export function cfg(pae: boolean, memBytes = 8 << 20): MachineConfig {
   return { pae, memBytes, cpu: 'core2', pageOffset: 0xc0000000, seed: 7 };

@@ -8,7 +8,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { breakdownSum, COST_COMPONENTS, PRESET_NAMES } from '../../emulator/cost-model.js';
-import { bootJson } from '../../tools/commands/boot.js';
+import { bootJson } from '../../tools/workload/summary.js';
 import { parseScript } from '../../tools/workload/parser.js';
 import { checkScript } from '../../tools/workload/check.js';
 import { DEFAULT_CONFIG, type RunConfig } from '../../tools/workload/config.js';

@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { generateWorkload } from '../../tools/fuzz/workload-gen.js';
 import { loadText, runChecked } from '../../tools/fuzz/differential.js';
 import { runWorkload } from '../../tools/workload/interpreter.js';
-import { openTrace } from '../../tools/commands/boot.js';
+import { openTrace } from '../../tools/trace/writer.js';
 
 const s = suite('determinism');
 const dir = mkdtempSync(join(tmpdir(), 'pvmmu-det-'));

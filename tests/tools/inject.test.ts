@@ -13,7 +13,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { Kernel } from '../../guest-kernel/kernel.js';
 import { XenBackend } from '../../hypervisor/xen/index.js';
-import { injectJson } from '../../tools/commands/inject.js';
+import { injectJson } from '../../tools/inject/summary.js';
 import { injectSweep, pickPoints, type InjectReport } from '../../tools/inject/sweep.js';
 import { checkScript } from '../../tools/workload/check.js';
 import { resolveConfig, type RunConfig } from '../../tools/workload/config.js';

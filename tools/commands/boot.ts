@@ -5,12 +5,10 @@
  * Exit 1 if the run failed (expect, BUG, refusal, unexpected OOM, invariant).
  */
 import type { Command } from 'commander';
-import { breakdownNonZero, breakdownSum, type CostBreakdown } from '../../emulator/cost-model.js';
-import { InputError } from '../input-error.js';
-import { num, size, table } from '../table.js';
-import { TraceWriter } from '../trace/writer.js';
-import { runWorkload, type RunResult } from '../workload/interpreter.js';
-import { addCommonFlags, loadWorkload, seedOf, type CommonFlags } from './common.js';
+import { openTrace } from '../trace/writer.js';
+import { runWorkload } from '../workload/interpreter.js';
+import { bootJson, bootText } from '../workload/summary.js';
+import { addCommonFlags, loadWorkloadFlags, seedOf, type CommonFlags } from './common.js';
 
 export function registerBoot(program: Command): void {
   const cmd = program
@@ -33,7 +31,7 @@ Examples:
   );
   cmd.action((file: string, flags: CommonFlags & { checkEach?: boolean }) => {
     const seed = seedOf(flags);
-    const { script, cfg } = loadWorkload(file, flags);
+    const { script, cfg } = loadWorkloadFlags(file, flags);
     const trace = flags.trace ? openTrace(flags.trace) : undefined;
     const r = runWorkload(script, cfg, { trace, seed, checkEachStatement: flags.checkEach === true });
     if (flags.json) process.stdout.write(JSON.stringify(bootJson(r), null, 2) + '\n');
@@ -42,86 +40,4 @@ Examples:
     if (r.invariants.length) process.stderr.write(`pvmmu: invariant violations:\n  ${r.invariants.join('\n  ')}\n`);
     if (r.failure || r.invariants.length) process.exitCode = 1;
   });
-}
-
-export function openTrace(path: string): TraceWriter {
-  try {
-    return new TraceWriter(path);
-  } catch (e) {
-    throw new InputError(`--trace: cannot write ${path} (${(e as NodeJS.ErrnoException).code ?? String(e)})`);
-  }
-}
-
-/** The --json document: cli.md's fields first, then the rest. */
-export function bootJson(r: RunResult): Record<string, unknown> {
-  const measures: Record<string, unknown> = {};
-  for (const [k, m] of Object.entries(r.measures)) {
-    measures[k] = { runs: m.runs, cycles: m.cycles, perRun: m.perRun, events: m.events, breakdown: breakdownNonZero(m.breakdown) };
-  }
-  return {
-    workload: r.workload,
-    config: r.config,
-    cycles: r.cycles,
-    bootCycles: r.bootCycles,
-    breakdown: breakdownNonZero(r.breakdown),
-    bootBreakdown: breakdownNonZero(r.bootBreakdown),
-    tlb: r.tlb,
-    walks: r.walks,
-    pageFaults: r.pageFaults,
-    hypercalls: r.hypercalls,
-    measures,
-    guest: r.guest,
-    refusals: r.refusals,
-    traps: r.traps,
-    invariants: r.invariants,
-    failure: r.failure,
-  };
-}
-
-/** "kernel 1,234 (12.0%), tlb ...": the non-zero components in display order, with their share. */
-export function breakdownText(b: CostBreakdown): string {
-  const total = breakdownSum(b);
-  const parts = Object.entries(breakdownNonZero(b)).map(([k, v]) => `${k} ${num(v)} (${((100 * v) / total).toFixed(1)}%)`);
-  return parts.length ? parts.join(', ') : '(none)';
-}
-
-export function bootText(r: RunResult): string {
-  const c = r.config;
-  const lines: string[] = [];
-  lines.push(`${r.workload}: backend ${c.backend}, ${c.pae ? 'PAE' : '2-level'}, split ${c.split}, mem ${size(c.mem)}, cpu ${c.cpu}, kernel ${c.kernel}`);
-  lines.push('');
-  const hc = Object.entries(r.hypercalls).map(([k, v]) => `${k} ${num(v)}`).join(', ');
-  const rows: string[][] = [
-    ['cycles', `${num(r.cycles)} (boot ${num(r.bootCycles)}, workload ${num(r.cycles - r.bootCycles)})`],
-    ['breakdown', breakdownText(r.breakdown)],
-    ['boot', breakdownText(r.bootBreakdown)],
-    ['TLB', `hits ${num(r.tlb.hits)} (second level ${num(r.tlb.l2Hits)}), misses ${num(r.tlb.misses)}, flushes ${num(r.tlb.flushes)}, invlpg ${num(r.tlb.invlpg)}`],
-    ['page walks', `${num(r.walks.count)} (1 entry ${num(r.walks.byDepth['1'] ?? 0)}, 2 entries ${num(r.walks.byDepth['2'] ?? 0)}), ${num(r.walks.cycles)} cycles`],
-    ['page faults', `user ${num(r.pageFaults.user)}, cow ${num(r.pageFaults.cow)}, vmalloc ${num(r.pageFaults.vmalloc)}, segv ${num(r.pageFaults.segv)}`],
-    ['hypercalls', hc],
-    ['guest', `pgds alive ${num(r.guest.pgdsAlive)}, frames used ${num(r.guest.framesUsed)} of ${num(r.guest.framesTotal)}, statements ${num(r.guest.statements)}`],
-  ];
-  const traps = Object.entries(r.traps).filter(([, v]) => v > 0);
-  if (traps.length) rows.push(['traps', traps.map(([k, v]) => `${k} ${num(v)}`).join(', ')]);
-  const refusals = Object.entries(r.refusals).filter(([, v]) => v > 0);
-  if (refusals.length) rows.push(['refusals', refusals.map(([k, v]) => `${k} ×${v}`).join('; ')]);
-  const w = Math.max(...rows.map((x) => x[0]!.length));
-  for (const [k, v] of rows) lines.push(`${k!.padEnd(w)}  ${v}`);
-  const ms = Object.entries(r.measures);
-  if (ms.length) {
-    lines.push('');
-    lines.push(
-      table(
-        ['measure', 'runs', 'cycles', 'cycles/run', 'walks/run', 'faults/run', 'hypercalls/run'],
-        ms.map(([k, m]) => {
-          const hcs = Object.entries(m.events).filter(([e]) => e.startsWith('hypercalls.')).reduce((a, [, v]) => a + v, 0);
-          return [k, num(m.runs), num(m.cycles), num(m.perRun, 2), num((m.events['walks'] ?? 0) / m.runs, 1), num((m.events['pageFaults'] ?? 0) / m.runs, 1), num(hcs / m.runs, 1)];
-        }),
-        [1, 2, 3, 4, 5, 6],
-      ),
-    );
-  }
-  lines.push('');
-  lines.push(r.failure ? `FAILED: ${r.failure.message}` : r.invariants.length ? `invariants broken: ${r.invariants.length}` : 'ok: run completed, invariants clean');
-  return lines.join('\n');
 }

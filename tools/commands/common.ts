@@ -7,10 +7,8 @@ import { Option, type Command } from 'commander';
 import { PRESET_NAMES } from '../../emulator/cost-model.js';
 import { InputError } from '../input-error.js';
 import type { Script } from '../workload/ast.js';
-import { checkScript } from '../workload/check.js';
-import { parseSizeFlag, resolveConfig, type ConfigOverrides, type RunConfig } from '../workload/config.js';
-import { parseScript } from '../workload/parser.js';
-import { readInputFile } from './vectors.js';
+import { parseSizeFlag, type ConfigOverrides, type RunConfig } from '../workload/config.js';
+import { loadWorkload } from '../workload/load.js';
 
 export interface CommonFlags {
   backend?: 'native' | 'xen';
@@ -56,10 +54,7 @@ export function seedOf(f: CommonFlags): number {
   return Number(s);
 }
 
-/** Read, parse and check a workload under the flags (all input errors before anything runs). */
-export function loadWorkload(file: string, flags: CommonFlags, extra: ConfigOverrides = {}): { script: Script; cfg: RunConfig } {
-  const script = parseScript(file, readInputFile(file));
-  const cfg = resolveConfig(file, script.machine, { ...overridesOf(flags), ...extra });
-  checkScript(script, cfg);
-  return { script, cfg };
+/** loadWorkload under the command-line flags (all input errors before anything runs). */
+export function loadWorkloadFlags(file: string, flags: CommonFlags): { script: Script; cfg: RunConfig } {
+  return loadWorkload(file, overridesOf(flags));
 }

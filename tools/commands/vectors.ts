@@ -4,21 +4,13 @@
  * validated as a whole before any case runs; results are written only when
  * every case ran.
  */
-import { readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { getPreset, DEFAULT_PRESET } from '../../emulator/cost-model.js';
 import { InputError, parseJsonFile } from '../input-error.js';
+import { readInputFile } from '../read-input.js';
 import { parseVectors } from '../vectors/format.js';
 import { compareResults, runVectors } from '../vectors/run-vectors.js';
-
-export function readInputFile(file: string): string {
-  try {
-    return readFileSync(file, 'utf8');
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    throw new InputError(`${file}: cannot read (${code ?? String(e)})`);
-  }
-}
 
 export function registerVectors(program: Command): void {
   program

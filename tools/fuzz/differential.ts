@@ -37,13 +37,14 @@ import { TLBF_G } from '../../emulator/tlb.js';
 import type { ParavirtOps } from '../../hypervisor/paravirt-ops.js';
 import { HypervisorRefusal } from '../../hypervisor/types.js';
 import { KernelBug } from '../../guest-kernel/kernel.js';
-import { compareRuns } from '../commands/compare.js';
+import { compareRuns } from '../workload/compare.js';
 import type { Script, Stmt } from '../workload/ast.js';
 import { checkScript } from '../workload/check.js';
 import { resolveConfig, pageOffset, type Backend, type RunConfig } from '../workload/config.js';
 import { Interpreter, type RunResult } from '../workload/interpreter.js';
 import { parseScript } from '../workload/parser.js';
 import { generateWorkload, type GenOptions } from './workload-gen.js';
+import { hex } from '../../emulator/hex.js';
 
 /** The Xen p2m layouts a fuzz run may use (hypervisor/xen/p2m.ts). */
 export type P2mLayout = 'identity' | 'shuffled';
@@ -93,7 +94,6 @@ export interface DiffOptions {
   mutate?: Mutation;
 }
 
-const hex = (n: number): string => '0x' + (n >>> 0).toString(16);
 const ACC = ['read', 'read/user', 'write', 'write/user', 'fetch', 'fetch/user'];
 
 function describeResult(r: number): string {

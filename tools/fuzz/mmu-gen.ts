@@ -26,6 +26,7 @@ import { Mmu } from '../../emulator/mmu.js';
 import { parseVectors, RESULTS_FORMAT, VECTORS_FORMAT, type CaseResult, type StepResult, type VectorCase } from '../vectors/format.js';
 import { compareResults, runCaseOn } from '../vectors/run-vectors.js';
 import { Prng } from './prng.js';
+import { hex } from '../../emulator/hex.js';
 
 /** What this fuzzer uses of the reference walker (an untyped .mjs module). */
 interface RefResult {
@@ -69,7 +70,6 @@ const CR0_PE = 1n, CR0_WP = 1n << 16n, CR0_PG = 1n << 31n;
 const CR4_PSE = 1n << 4n, CR4_PAE = 1n << 5n, CR4_PGE = 1n << 7n;
 const EFER_NXE = 1n << 11n;
 const KINDS = ['read', 'write', 'fetch'] as const;
-const hex = (v: bigint | number): string => '0x' + BigInt(v).toString(16);
 const bit = (n: number): bigint => 1n << BigInt(n);
 
 interface CpuFlags {

@@ -29,6 +29,7 @@
 import { PRESET_NAMES } from '../../emulator/cost-model.js';
 import { pageOffset, taskSize, type RunConfig, type Split } from '../workload/config.js';
 import { Prng } from './prng.js';
+import { hex } from '../../emulator/hex.js';
 
 const PAGE = 4096;
 /** The low user window: 8 MiB from 0x08000000 (crosses 2 MiB and 4 MiB table boundaries). */
@@ -65,7 +66,6 @@ interface AreaModel {
   vals: Map<number, number>;
 }
 
-const hex = (n: number): string => '0x' + (n >>> 0).toString(16);
 const writable = (p: Prot): boolean => p === 'rw' || p === 'rwx';
 
 function cloneProc(p: ProcModel): ProcModel {

@@ -17,7 +17,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { checkXenInvariants, XenBackend } from '../../hypervisor/xen/index.js';
-import { compareRuns } from '../commands/compare.js';
+import { compareRuns } from '../workload/compare.js';
 import type { Script } from '../workload/ast.js';
 import { checkScript } from '../workload/check.js';
 import { resolveConfig, type RunConfig, type Split } from '../workload/config.js';

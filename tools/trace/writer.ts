@@ -12,6 +12,8 @@
 import { closeSync, openSync, writeSync } from 'node:fs';
 import type { MmuEvent } from '../../emulator/trace.js';
 import { ACCESS_NAMES } from '../../emulator/paging-bits.js';
+import { hex } from '../../emulator/hex.js';
+import { InputError } from '../input-error.js';
 
 const FLUSH_AT = 1 << 16;
 
@@ -19,8 +21,6 @@ export interface TraceProcess {
   pid: number;
   name: string;
 }
-
-const hex = (n: number | bigint): string => '0x' + n.toString(16);
 
 export class TraceWriter {
   private fd: number;
@@ -100,5 +100,14 @@ export class TraceWriter {
     this.raw('\n]}\n');
     this.flush();
     closeSync(this.fd);
+  }
+}
+
+/** Open a trace file for --trace; a path that cannot be written is bad input. */
+export function openTrace(path: string): TraceWriter {
+  try {
+    return new TraceWriter(path);
+  } catch (e) {
+    throw new InputError(`--trace: cannot write ${path} (${(e as NodeJS.ErrnoException).code ?? String(e)})`);
   }
 }

@@ -26,9 +26,9 @@
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
 import { writeSuite } from './json-out.mjs';
+import { hex } from './ref-walker.mjs';
 
 const B = (x) => BigInt(x);
-const hex = (v) => '0x' + B(v).toString(16);
 const bit = (n) => 1n << B(n);
 
 // ---- architectural bits (SDM 2.5, 4.3, 4.4, 4.7) ----

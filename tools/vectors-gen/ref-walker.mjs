@@ -54,6 +54,8 @@ export const PF_P = 1, PF_W = 2, PF_U = 4, PF_RSVD = 8, PF_ID = 0x10;
 
 const M32 = 0xffffffffn;
 
+// The generators' hex (the reference walker imports nothing from the emulator on
+// purpose; the TypeScript tree uses emulator/hex.ts).
 export const hex = (v) => '0x' + BigInt(v).toString(16);
 
 class PhysMem {

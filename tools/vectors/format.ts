@@ -75,7 +75,7 @@ function arr(ctx: Ctx, field: string, v: unknown, max: number): unknown[] {
 }
 
 /** A hex string ("0x…") below 2^bits. */
-function hex(ctx: Ctx, field: string, v: unknown, bits: number): bigint {
+function hexField(ctx: Ctx, field: string, v: unknown, bits: number): bigint {
   if (typeof v !== 'string' || !HEX.test(v)) ctx.fail(field, `expected a hex string like "0x1f", got ${show(v)}`);
   if (v.length > 2 + 64) ctx.fail(field, `${v.slice(0, 24)}… is too long for ${bits} bits`);
   const n = BigInt(v);
@@ -95,7 +95,7 @@ function noExtra(ctx: Ctx, field: string, o: Record<string, unknown>, allowed: s
 function parseRegion(ctx: Ctx, field: string, v: unknown): MemoryRegion {
   const o = obj(ctx, field, v);
   noExtra(ctx, field, o, ['pa', 'u64', 'u32']);
-  const pa = Number(hex(ctx, `${field}.pa`, o['pa'], 36));
+  const pa = Number(hexField(ctx, `${field}.pa`, o['pa'], 36));
   const has64 = 'u64' in o;
   const has32 = 'u32' in o;
   if (has64 === has32) ctx.fail(field, 'needs exactly one of "u64" or "u32"');
@@ -103,7 +103,7 @@ function parseRegion(ctx: Ctx, field: string, v: unknown): MemoryRegion {
   const key = has64 ? 'u64' : 'u32';
   const list = arr(ctx, `${field}.${key}`, o[key], MAX_WORDS);
   if (list.length === 0) ctx.fail(`${field}.${key}`, 'empty region');
-  const words = list.map((w, i) => hex(ctx, `${field}.${key}[${i}]`, w, width));
+  const words = list.map((w, i) => hexField(ctx, `${field}.${key}[${i}]`, w, width));
   if (pa + list.length * (width / 8) > 2 ** 36) ctx.fail(field, 'region extends beyond the 36-bit physical address space');
   return { pa, width, words };
 }
@@ -116,10 +116,10 @@ function parseStep(ctx: Ctx, field: string, v: unknown): Step {
     case 'cr3':
     case 'cr4':
       noExtra(ctx, field, o, ['op', 'value']);
-      return { op, value: Number(hex(ctx, `${field}.value`, o['value'], 32)) };
+      return { op, value: Number(hexField(ctx, `${field}.value`, o['value'], 32)) };
     case 'access': {
       noExtra(ctx, field, o, ['op', 'va', 'kind', 'user']);
-      const va = Number(hex(ctx, `${field}.va`, o['va'], 32));
+      const va = Number(hexField(ctx, `${field}.va`, o['va'], 32));
       const kind = o['kind'];
       if (typeof kind !== 'string' || !(kind in KINDS)) ctx.fail(`${field}.kind`, `expected "read", "write" or "fetch", got ${show(kind)}`);
       const user = o['user'] ?? false;
@@ -131,13 +131,13 @@ function parseStep(ctx: Ctx, field: string, v: unknown): Step {
       const has64 = 'u64' in o;
       if (has64 === 'u32' in o) ctx.fail(field, 'poke needs exactly one of "u64" or "u32"');
       const width = has64 ? 64 : 32;
-      const pa = Number(hex(ctx, `${field}.pa`, o['pa'], 36));
+      const pa = Number(hexField(ctx, `${field}.pa`, o['pa'], 36));
       if (pa + width / 8 > 2 ** 36) ctx.fail(`${field}.pa`, 'beyond the 36-bit physical address space');
-      return { op, pa, width, value: hex(ctx, `${field}.${has64 ? 'u64' : 'u32'}`, o[has64 ? 'u64' : 'u32'], width) };
+      return { op, pa, width, value: hexField(ctx, `${field}.${has64 ? 'u64' : 'u32'}`, o[has64 ? 'u64' : 'u32'], width) };
     }
     case 'invlpg':
       noExtra(ctx, field, o, ['op', 'va']);
-      return { op, va: Number(hex(ctx, `${field}.va`, o['va'], 32)) };
+      return { op, va: Number(hexField(ctx, `${field}.va`, o['va'], 32)) };
     default:
       return ctx.fail(`${field}.op`, `unknown op ${show(op)} (expected cr0, cr3, cr4, access, poke or invlpg)`);
   }
@@ -162,9 +162,9 @@ export function parseVectors(file: string, doc: unknown): VectorCase[] {
     const cpuRaw = obj(ctx, 'cpu', co['cpu'] ?? {});
     noExtra(ctx, 'cpu', cpuRaw, ['cr0', 'cr4', 'efer']);
     const cpu = {
-      cr0: cpuRaw['cr0'] === undefined ? 0 : Number(hex(ctx, 'cpu.cr0', cpuRaw['cr0'], 32)),
-      cr4: cpuRaw['cr4'] === undefined ? 0 : Number(hex(ctx, 'cpu.cr4', cpuRaw['cr4'], 32)),
-      efer: cpuRaw['efer'] === undefined ? 0 : Number(hex(ctx, 'cpu.efer', cpuRaw['efer'], 64) & 0xffffffffn),
+      cr0: cpuRaw['cr0'] === undefined ? 0 : Number(hexField(ctx, 'cpu.cr0', cpuRaw['cr0'], 32)),
+      cr4: cpuRaw['cr4'] === undefined ? 0 : Number(hexField(ctx, 'cpu.cr4', cpuRaw['cr4'], 32)),
+      efer: cpuRaw['efer'] === undefined ? 0 : Number(hexField(ctx, 'cpu.efer', cpuRaw['efer'], 64) & 0xffffffffn),
     };
     const memory = arr(ctx, 'memory', co['memory'] ?? [], MAX_WORDS).map((r, j) => parseRegion(ctx, `memory[${j}]`, r));
     const steps = arr(ctx, 'steps', co['steps'], MAX_STEPS).map((s, j) => parseStep(ctx, `steps[${j}]`, s));

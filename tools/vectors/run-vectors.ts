@@ -7,8 +7,8 @@ import { Mmu } from '../../emulator/mmu.js';
 import { PhysMem } from '../../emulator/phys-mem.js';
 import { InputError } from '../input-error.js';
 import { RESULTS_FORMAT, type CaseResult, type ResultsFile, type StepResult, type VectorCase } from './format.js';
+import { hex } from '../../emulator/hex.js';
 
-const hex = (n: number | bigint): string => '0x' + n.toString(16);
 
 export function runVectors(file: string, cases: VectorCase[], cpu: string): ResultsFile {
   const mmu = new Mmu({ cpu });

@@ -18,6 +18,7 @@ import type { NameRef, Pos, Script, Stmt } from './ast.js';
 import { resolveName } from './check.js';
 import { pageOffset, type RunConfig } from './config.js';
 import type { TraceWriter } from '../trace/writer.js';
+import { hex } from '../../emulator/hex.js';
 
 export type FailureKind = 'expect' | 'segv' | 'refusal' | 'bug' | 'oom' | 'invariant';
 
@@ -97,7 +98,6 @@ class StopRun extends Error {
   }
 }
 
-const hex = (n: number): string => '0x' + (n >>> 0).toString(16);
 
 export class Interpreter {
   readonly ops: ParavirtOps;

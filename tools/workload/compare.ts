@@ -1,0 +1,66 @@
+/**
+ * Comparing a native and a Xen run of the same workload: what the guest
+ * observed (every read, kread, segv, expect, the failure if any) must be
+ * identical and both backends' invariants clean (used by compare, the
+ * regression matrix, the fuzzer and the benchmarks); and the side-by-side
+ * text `compare` prints.
+ */
+import { num, size, table } from '../table.js';
+import type { RunResult } from './interpreter.js';
+import { bootJson } from './summary.js';
+
+export interface Comparison {
+  workload: string;
+  equivalent: boolean;
+  divergences: string[];
+  native: RunResult;
+  xen: RunResult;
+}
+
+export function compareRuns(native: RunResult, xen: RunResult): string[] {
+  const d: string[] = [];
+  const n = native.observations;
+  const x = xen.observations;
+  for (let i = 0; i < Math.max(n.length, x.length); i++) {
+    if (n[i] !== x[i]) {
+      d.push(`observation ${i}: native ${n[i] ?? '(none)'} / xen ${x[i] ?? '(none)'}`);
+      if (d.length >= 20) break;
+    }
+  }
+  const nf = native.failure?.message ?? null;
+  const xf = xen.failure?.message ?? null;
+  if (nf !== xf) d.push(`outcome: native ${nf ?? 'completed'} / xen ${xf ?? 'completed'}`);
+  for (const v of native.invariants) d.push(`native invariant: ${v}`);
+  for (const v of xen.invariants) d.push(`xen invariant: ${v}`);
+  return d;
+}
+
+/** The `compare --json` document. */
+export function compareJson(out: Comparison[]): Record<string, unknown> {
+  return { workloads: out.map((c) => ({ workload: c.workload, equivalent: c.equivalent, divergences: c.divergences, native: bootJson(c.native), xen: bootJson(c.xen) })) };
+}
+
+function ratio(x: number, n: number): string {
+  return n > 0 ? `${(x / n).toFixed(2)}x` : '-';
+}
+
+export function compareText(c: Comparison): string {
+  const cfg = c.native.config;
+  const lines = [`${c.workload}: ${cfg.pae ? 'PAE' : '2-level'}, split ${cfg.split}, mem ${size(cfg.mem)}, cpu ${cfg.cpu}, kernel ${cfg.kernel}`];
+  const labels = [...new Set([...Object.keys(c.native.measures), ...Object.keys(c.xen.measures)])];
+  const rows = labels.map((l) => {
+    const n = c.native.measures[l];
+    const x = c.xen.measures[l];
+    return [l, num(n?.runs ?? 0), num(n?.perRun ?? 0, 1), num(x?.perRun ?? 0, 1), ratio(x?.perRun ?? 0, n?.perRun ?? 0)];
+  });
+  const work = (r: RunResult) => r.cycles - r.bootCycles;
+  rows.push(['(boot)', '1', num(c.native.bootCycles), num(c.xen.bootCycles), ratio(c.xen.bootCycles, c.native.bootCycles)]);
+  rows.push(['(workload)', '1', num(work(c.native)), num(work(c.xen)), ratio(work(c.xen), work(c.native))]);
+  lines.push(table(['measure', 'runs', 'native cycles/run', 'xen cycles/run', 'xen/native'], rows, [1, 2, 3, 4]));
+  const ev = (r: RunResult) => `walks ${num(r.walks.count)}, faults ${num(r.pageFaults.user + r.pageFaults.cow + r.pageFaults.vmalloc)}, hypercalls ${num(Object.values(r.hypercalls).reduce((a, b) => a + b, 0))}`;
+  lines.push(`native: ${ev(c.native)}`);
+  lines.push(`xen:    ${ev(c.xen)}`);
+  if (c.equivalent) lines.push(`equivalent: the guest observed the same ${c.native.observations.length} results on both; invariants clean`);
+  else lines.push(`DIVERGENT:\n  ${c.divergences.join('\n  ')}`);
+  return lines.join('\n');
+}

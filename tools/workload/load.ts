@@ -1,0 +1,17 @@
+/**
+ * Reading, parsing and checking a workload under a configuration: every
+ * input error is raised here, before anything runs (used by boot, compare,
+ * inject, the regression matrix and the benchmarks).
+ */
+import type { Script } from './ast.js';
+import { checkScript } from './check.js';
+import { resolveConfig, type ConfigOverrides, type RunConfig } from './config.js';
+import { parseScript } from './parser.js';
+import { readInputFile } from '../read-input.js';
+
+export function loadWorkload(file: string, overrides: ConfigOverrides = {}): { script: Script; cfg: RunConfig } {
+  const script = parseScript(file, readInputFile(file));
+  const cfg = resolveConfig(file, script.machine, overrides);
+  checkScript(script, cfg);
+  return { script, cfg };
+}
