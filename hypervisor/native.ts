@@ -22,7 +22,7 @@ const PAGE = 4096;
 const U32 = 0xffffffffn;
 
 /** The guest's frames of machine memory, bounds-checked (pfn == machine frame). */
-class NativeGuestMemory implements GuestMemory {
+export class NativeGuestMemory implements GuestMemory {
   readonly nrPages: number;
   private readonly limit: number;
 
