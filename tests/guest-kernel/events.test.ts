@@ -1,13 +1,13 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { KernelEvent } from '../../guest-kernel/kernel.js';
-import { BACKENDS, boot } from './helpers.js';
+import { BACKENDS, boot, runs } from './helpers.js';
 
 const s = suite('guest-kernel events');
 
 for (const b of BACKENDS) {
   s(`${b.label}: faults, switches and process events reach the sink with their pid`, () => {
-    const k = boot(b, { pae: true, split: '3G' });
+    const k = boot(b, { pae: runs(b, true), split: '3G' });
     const ev: KernelEvent[] = [];
     k.setEventSink((e) => ev.push(e));
     k.createProcess('a');

@@ -6,12 +6,16 @@
 import { createNativeBackend } from '../../hypervisor/native.js';
 import type { MachineConfig, ParavirtOps } from '../../hypervisor/paravirt-ops.js';
 import { XenBackend, checkXenInvariants, createXenBackend } from '../../hypervisor/xen/index.js';
+import { VmiBackend, createVmiBackend } from '../../hypervisor/vmi/index.js';
+import { LguestBackend, createLguestBackend } from '../../hypervisor/lguest/index.js';
 import { bootKernel, type Kernel, type Split, type Variant } from '../../guest-kernel/kernel.js';
 import { PAGE_OFFSET_BY_SPLIT } from '../../guest-kernel/layout.js';
 
 export interface BackendFactory {
   /** Which backend. */
-  readonly name: 'native' | 'xen';
+  readonly name: 'native' | 'xen' | 'vmi' | 'lguest';
+  /** Whether the backend runs PAE guests (lguest of 2.6.23 does not). */
+  readonly pae: boolean;
   /** How the suites name it (a backend may appear in several set-ups). */
   readonly label: string;
   create(config: MachineConfig): ParavirtOps;
@@ -19,16 +23,24 @@ export interface BackendFactory {
 
 /** Every backend the guest kernel must run on. Adding one is one line. */
 export const BACKENDS: readonly BackendFactory[] = [
-  { name: 'native', label: 'native', create: (c) => createNativeBackend(c) },
-  { name: 'xen', label: 'xen', create: (c) => createXenBackend(c) },
+  { name: 'native', label: 'native', pae: true, create: (c) => createNativeBackend(c) },
+  { name: 'xen', label: 'xen', pae: true, create: (c) => createXenBackend(c) },
   // Xen with a shuffled p2m (and, under PAE, half the frames above 4 GiB):
   // any pfn/mfn confusion in the guest shows here.
   {
     name: 'xen',
     label: 'xen (shuffled p2m, above 4G)',
+    pae: true,
     create: (c) => createXenBackend({ ...c, seed: 7 }, { p2m: 'shuffled', above4g: c.pae }),
   },
+  { name: 'vmi', label: 'vmi', pae: true, create: (c) => createVmiBackend(c) },
+  { name: 'lguest', label: 'lguest', pae: false, create: (c) => createLguestBackend(c) },
 ];
+
+/** Whether backend `b` runs a guest with this paging mode. */
+export function runs(b: BackendFactory, pae: boolean): boolean {
+  return !pae || b.pae;
+}
 
 export const NATIVE = BACKENDS[0]!;
 export const XEN = BACKENDS[1]!;
@@ -90,7 +102,9 @@ export function override(ops: ParavirtOps, fields: Partial<Record<keyof Paravirt
 /** The backend's own invariants (Xen: type counts, pins, no writable page tables). */
 export function backendInvariants(ops: ParavirtOps): string[] {
   const x = ops instanceof XenBackend ? ops : (ops as { unwrap?: ParavirtOps }).unwrap;
-  return x instanceof XenBackend ? checkXenInvariants(x) : [];
+  if (x instanceof XenBackend) return checkXenInvariants(x);
+  if (x instanceof VmiBackend || x instanceof LguestBackend) return x.checkInvariants();
+  return [];
 }
 
 /** Guest and backend invariants both clean. */

@@ -1,12 +1,13 @@
 /** A guest larger than lowmem: user and vmalloc pages in highmem, page tables in lowmem. */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { BACKENDS, PAGING, assertClean, boot } from './helpers.js';
+import { BACKENDS, PAGING, assertClean, boot, runs } from './helpers.js';
 
 const s = suite('guest-kernel highmem');
 
 for (const b of BACKENDS) {
   for (const p of PAGING) {
+    if (!runs(b, p.pae)) continue;
     s(`${b.label} ${p.label} 1 GiB guest, 3G split: highmem user and vmalloc pages`, () => {
       const k = boot(b, { pae: p.pae, split: '3G', memBytes: 1 << 30 });
       const L = k.L;

@@ -1,7 +1,7 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { KernelBug } from '../../guest-kernel/kernel.js';
-import { BACKENDS, CONFIGS, assertClean, boot } from './helpers.js';
+import { BACKENDS, CONFIGS, assertClean, boot, runs } from './helpers.js';
 
 const s = suite('guest-kernel change_page_attr');
 
@@ -9,6 +9,7 @@ const PHYS = (16 << 20) + 0x5000;
 
 for (const c of CONFIGS) {
   for (const b of BACKENDS) {
+    if (!runs(b, c.pae)) continue;
     s(`${b.label} ${c.label}: cpa ro splits a large page (native), reaches every pgd, and reverts`, () => {
       const k = boot(b, { ...c, checkEachOp: true });
       const large = k.ops.largePagesAllowed;

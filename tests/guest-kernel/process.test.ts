@@ -1,7 +1,7 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { Kernel } from '../../guest-kernel/kernel.js';
-import { BACKENDS, CONFIGS, assertClean, boot } from './helpers.js';
+import { BACKENDS, CONFIGS, assertClean, boot, runs } from './helpers.js';
 
 const s = suite('guest-kernel processes');
 
@@ -56,6 +56,7 @@ const results = new Map<string, unknown[]>();
 
 for (const c of CONFIGS) {
   for (const b of BACKENDS) {
+    if (!runs(b, c.pae)) continue;
     s(`${b.label} ${c.label}: fork, COW, exec, exit, SIGSEGV; nothing leaks`, () => {
       const k = boot(b, { ...c, checkEachOp: true });
       k.shrinkCaches();

@@ -1,11 +1,12 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { BACKENDS, CONFIGS, assertClean, boot } from './helpers.js';
+import { BACKENDS, CONFIGS, assertClean, boot, runs } from './helpers.js';
 
 const s = suite('guest-kernel vmalloc');
 
 for (const c of CONFIGS) {
   for (const b of BACKENDS) {
+    if (!runs(b, c.pae)) continue;
     s(`${b.label} ${c.label}: vmalloc area read from another process (vmalloc_fault where the kernel pmd is not shared)`, () => {
       const k = boot(b, { ...c, checkEachOp: true });
       const shared = c.pae && k.ops.sharedKernelPmd;
