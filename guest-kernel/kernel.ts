@@ -16,10 +16,11 @@ import { ACCESS_READ, ACCESS_WRITE } from '../emulator/paging-bits.js';
 import type { ParavirtOps } from '../hypervisor/paravirt-ops.js';
 import { start_kernel } from './init/main.js';
 import { checkInvariants } from './invariants.js';
+import { system_call } from './kernel/entry.js';
 import { do_execve } from './kernel/exec.js';
 import { do_exit } from './kernel/exit.js';
 import { create_process, do_fork } from './kernel/fork.js';
-import { context_switch, switch_to_idle } from './kernel/sched.js';
+import { context_switch, ensure_current, switch_to_idle } from './kernel/sched.js';
 import { TaskList, type KernelEventSink } from './kernel/tasks.js';
 import { kernel_access, user_access } from './kernel/traps.js';
 import { InvariantViolation, type HookFn, type HookPoint, type KernelStats, type KState, type MmStruct, type Variant } from './kstate.js';
@@ -109,17 +110,26 @@ export class Kernel {
 
   /** fork: CHILD gets a copy of PARENT's mm (copy-on-write). 0 or -ENOMEM. */
   fork(parent: string, child: string): number {
-    return this.after(do_fork(this.k, this.impl, this.tasks, parent, child));
+    return this.after(system_call(this.k, () => do_fork(this.k, this.impl, this.tasks, parent, child)));
   }
 
   /** exec: a fresh empty mm; the old one is torn down; the process becomes current. 0 or -ENOMEM. */
   exec(name: string): number {
-    return this.after(do_execve(this.k, this.impl, this.tasks, name));
+    return this.after(system_call(this.k, () => do_execve(this.k, this.impl, this.tasks, name)));
   }
 
   /** exit: tear down the mm and forget the process. */
   exit(name: string): void {
-    do_exit(this.k, this.impl, this.tasks, this.tasks.get(name));
+    const t = this.tasks.get(name);
+    system_call(this.k, () => do_exit(this.k, this.impl, this.tasks, t));
+    this.after();
+  }
+
+  /** A null system call (getppid) by NAME, switched to first: int $0x80 in and out. */
+  syscall(name: string): void {
+    const t = this.tasks.get(name);
+    ensure_current(this.k, this.tasks, t);
+    system_call(this.k, () => t.pid);
     this.after();
   }
 
@@ -139,12 +149,12 @@ export class Kernel {
 
   mmap(name: string, addr: number, len: number, prot: Prot): number {
     const t = this.tasks.get(name);
-    return this.after(do_mmap(this.k, t.mm, addr, len, prot));
+    return this.after(system_call(this.k, () => do_mmap(this.k, t.mm, addr, len, prot)));
   }
 
   munmap(name: string, addr: number, len: number): number {
     const t = this.tasks.get(name);
-    return this.after(do_munmap(this.k, t.mm, addr, len));
+    return this.after(system_call(this.k, () => do_munmap(this.k, t.mm, addr, len)));
   }
 
   /** Is [addr, addr+len) a valid mmap range for this configuration? */

@@ -16,6 +16,7 @@ import type { PgtableImpl } from '../mm/pgtable-common.js';
 import { protections } from '../mm/pgtable-defs.js';
 import { pgtableFor, pgtable_cache_init } from '../mm/pgtable.js';
 import { SlabAllocator } from '../mm/slab.js';
+import { KernelWork } from '../kernel/work.js';
 
 /** Frames kept at boot: the low 1 MiB and the kernel image. */
 export const BOOT_RESERVED_PFNS = KERNEL_TEXT_START_PFN + KERNEL_IMAGE_PAGES;
@@ -55,6 +56,9 @@ export function start_kernel(cfg: StartKernelConfig): { k: KState; impl: Pgtable
   const slab = new SlabAllocator(pages, ops.mem);
   const k = new KState(ops, L, cfg.variant, pages, slab, protections(pae, ops.globalPagesAllowed !== false));
   const impl = pgtableFor(cfg.variant);
+  k.work = new KernelWork(k);
+  // clear_page for every zeroed allocation (__GFP_ZERO, bootmem): the page allocator's callback.
+  pages.onZero = (n) => k.work.clearPages(n);
 
   paging_init(k);
   const init_mm: MmStruct = { pgd: k.swapper_pg_dir, vmas: [], obj: 0, rss: 0, owner: 'init_mm', id: 0 };

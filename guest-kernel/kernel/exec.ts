@@ -29,6 +29,7 @@ export function exec_mmap(k: KState, impl: PgtableImpl, tsk: Task): number {
 export function do_execve(k: KState, impl: PgtableImpl, tasks: TaskList, name: string): number {
   const t = tasks.get(name);
   const from = tasks.currentPid;
+  k.work.path('exec'); // open, binfmt, the new mm's setup apart from the page tables
   const r = exec_mmap(k, impl, t);
   if (r === 0) {
     tasks.current = t;

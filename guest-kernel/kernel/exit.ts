@@ -29,6 +29,7 @@ export function mmdrop(k: KState, impl: PgtableImpl, mm: MmStruct): void {
 /** do_exit for a task: its mm is put (exit_mm → mmput), the task forgotten. */
 export function do_exit(k: KState, impl: PgtableImpl, tasks: TaskList, t: Task): void {
   const wasCurrent = tasks.current === t;
+  k.work.path('exit'); // exit_notify, release_task, the parent's wait4
   if (wasCurrent) tasks.current = null;
   tasks.remove(t);
   mmput(k, impl, t.mm);

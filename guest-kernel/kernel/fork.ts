@@ -71,6 +71,7 @@ export function dup_mm(k: KState, impl: PgtableImpl, oldmm: MmStruct, owner: str
 export function do_fork(k: KState, impl: PgtableImpl, tasks: TaskList, parent: string, child: string): number {
   const p = tasks.get(parent);
   tasks.checkNewName(child);
+  k.work.path('fork'); // copy_process, dup_mm apart from the page tables
   const mm = dup_mm(k, impl, p.mm, child);
   if (mm === null) return -ENOMEM;
   const pid = tasks.allocPid();

@@ -30,6 +30,7 @@ export function leave_mm(k: KState): void {
 /** schedule() → context_switch to task `t`: switch_mm to its mm, `current` = t. */
 export function context_switch(k: KState, tasks: TaskList, t: Task): void {
   const from = tasks.currentPid;
+  k.work.path('schedule');
   switch_mm(k, k.active_mm, t.mm);
   tasks.current = t;
   if (from !== t.pid) tasks.emit({ type: 'switch', fromPid: from, toPid: t.pid });
@@ -38,6 +39,7 @@ export function context_switch(k: KState, tasks: TaskList, t: Task): void {
 /** schedule() to the idle task: leave_mm (init_mm's swapper_pg_dir), no `current`. */
 export function switch_to_idle(k: KState, tasks: TaskList): void {
   const from = tasks.currentPid;
+  k.work.path('schedule');
   leave_mm(k);
   tasks.current = null;
   if (from !== 0) tasks.emit({ type: 'switch', fromPid: from, toPid: 0 });
@@ -47,6 +49,7 @@ export function switch_to_idle(k: KState, tasks: TaskList): void {
 export function ensure_current(k: KState, tasks: TaskList, t: Task): void {
   if (tasks.current !== t || k.active_mm !== t.mm) {
     const from = tasks.currentPid;
+    k.work.path('schedule');
     switch_mm(k, k.active_mm, t.mm);
     tasks.current = t;
     tasks.emit({ type: 'switch', fromPid: from, toPid: t.pid });

@@ -64,11 +64,17 @@ export function user_access(
       k.BUG('do_page_fault', `user fault at ${hex(va)} (error code ${hex(r.errorCode)}) persists after ${faults} handled faults`);
     }
     const before = tasks.sink !== null ? faultCounters(k) : null;
+    k.work.path('fault'); // do_page_fault's software path
     const out = do_page_fault(k, r.errorCode, t.mm);
     if (before !== null) {
       tasks.emit({ type: 'fault', kind: faultKind(k, before, out), va, errorCode: r.errorCode, user: true, pid: t.pid });
     }
-    if (out === 'segv') return 'segv';
+    if (out === 'segv') {
+      // force_sig_info_fault: the frame, the handler, and sigreturn (a system call).
+      k.work.path('signal');
+      k.work.syscall();
+      return 'segv';
+    }
     if (out === 'oom') {
       // The fault could not allocate: the OOM path kills the process.
       k.stats.oomKills++;
@@ -90,6 +96,7 @@ export function kernel_access(k: KState, tasks: TaskList, va: number, kind: Acce
       );
     }
     const before = tasks.sink !== null ? faultCounters(k) : null;
+    k.work.path('fault');
     const out = do_page_fault(k, r.errorCode, null);
     if (before !== null) {
       tasks.emit({ type: 'fault', kind: faultKind(k, before, out), va, errorCode: r.errorCode, user: false, pid: tasks.currentPid });

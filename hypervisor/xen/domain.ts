@@ -12,7 +12,7 @@
  * assist Xen keeps a low copy of its four entries in a frame of its own
  * below 4 GiB and loads that (refreshing it when the L3 changes).
  */
-import { CC_VALIDATION } from '../../emulator/cost-model.js';
+import { CC_KERNEL, CC_PAGE_COPY, CC_VALIDATION } from '../../emulator/cost-model.js';
 import { Mmu } from '../../emulator/mmu.js';
 import { PTE_P } from '../../emulator/paging-bits.js';
 import { createMmu, enablePaging } from '../machine.js';
@@ -63,6 +63,8 @@ export class XenDomain {
   };
 
   private chargedReads = 0;
+  private chargedLines = 0;
+  private chargedPresent = 0;
   private chargedWrites = 0;
   private chargedRefs = 0;
 
@@ -114,7 +116,7 @@ export class XenDomain {
       // pae_flush_pgd: an L3 in use is reloaded (and its low copy refreshed).
       if (l3mfn === this.baseMfn) this.loadCr3();
     };
-    this.costs = xenCosts(this.mmu.preset.cycles);
+    this.costs = xenCosts(this.mmu.preset.cycles, this.pae);
     this.stats = new XenStats(this.mmu, this.frames);
     if (opts.paeExtendedCr3 ?? true) this.assists.add(VMASST_TYPE_PAE_EXTENDED_CR3);
 
@@ -135,15 +137,26 @@ export class XenDomain {
     this.stats.hypervisorCycles += cycles;
   }
 
+  /** The guest kernel's own work runs on the processor as it would natively (the interface's kernel_work). */
+  guestWork(cycles: number, component: 'kernel' | 'page_copy'): void {
+    this.mmu.charge(cycles, component === 'page_copy' ? CC_PAGE_COPY : CC_KERNEL);
+  }
+
   /** Charge the entries read/written and type-count changes done since the last call. */
   chargeWork(): void {
-    const r = this.rules.entriesRead - this.chargedReads;
-    const w = this.rules.entriesWritten - this.chargedWrites;
+    const rules = this.rules;
+    const r = rules.entriesRead - this.chargedReads;
+    const l = rules.scanLines - this.chargedLines;
+    const p = rules.scanPresent - this.chargedPresent;
+    const w = rules.entriesWritten - this.chargedWrites;
     const t = this.frames.typeRefChanges - this.chargedRefs;
-    this.chargedReads = this.rules.entriesRead;
-    this.chargedWrites = this.rules.entriesWritten;
+    this.chargedReads = rules.entriesRead;
+    this.chargedLines = rules.scanLines;
+    this.chargedPresent = rules.scanPresent;
+    this.chargedWrites = rules.entriesWritten;
     this.chargedRefs = this.frames.typeRefChanges;
-    const c = r * this.costs.entryRead + w * this.costs.entryWrite + t * this.costs.typeRef;
+    const co = this.costs;
+    const c = r * co.entryRead + l * co.scanLine + p * co.entryCheck + w * co.entryWrite + t * co.typeRef;
     if (c > 0) this.charge(c, CC_VALIDATION);
   }
 

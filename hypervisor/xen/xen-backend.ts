@@ -31,7 +31,7 @@
  *  - access(): through the MMU; a #PF is delivered to Xen and bounced to the
  *    guest (charged as a bounce); the guest's segments end below the hole.
  */
-import { CC_BOUNCE } from '../../emulator/cost-model.js';
+import { CC_BOUNCE, type KernelFigure } from '../../emulator/cost-model.js';
 import { ACCESS_WRITE, PFEC_P, PFEC_U, PFEC_W, PTE_P, PTE_PS, PTE_RW, type AccessKind } from '../../emulator/paging-bits.js';
 import type { AccessResult, LazyMode, MachineConfig, MmHandle, ParavirtOps } from '../paravirt-ops.js';
 import { pteFromWords, pteHi, pteLo, pteSplit, type GuestPhys, type Pfn, type PteVal, type VirtAddr } from '../types.js';
@@ -201,10 +201,12 @@ export class XenBackend implements ParavirtOps {
     const x = pteSplit(v);
     if (this.pae) f[w + 1] = x[1]!;
     f[w] = x[0]!;
+    this.domain.guestWork(this.domain.mmu.preset.cycles.pteStore, 'kernel'); // the guest's store, as native set_pte
   }
 
   /** Plain stores through the direct map (xen_set_pte: high word first); they trap if the L1 is typed. */
   private store(gpa: GuestPhys, v: PteVal): void {
+    this.domain.guestWork(this.domain.mmu.preset.cycles.pteStore, 'kernel'); // the store itself (a trap is charged on top)
     if (this.pae) {
       this.mem.write32(gpa + 4, pteHi(v));
       this.mem.write32(gpa, pteLo(v));
@@ -637,6 +639,20 @@ export class XenBackend implements ParavirtOps {
     for (const e of entries) this.check(e.refusal);
   }
 
+  // ---- the kernel's own work (costs: domain.ts, hypercalls.ts) ----
+
+  cpu_figure(name: KernelFigure): number {
+    return this.domain.mmu.preset.cycles[name];
+  }
+  kernel_work(cycles: number, component: 'kernel' | 'page_copy'): void {
+    this.domain.guestWork(cycles, component);
+  }
+  /** int $0x80 goes through the trap table straight to the guest kernel; the return is HYPERVISOR_iret. */
+  syscall(): void {
+    this.domain.guestWork(this.domain.mmu.preset.cycles.syscall, 'kernel');
+    this.hv.iret();
+  }
+
   // ---- the processor ----
 
   access(va: VirtAddr, kind: AccessKind, user: boolean): AccessResult {
@@ -646,6 +662,7 @@ export class XenBackend implements ParavirtOps {
       // The guest's segments end below HYPERVISOR_VIRT_START: the fault goes to Xen and is bounced.
       d.stats.count('traps', 'segment_limit_fault');
       d.charge(d.costs.bouncedFault, CC_BOUNCE);
+      this.hv.iret(); // the guest handler's return (2.6.23: the iret hypercall)
       // Xen bounces it as a page fault at `va` (propagate_page_fault writes the
       // guest's virtual CR2), so do_page_fault's read_cr2 must see this address,
       // not the previous fault's (found by the differential fuzzer, seed 1065).
@@ -656,6 +673,7 @@ export class XenBackend implements ParavirtOps {
     if (r < 0) {
       d.stats.count('traps', 'page_fault_bounce');
       d.charge(d.costs.bounceExtra, CC_BOUNCE);
+      this.hv.iret(); // the guest handler's return (2.6.23: the iret hypercall)
       return { ok: false, errorCode: -1 - r, cr2: d.mmu.cpu.cr2 };
     }
     return { ok: true, gpa: this.gpaOf(r) };

@@ -558,20 +558,20 @@ pae('exit: unpin drops every type; the freed tables are plain memory; counts ret
   assert.is(w.b.mem.read64(u.pmds[0]! * 4096), 0x1234n);
 });
 
-pae('costs: a hypercall is one #PF round trip; a bounced fault costs pageFault × 0.87/0.33', () => {
+pae('costs: a hypercall is one #PF round trip; a bounced fault adds Xen\'s bounce work and the iret hypercall', () => {
   const w = world(true);
   const u = userMm(w);
   const d = w.b.domain;
   const pf = d.mmu.preset.cycles.pageFault;
   assert.is(d.costs.hypercall, pf);
-  assert.is(d.costs.bouncedFault, Math.round((pf * 0.87) / 0.33));
+  assert.is(d.costs.bouncedFault, pf + d.costs.bounceExtra);
   let c0 = w.b.stats.cycles;
   w.b.flush_tlb_single(UVA);
   assert.is(w.b.stats.cycles - c0, pf + d.mmu.preset.cycles.invlpg, 'INVLPG_LOCAL: round trip + the INVLPG');
   const h0 = d.stats.hypervisorCycles;
   const r = w.b.access(UVA + 0x40000, ACCESS_READ, true);
   assert.is(r.ok, false);
-  assert.is(d.stats.hypervisorCycles - h0, d.costs.bouncedFault - pf, 'the bounce on top of the #PF');
+  assert.is(d.stats.hypervisorCycles - h0, d.costs.bounceExtra + d.costs.hypercall, 'the bounce and the iret hypercall on top of the #PF');
   assert.is(w.b.stats.traps['page_fault_bounce'], 1);
   c0 = w.b.stats.cycles;
   w.b.write_cr3(u.pgd * 4096); // pinned: a type reference, no validation walk
