@@ -46,13 +46,13 @@
  * tables; lguest passed the shadow's hardware error code through, which can
  * lack P for a protection fault the shadow had not mapped yet.
  */
-import { CC_FLUSH, CC_HYPERCALL } from '../../emulator/cost-model.js';
+import { CC_FLUSH, CC_HYPERCALL, CC_KERNEL, CC_PAGE_COPY } from '../../emulator/cost-model.js';
 import { hex } from '../../emulator/hex.js';
 import type { Mmu } from '../../emulator/mmu.js';
 import type { AccessKind } from '../../emulator/paging-bits.js';
 import { createMmu } from '../machine.js';
 import { NativeGuestMemory } from '../native.js';
-import type { AccessResult, GuestMemory, LazyMode, MachineConfig, MmHandle, ParavirtOps } from '../paravirt-ops.js';
+import type { AccessResult, GuestMemory, KernelFigure, KernelWorkComponent, LazyMode, MachineConfig, MmHandle, ParavirtOps } from '../paravirt-ops.js';
 import { shadowCosts } from '../shadow/costs.js';
 import { ShadowEngine } from '../shadow/engine.js';
 import { ShadowStats } from '../shadow/stats.js';
@@ -259,7 +259,7 @@ export class LguestBackend implements ParavirtOps {
       throw new RangeError(`${op}: entry address ${hex(Number(p))} is not an aligned entry in guest memory`);
     }
     if (v < 0n || v > 0xffffffffn) throw new RangeError(`${op}: value 0x${v.toString(16)} does not fit a 2-level entry`);
-    this.mmu.charge(this.mmu.preset.cycles.pteStore, 0);
+    this.mmu.charge(this.mmu.preset.cycles.pteStore, CC_KERNEL);
     this.mem.write32(p, pteLo(v));
   }
 
@@ -330,6 +330,23 @@ export class LguestBackend implements ParavirtOps {
   }
   lazy_flush(): void {
     if (this.lazyMode !== 'none') this.hcall(LHCALL_FLUSH_ASYNC, 0, 0, 0);
+  }
+
+  // ---- the kernel's own work: the processor runs it as on bare hardware ----
+  cpu_figure(name: KernelFigure): number {
+    return this.mmu.preset.cycles[name];
+  }
+  kernel_work(cycles: number, component: KernelWorkComponent): void {
+    this.mmu.charge(cycles, component === 'page_copy' ? CC_PAGE_COPY : CC_KERNEL);
+  }
+  /**
+   * int $0x80 ... iret: native cost (preset syscall). lguest makes the system
+   * call vector a direct trap into the Guest (interrupts_and_traps.c
+   * direct_trap / copy_traps) and the Guest returns with its own iret
+   * (lguest_iret in lguest_asm.S): no Host on either path.
+   */
+  syscall(): void {
+    this.mmu.charge(this.mmu.preset.cycles.syscall, CC_KERNEL);
   }
 
   // ---- the processor ----

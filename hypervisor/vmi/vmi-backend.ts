@@ -31,9 +31,9 @@
  * docs/vmi.md). The monitor's reserved top (vmi_rom->virtual_top) is a GUESS
  * of 4 MiB.
  */
-import { CC_KERNEL } from '../../emulator/cost-model.js';
+import { CC_KERNEL, CC_PAGE_COPY } from '../../emulator/cost-model.js';
 import type { AccessKind } from '../../emulator/paging-bits.js';
-import type { AccessResult, GuestMemory, LazyMode, MachineConfig, MmHandle, ParavirtOps } from '../paravirt-ops.js';
+import type { AccessResult, GuestMemory, KernelFigure, KernelWorkComponent, LazyMode, MachineConfig, MmHandle, ParavirtOps } from '../paravirt-ops.js';
 import { createMmu } from '../machine.js';
 import type { Mmu } from '../../emulator/mmu.js';
 import { ShadowGuestMemory } from '../shadow/guest-memory.js';
@@ -235,6 +235,22 @@ export class VmiBackend implements ParavirtOps {
   lazy_flush(): void {
     this.monitor.setLazyMode(0);
     this.monitor.setLazyMode(LAZY_NUM[this.lazyMode]);
+  }
+
+  // ---- the kernel's own work: the processor runs it as on bare hardware ----
+  cpu_figure(name: KernelFigure): number {
+    return this.mmu.preset.cycles[name];
+  }
+  kernel_work(cycles: number, component: KernelWorkComponent): void {
+    this.mmu.charge(cycles, component === 'page_copy' ? CC_PAGE_COPY : CC_KERNEL);
+  }
+  /**
+   * int $0x80 ... iret. GUESS: charged as the native gate and iret (preset
+   * syscall): vmi.c patches iret to the ROM's VMI_CALL_IRET, whose cost VMware
+   * did not publish; the system call gate itself is the guest's own IDT entry.
+   */
+  syscall(): void {
+    this.mmu.charge(this.mmu.preset.cycles.syscall, CC_KERNEL);
   }
 
   // ---- the processor ----
