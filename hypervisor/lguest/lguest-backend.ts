@@ -134,6 +134,7 @@ export class LguestBackend implements ParavirtOps {
       who: 'lguest',
       keepGlobal: false,
       largePages: false,
+      strictPde: true,
       guestFeatures: { pse: false, pge: true, nx: false },
       maxShadows: LGUEST_PGDIRS,
       recycleKeepsKernel: true,

@@ -117,6 +117,12 @@ export interface ShadowOptions {
    * the victim is destroyed and the new shadow starts empty.
    */
   recycleKeepsKernel: boolean;
+  /**
+   * lguest check_gpgd: a present guest pgd entry with flags beyond
+   * _PAGE_TABLE (e.g. _PAGE_PSE) is fatal when its shadow pte page is made,
+   * before the guest pte is looked at (2-level).
+   */
+  strictPde?: boolean;
   /** Victim choice when full: lguest picks a random slot (random32(), seeded here); otherwise the oldest. */
   victim: 'random' | 'oldest';
   seed: number;
@@ -388,6 +394,13 @@ export class ShadowEngine {
   hiddenFault(va: number, acc: number): number {
     const s = this.current;
     if (s === null) throw new Error(`${this.opts.who}: a fault before the guest loaded a page table`);
+    if (this.opts.strictPde === true && !this.pae && s.ptMfn[va >>> 22] === EMPTY) {
+      const pde = this.mmu.mem.read32(s.pdGuest[0]! * 4096 + 4 * (va >>> 22)) >>> 0;
+      const TABLE_FLAGS = PTE_P | PTE_RW | PTE_US | PTE_A | PTE_D;
+      if ((pde & PTE_P) !== 0 && (pde & 0xfff & ~TABLE_FLAGS) !== 0) {
+        throw new HypervisorRefusal(`bad page directory entry ${hex(pde)} (flags beyond _PAGE_TABLE${(pde & PTE_PS) !== 0 ? ': _PAGE_PSE' : ''})`, `${this.opts.who} demand_page`);
+      }
+    }
     // Walk the guest's tables as its processor would (A, and D for a write, set in its entries).
     const w = this.vcpu.walker;
     const ok = w.walk(va >>> 0, acc, true);
