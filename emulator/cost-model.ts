@@ -17,6 +17,8 @@ export interface TlbArray {
 export interface CpuPreset {
   name: string;
   description: string;
+  /** The clock of the preset's representative part, MHz (for µs figures: lmbench). */
+  clockMhz: number;
   /** First-level instruction TLB, 4 KiB and large (2/4 MiB) pages. */
   itlb4k: TlbArray;
   itlbLarge: TlbArray;
@@ -31,7 +33,11 @@ export interface CpuPreset {
   /** Lines of 64 bytes in the page-walk entry cache (see walkEntryCached). */
   walkCacheLines: number;
   cycles: CycleFigures;
-  /** For each figure (and each TLB array), where it comes from. */
+  /**
+   * For each figure (every key of `cycles`, and `tlb`, `walkCache`,
+   * `clockMhz`), where it comes from: a source, or text starting with
+   * GUESS, DERIVED, CALIBRATED or MODELLING CHOICE.
+   */
   sources: Record<string, string>;
 }
 
@@ -61,7 +67,56 @@ export interface CycleFigures {
    * pte_clear ...): one data-cache access to the entry's line.
    */
   pteStore: number;
+
+  // ---- the kernel's own work (charged by the guest kernel through the
+  // paravirt interface: ParavirtOps.cpu_figure / kernel_work / syscall) ----
+
+  /** A null system call natively: int $0x80, system_call, a trivial handler, iret. */
+  syscall: number;
+  /** clear_page of one 4 KiB page. */
+  clearPage: number;
+  /** copy_page of one 4 KiB page. */
+  copyPage: number;
+  /** copy_page_range per present pte beyond the store: get_page + page_dup_rmap. */
+  pteCopy: number;
+  /** zap_pte_range per present pte beyond the clear: page_remove_rmap + put_page. */
+  pteZap: number;
+  /** do_fork's fixed part (copy_process, dup_mm apart from the page tables, wake-up). */
+  forkFixed: number;
+  /** do_execve's fixed part beyond the page tables (open, binfmt, mm setup). */
+  execFixed: number;
+  /** do_exit's fixed part (exit_mm apart from the page tables, exit_notify, wait, release). */
+  exitFixed: number;
+  /** schedule() + switch_to (beyond switch_mm's CR3 write). */
+  scheduleFixed: number;
+  /** do_mmap_pgoff's fixed part (get_unmapped_area, the vma, vma_link). */
+  mmapFixed: number;
+  /** do_munmap's fixed part (split, unmap_region, free_pgtables, the vma freed). */
+  munmapFixed: number;
+  /** Delivering a signal for a fault and returning (force_sig_info, setup_frame, sigreturn). */
+  signalFixed: number;
+  /** do_page_fault's software path (find_vma, handle_mm_fault) beyond page clearing/copying. */
+  faultFixed: number;
 }
+
+/** Figures the guest kernel reads through the paravirt interface (its own work). */
+export type KernelFigure =
+  | 'syscall'
+  | 'clearPage'
+  | 'copyPage'
+  | 'pteCopy'
+  | 'pteZap'
+  | 'forkFixed'
+  | 'execFixed'
+  | 'exitFixed'
+  | 'scheduleFixed'
+  | 'mmapFixed'
+  | 'munmapFixed'
+  | 'signalFixed'
+  | 'faultFixed';
+
+/** The tags a figure's source may start with when it is not a citation. */
+export const SOURCE_TAGS = ['GUESS', 'DERIVED', 'CALIBRATED', 'MODELLING CHOICE'] as const;
 
 const SRC_P6_CPUID =
   'CPUID leaf 2 descriptors 01h/02h/03h/04h (Linux arch/x86/kernel/cpu/intel.c, intel_tlb_table): P6 family';
@@ -72,22 +127,147 @@ const SRC_CORE2_ITLB =
 const SRC_NHM_TLB =
   'Intel Nehalem reviews citing Intel: L1 DTLB 64 (4K) / 32 (2M/4M) 4-way; ITLB 128 + 7 large; unified STLB 512 4-way, 4K only';
 const SRC_CR3_INVLPG =
-  'Linux arch/x86/mm/tlb.c comment and linux-mm discussion (2015): full flush by CR3 reload ~96 cycles, one INVLPG ~260 cycles';
-const SRC_PF =
-  'published exception-cost measurement (Xeon E5 v3): user->kernel entry ~440 cycles + return ~270 cycles; used for every preset (no older figure found)';
+  'Linux arch/x86/mm/tlb.c comment and linux-mm discussion (2015): full flush by CR3 reload ~96 cycles, one INVLPG ~260 cycles. A Haswell-era figure: no P6/Core 2/Nehalem measurement was found, so it stands for this preset unchanged (noted: GUESS for this era)';
 const SRC_LOCKED_RMW =
   'Agner Fog, instruction tables: a locked read-modify-write of memory costs on the order of 20 cycles on Core 2/Nehalem (approximate)';
 const SRC_WALK_CACHE =
-  'modelling choice (cost-model-sources.md "walk memory access"): each entry read is one data-cache access; a small direct-mapped cache of 64-byte entry lines decides L1D vs next level, as gem5 puts a small page-walk cache in front of memory';
+  'MODELLING CHOICE ("walk memory access" in docs/cost-model.md): each entry read is one data-cache access; a small direct-mapped cache of 64-byte entry lines decides L1D vs next level, as gem5 puts a small page-walk cache in front of memory';
 const SRC_PTE_STORE =
-  'modelling choice: a page-table entry store is charged one L1D access (the figure walkEntryCached uses); the store buffer may hide it, so this is the upper end';
+  'MODELLING CHOICE: a page-table entry store is charged one L1D access (the figure walkEntryCached uses); the store buffer may hide it, so this is the upper end';
 const SRC_PDPTE =
   'GUESS: no published figure; four uncached 8-byte loads, charged as four walk-cache misses would be';
+
+/**
+ * The native lmbench measurement the kernel's fixed path costs are
+ * calibrated from (the only per-path source of the era found for these
+ * processor classes): Fabio Riccardi, linux-kernel, 3 April 2001, "Re: a
+ * quest for a better scheduler": lmbench 2beta1 on a dual Pentium III at
+ * 997 MHz, Linux 2.4.2-ac26 (the two stock-kernel rows): null call 0.34 µs,
+ * fork+exit 246 µs, fork+execve 1126 µs, 2p/0K ctxsw 1.66 µs, prot fault
+ * 0.67 µs, page fault 2.0 µs, bcopy (libc) 222 MB/s, memory write 219 MB/s,
+ * L1 3.0 ns, L2 7.0 ns.
+ */
+export const LMBENCH_P6 = {
+  source: 'Riccardi, linux-kernel 2001-04-03 "Re: a quest for a better scheduler": lmbench 2beta1, dual Pentium III 997 MHz, Linux 2.4.2-ac26',
+  mhz: 997,
+  nullCallUs: 0.34,
+  forkUs: 246,
+  execUs: 1126,
+  ctxsw2p0kUs: 1.66,
+  ctxsw2p16kUs: 4.62,
+  protFaultUs: 0.67,
+  pageFaultUs: 2.0,
+  bcopyMBs: 222,
+  memWriteMBs: 219,
+} as const;
+
+/** µs of the P6 measurement in cycles at its clock. */
+function p6Cycles(us: number): number {
+  return Math.round(us * LMBENCH_P6.mhz);
+}
+
+/** Bytes of a page moved at a bandwidth (MB/s = 10^6 bytes/s), in cycles at `mhz`. */
+function pageAt(mbs: number, mhz: number): number {
+  return Math.round((4096 / (mbs * 1e6)) * mhz * 1e6);
+}
+
+/**
+ * The fixed parts of the kernel's paths, in cycles. CALIBRATED on the P6
+ * measurement above: each is the lmbench latency (cycles at 997 MHz) minus
+ * what the model itself charges natively for the same operation
+ * (tools/workloads/lmbench/*.pvw on p6, 2-level paging, no fixed parts:
+ * page tables, page clearing and copying, TLB, exceptions, syscall entry),
+ * split between the paths of one lmbench row as each figure's source says.
+ * docs/cost-model.md shows the arithmetic. No Core 2 or Nehalem lmbench of
+ * the era was found: those presets carry the P6 cycle counts (GUESS: the
+ * same P6-lineage kernel code paths; faster clocks shrink the µs).
+ */
+const FIXED = {
+  forkFixed: 0,
+  exitFixed: 0,
+  execFixed: 0,
+  scheduleFixed: 0,
+  signalFixed: 0,
+  faultFixed: 0,
+  mmapFixed: 1500,
+  munmapFixed: 2500,
+};
+const SRC_FIXED: Record<keyof typeof FIXED, string> = {
+  forkFixed: `CALIBRATED: half of the lmbench fork+exit residual (${LMBENCH_P6.forkUs} µs at ${LMBENCH_P6.mhz} MHz minus the model's own charges for lmbench/fork-exit.pvw), ${LMBENCH_P6.source}; the fork/exit split is a GUESS`,
+  exitFixed: `CALIBRATED: the other half of the lmbench fork+exit residual (see forkFixed), ${LMBENCH_P6.source}`,
+  execFixed: `CALIBRATED: lmbench fork+execve (${LMBENCH_P6.execUs} µs) minus fork+exit (${LMBENCH_P6.forkUs} µs) minus the model's own charges for the exec part of lmbench/fork-exec.pvw, ${LMBENCH_P6.source}`,
+  scheduleFixed: `CALIBRATED: lmbench 2p/0K ctxsw (${LMBENCH_P6.ctxsw2p0kUs} µs) minus the model's charges for lmbench/ctxsw-0k.pvw (two pipe syscalls and the CR3 write), ${LMBENCH_P6.source}`,
+  signalFixed: `CALIBRATED: lmbench prot fault (${LMBENCH_P6.protFaultUs} µs) minus the model's charges for lmbench/prot-fault.pvw (the #PF, do_page_fault), ${LMBENCH_P6.source}`,
+  faultFixed: `CALIBRATED: lmbench page fault (${LMBENCH_P6.pageFaultUs} µs, a page-cache page mapped) minus the model's charges for one fault (the #PF, the walk, the pte store), ${LMBENCH_P6.source}`,
+  mmapFixed: 'GUESS: do_mmap_pgoff (get_unmapped_area, kmem_cache_alloc of the vma, vma_link, security hooks) ~1,500 cycles, range 800-3,000; lmbench lat_mmap of the era maps and faults a file, so it cannot calibrate this part alone',
+  munmapFixed: 'GUESS: do_munmap (find_vma, unmap_region, free_pgtables, the vma freed) ~2,500 cycles beyond the page-table work the model charges, range 1,000-5,000',
+};
+
+/** The kernel-work figures and their sources, shared by the presets (page clear/copy per preset). */
+function kernelWork(
+  c: { adUpdate: number },
+  clearPage: number,
+  copyPage: number,
+  clearSrc: string,
+  copySrc: string,
+  p6: boolean,
+): { cycles: Pick<CycleFigures, KernelFigure>; sources: Record<KernelFigure, string> } {
+  const carried = p6 ? '' : ' Carried to this preset in cycles: GUESS (no measurement of this class found).';
+  const fixedSources = {} as Record<keyof typeof FIXED, string>;
+  for (const k of Object.keys(FIXED) as (keyof typeof FIXED)[]) fixedSources[k] = SRC_FIXED[k] + (SRC_FIXED[k].startsWith('CALIBRATED') ? carried : '');
+  return {
+    cycles: {
+      syscall: p6Cycles(LMBENCH_P6.nullCallUs),
+      clearPage,
+      copyPage,
+      pteCopy: 2 * c.adUpdate,
+      pteZap: 2 * c.adUpdate,
+      ...FIXED,
+    },
+    sources: {
+      syscall: `CALIBRATED: lmbench null call ${LMBENCH_P6.nullCallUs} µs at ${LMBENCH_P6.mhz} MHz (int $0x80 in Linux 2.4, getppid, iret), ${LMBENCH_P6.source}.${carried}`,
+      clearPage: clearSrc,
+      copyPage: copySrc,
+      pteCopy: 'DERIVED: two locked read-modify-writes per pte (get_page, page_dup_rmap: atomic increments of struct page counts), 2 × adUpdate',
+      pteZap: 'DERIVED: two locked read-modify-writes per present pte (page_remove_rmap, put_page via the mmu_gather), 2 × adUpdate',
+      ...fixedSources,
+    },
+  };
+}
+
+const P6_WORK = kernelWork(
+  { adUpdate: 20 },
+  pageAt(LMBENCH_P6.memWriteMBs, LMBENCH_P6.mhz),
+  pageAt(LMBENCH_P6.bcopyMBs, LMBENCH_P6.mhz),
+  `DERIVED: 4096 bytes at lmbench's memory write bandwidth (${LMBENCH_P6.memWriteMBs} MB/s at ${LMBENCH_P6.mhz} MHz), ${LMBENCH_P6.source}; the upper end (the kernel's MMX clear_page may beat it)`,
+  `DERIVED: 4096 bytes at lmbench's bcopy (libc) bandwidth (${LMBENCH_P6.bcopyMBs} MB/s at ${LMBENCH_P6.mhz} MHz), ${LMBENCH_P6.source}`,
+  true,
+);
+const CORE2_WORK = kernelWork(
+  { adUpdate: 20 },
+  pageAt(4000, 2400),
+  pageAt(3000, 2400),
+  'GUESS: 4096 bytes at ~4 GB/s sustained store bandwidth (Core 2, 1066 MT/s front-side bus) at 2.4 GHz; range 1,500-4,000 cycles',
+  'GUESS: 4096 bytes at ~3 GB/s copy bandwidth (Core 2, 1066 MT/s front-side bus) at 2.4 GHz; range 2,000-5,000 cycles',
+  false,
+);
+const NHM_WORK = kernelWork(
+  { adUpdate: 20 },
+  pageAt(8000, 2930),
+  pageAt(6000, 2930),
+  'GUESS: 4096 bytes at ~8 GB/s sustained store bandwidth (Nehalem, integrated DDR3 controller) at 2.93 GHz; range 1,000-2,500 cycles',
+  'GUESS: 4096 bytes at ~6 GB/s copy bandwidth (Nehalem) at 2.93 GHz; range 1,300-3,500 cycles',
+  false,
+);
+
+const SRC_PF_ERA =
+  'DERIVED: #PF delivery and IRET use the same IDT-gate mechanism (privilege change, stack switch, frame push, iret) as int $0x80 + iret, so the era figure is the lmbench null call (preset syscall); it includes system_call and getppid, so it is the upper end. Replaces the Haswell-era 440+270 cycle figure, which must not stand for this era';
 
 export const PRESETS: Record<string, CpuPreset> = {
   p6: {
     name: 'p6',
     description: 'P6 family (Pentium Pro/II/III): one TLB level, no second-level TLB',
+    clockMhz: 1000,
     itlb4k: { entries: 32, ways: 4 },
     itlbLarge: { entries: 2, ways: 2 },
     dtlb4k: { entries: 64, ways: 4 },
@@ -105,29 +285,33 @@ export const PRESETS: Record<string, CpuPreset> = {
       cr3Write: 96,
       fullFlush: 96,
       invlpg: 260,
-      pageFault: 710,
+      pageFault: P6_WORK.cycles.syscall,
       pdpteLoad: 28,
       pteStore: 3,
+      ...P6_WORK.cycles,
     },
     sources: {
+      clockMhz: 'Pentium III at 1 GHz: the class of the lmbench measurement the kernel paths are calibrated on (997 MHz)',
       tlb: SRC_P6_CPUID,
-      tlbHit: 'L1 TLB lookup overlaps the L1D access (physically tagged cache): no added cycles',
+      tlbHit: 'MODELLING CHOICE: the L1 TLB lookup overlaps the L1D access (physically tagged cache): no added cycles',
       l2TlbHit: 'no second-level TLB on P6',
-      walkEntryCached: 'GUESS: P6 L1D load-use latency of 3 cycles (commonly quoted; no Intel table found)',
-      walkEntryMemory: 'GUESS: P6 on-package/on-die L2 latency ~7 cycles (commonly quoted; no Intel table found)',
+      walkEntryCached: `lmbench lat_mem_rd L1 3.0 ns at 997 MHz = 3 cycles, ${LMBENCH_P6.source}`,
+      walkEntryMemory: `lmbench lat_mem_rd L2 7.0 ns at 997 MHz = 7 cycles, ${LMBENCH_P6.source}`,
       adUpdate: SRC_LOCKED_RMW,
       cr3Write: SRC_CR3_INVLPG,
       fullFlush: SRC_CR3_INVLPG,
       invlpg: SRC_CR3_INVLPG,
-      pageFault: SRC_PF,
+      pageFault: SRC_PF_ERA,
       pdpteLoad: SRC_PDPTE,
       pteStore: SRC_PTE_STORE,
       walkCache: SRC_WALK_CACHE,
+      ...P6_WORK.sources,
     },
   },
   core2: {
     name: 'core2',
     description: 'Intel Core microarchitecture (Core 2): DTLB0 + DTLB1',
+    clockMhz: 2400,
     itlb4k: { entries: 128, ways: 4 },
     itlbLarge: { entries: 8, ways: 4 },
     dtlb4k: { entries: 16, ways: 4 },
@@ -145,13 +329,15 @@ export const PRESETS: Record<string, CpuPreset> = {
       cr3Write: 96,
       fullFlush: 96,
       invlpg: 260,
-      pageFault: 710,
+      pageFault: CORE2_WORK.cycles.syscall,
       pdpteLoad: 56,
       pteStore: 3,
+      ...CORE2_WORK.cycles,
     },
     sources: {
+      clockMhz: 'GUESS: a representative part, Core 2 Duo E6600 at 2.4 GHz (the clock issue 9 and the docs quote)',
       tlb: `${SRC_CORE2_DTLB}; ${SRC_CORE2_ITLB}`,
-      tlbHit: 'L1 TLB lookup overlaps the L1D access (physically tagged cache): no added cycles',
+      tlbHit: 'MODELLING CHOICE: the L1 TLB lookup overlaps the L1D access (physically tagged cache): no added cycles',
       l2TlbHit: 'Intel Optimization Reference Manual, Core microarchitecture 2.1.4: a DTLB0 miss that hits DTLB1 costs 2 cycles',
       walkEntryCached: 'Intel Optimization Reference Manual, Core microarchitecture: L1D load-use latency 3 cycles',
       walkEntryMemory: 'Intel Optimization Reference Manual, Core microarchitecture: L2 latency 14 cycles',
@@ -159,15 +345,17 @@ export const PRESETS: Record<string, CpuPreset> = {
       cr3Write: SRC_CR3_INVLPG,
       fullFlush: SRC_CR3_INVLPG,
       invlpg: SRC_CR3_INVLPG,
-      pageFault: SRC_PF,
+      pageFault: SRC_PF_ERA,
       pdpteLoad: SRC_PDPTE,
       pteStore: SRC_PTE_STORE,
       walkCache: SRC_WALK_CACHE,
+      ...CORE2_WORK.sources,
     },
   },
   nehalem: {
     name: 'nehalem',
     description: 'Intel Nehalem: L1 DTLB/ITLB + unified 4K-only STLB',
+    clockMhz: 2930,
     itlb4k: { entries: 128, ways: 4 },
     itlbLarge: { entries: 7, ways: 7 },
     dtlb4k: { entries: 64, ways: 4 },
@@ -185,13 +373,15 @@ export const PRESETS: Record<string, CpuPreset> = {
       cr3Write: 96,
       fullFlush: 96,
       invlpg: 260,
-      pageFault: 710,
+      pageFault: NHM_WORK.cycles.syscall,
       pdpteLoad: 40,
       pteStore: 4,
+      ...NHM_WORK.cycles,
     },
     sources: {
+      clockMhz: 'GUESS: a representative part, Core i7-940 at 2.93 GHz',
       tlb: SRC_NHM_TLB,
-      tlbHit: 'L1 TLB lookup overlaps the L1D access (physically tagged cache): no added cycles',
+      tlbHit: 'MODELLING CHOICE: the L1 TLB lookup overlaps the L1D access (physically tagged cache): no added cycles',
       l2TlbHit: 'GUESS: STLB hit penalty ~7 cycles (commonly quoted for Nehalem; Haswell optimization manual gives ~12 for its larger STLB)',
       walkEntryCached: 'Intel Optimization Reference Manual, Nehalem: L1D latency 4 cycles',
       walkEntryMemory: 'Intel Optimization Reference Manual, Nehalem: L2 latency 10 cycles',
@@ -199,10 +389,11 @@ export const PRESETS: Record<string, CpuPreset> = {
       cr3Write: SRC_CR3_INVLPG,
       fullFlush: SRC_CR3_INVLPG,
       invlpg: SRC_CR3_INVLPG,
-      pageFault: SRC_PF,
+      pageFault: SRC_PF_ERA,
       pdpteLoad: SRC_PDPTE,
       pteStore: SRC_PTE_STORE,
       walkCache: SRC_WALK_CACHE,
+      ...NHM_WORK.sources,
     },
   },
 };

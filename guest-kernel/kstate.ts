@@ -12,6 +12,7 @@
  */
 import type { GuestMemory, LazyMode, MmHandle, ParavirtOps } from '../hypervisor/paravirt-ops.js';
 import type { GuestPhys } from '../hypervisor/types.js';
+import type { KernelWork } from './kernel/work.js';
 import type { Layout } from './layout.js';
 import type { PageAllocator } from './mm/page-alloc.js';
 import type { Protections } from './mm/pgtable-defs.js';
@@ -167,6 +168,8 @@ export class KState {
   mm_cachep!: KmemCache;
   vm_area_cachep!: KmemCache;
   SHARED_KERNEL_PMD = false;
+  /** The kernel's own work: figures and charging (kernel/work.ts), set by start_kernel. */
+  work!: KernelWork;
   /** Live mms (not init_mm), for the invariant checker. */
   readonly mms = new Set<MmStruct>();
   readonly vmlist: VmStruct[] = [];

@@ -18,9 +18,15 @@
  * Failures the guest cannot handle (Xen refusing an update, as Linux's Xen
  * port would BUG on) are thrown as `HypervisorRefusal`.
  */
+import type { KernelFigure } from '../emulator/cost-model.js';
 import type { AccessKind } from '../emulator/paging-bits.js';
 import type { GuestPhys, Pfn, PteVal, VirtAddr } from './types.js';
 import type { BackendStats } from './stats.js';
+
+export type { KernelFigure } from '../emulator/cost-model.js';
+
+/** Cost components the guest kernel's own work is charged to (see emulator/cost-model.ts COST_COMPONENTS). */
+export type KernelWorkComponent = 'kernel' | 'page_copy';
 
 /** Lazy modes of 2.6.22 (`enum paravirt_lazy_mode`). */
 export type LazyMode = 'none' | 'mmu' | 'cpu';
@@ -173,6 +179,24 @@ export interface ParavirtOps {
   set_lazy_mode(mode: LazyMode): void;
   /** Issue what lazy mode has batched so far (PARAVIRT_LAZY_FLUSH). */
   lazy_flush(): void;
+
+  // ---- the kernel's own work (cost accounting; guest-kernel/kernel/work.ts) ----
+  /**
+   * The processor's cycle figure for a piece of the kernel's own work (the
+   * CPU preset's table in emulator/cost-model.ts, with its source). The
+   * guest kernel's per-path table says which figure each path costs.
+   */
+  cpu_figure(name: KernelFigure): number;
+  /** The processor executes `cycles` of the guest kernel's own work, charged to `component`. */
+  kernel_work(cycles: number, component: KernelWorkComponent): void;
+  /**
+   * Enter the kernel by int $0x80 and leave it again (a system call's entry
+   * and exit; the handler's work is charged by the kernel). Native: the
+   * gate and iret (preset `syscall`). Xen (Linux 2.6.23, 32-bit): the trap
+   * table sends int $0x80 straight to the guest kernel, and the return is
+   * the iret hypercall (enlighten.c: .iret = hypercall_page[__HYPERVISOR_iret]).
+   */
+  syscall(): void;
 
   // ---- the processor running guest code ----
   /** One access at `va`; user = CPL 3. A fault is delivered to the guest (Xen: bounced). */

@@ -5,10 +5,11 @@
  * is still loaded in CR3 is switched away from first (leave_mm), as the
  * scheduler does before the mm is dropped.
  */
-import type { KState, MmStruct } from '../kstate.js';
+import type { KState, MmStruct, Task } from '../kstate.js';
 import { exit_mmap } from '../mm/mmap.js';
 import type { PgtableImpl } from '../mm/pgtable-common.js';
 import { leave_mm } from './sched.js';
+import type { TaskList } from './tasks.js';
 
 /** mmput: exit_mmap then mmdrop. */
 export function mmput(k: KState, impl: PgtableImpl, mm: MmStruct): void {
@@ -23,4 +24,15 @@ export function mmdrop(k: KState, impl: PgtableImpl, mm: MmStruct): void {
   impl.pgd_free(k, mm.pgd);
   k.mms.delete(mm);
   k.slab.kmem_cache_free(k.mm_cachep, mm.obj);
+}
+
+/** do_exit for a task: its mm is put (exit_mm → mmput), the task forgotten. */
+export function do_exit(k: KState, impl: PgtableImpl, tasks: TaskList, t: Task): void {
+  const wasCurrent = tasks.current === t;
+  k.work.path('exit'); // exit_notify, release_task, the parent's wait4
+  if (wasCurrent) tasks.current = null;
+  tasks.remove(t);
+  mmput(k, impl, t.mm);
+  tasks.emit({ type: 'process', op: 'exit', name: t.name, pid: t.pid });
+  if (wasCurrent) tasks.emit({ type: 'switch', fromPid: t.pid, toPid: 0 });
 }

@@ -5,11 +5,14 @@
  * parent's TLB flushed because its writable ptes were write-protected).
  * Every failure unwinds through mmput, so nothing leaks.
  */
-import type { KState, MmStruct, Vma } from '../kstate.js';
+import type { KState, MmStruct, Task, Vma } from '../kstate.js';
+import { ENOMEM } from '../mm/mmap.js';
 import { GFP_KERNEL } from '../mm/page-alloc.js';
 import { copy_page_range } from '../mm/memory.js';
 import type { PgtableImpl } from '../mm/pgtable-common.js';
 import { mmput } from './exit.js';
+import { activate_mm } from './sched.js';
+import type { TaskList } from './tasks.js';
 
 /** allocate_mm + mm_init (pgd_alloc). Null when out of memory. */
 export function mm_alloc(k: KState, impl: PgtableImpl, owner: string): MmStruct | null {
@@ -59,4 +62,38 @@ export function dup_mm(k: KState, impl: PgtableImpl, oldmm: MmStruct, owner: str
     return null;
   }
   return mm;
+}
+
+/**
+ * do_fork → copy_process for CHILD of PARENT: the child's mm (dup_mm) and its
+ * task. 0 or -ENOMEM (nothing left behind).
+ */
+export function do_fork(k: KState, impl: PgtableImpl, tasks: TaskList, parent: string, child: string): number {
+  const p = tasks.get(parent);
+  tasks.checkNewName(child);
+  k.work.path('fork'); // copy_process, dup_mm apart from the page tables
+  const mm = dup_mm(k, impl, p.mm, child);
+  if (mm === null) return -ENOMEM;
+  const pid = tasks.allocPid();
+  tasks.add({ name: child, pid, mm });
+  tasks.emit({ type: 'process', op: 'fork', name: child, pid });
+  return 0;
+}
+
+/**
+ * A new process with a fresh, empty mm (like init's first exec): mm_alloc,
+ * the task, and activate_mm; it becomes current. 0 or -ENOMEM.
+ */
+export function create_process(k: KState, impl: PgtableImpl, tasks: TaskList, name: string): number {
+  tasks.checkNewName(name);
+  const mm = mm_alloc(k, impl, name);
+  if (mm === null) return -ENOMEM;
+  const t: Task = { name, pid: tasks.allocPid(), mm };
+  tasks.add(t);
+  const from = tasks.currentPid;
+  activate_mm(k, k.active_mm, mm);
+  tasks.current = t;
+  tasks.emit({ type: 'process', op: 'create', name, pid: t.pid });
+  tasks.emit({ type: 'switch', fromPid: from, toPid: t.pid });
+  return 0;
 }

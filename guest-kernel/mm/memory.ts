@@ -114,7 +114,10 @@ function do_wp_page(k: KState, mm: MmStruct, vma: Vma, address: number, ptep: nu
     pfn = pages.alloc_pages(GFP_HIGHUSER | __GFP_ZERO, 0, 'do_wp_page');
   } else {
     pfn = pages.alloc_pages(GFP_HIGHUSER, 0, 'do_wp_page');
-    if (pfn >= 0) k.mem.copyPage(pfn, old); // cow_user_page
+    if (pfn >= 0) {
+      k.mem.copyPage(pfn, old); // cow_user_page
+      k.work.copyPages(1);
+    }
   }
   if (pfn < 0) return 'oom';
   pages.flags[pfn]! |= PG_anon;
@@ -172,6 +175,7 @@ export function copy_page_range(k: KState, dst: MmStruct, src: MmStruct, vma: Vm
     // them before reading it: same values as reading each in turn).
     const wpe = ES / 4;
     const src32 = readEntryWords(mem, spte0, Math.ceil((e - s) / 4096) * wpe, SCRATCH_COPY);
+    let copied = 0;
     k.enterLazyMmu();
     try {
       for (let va = s, i = 0; va < e; va += 4096, i++) {
@@ -191,10 +195,12 @@ export function copy_page_range(k: KState, dst: MmStruct, src: MmStruct, vma: Vm
         if (hasWords) ops.set_pte_at_words!(dst, va, dpte0 + i * ES, lo & ~(PTE_RW | PTE_A), hi);
         else ops.set_pte_at(dst, va, dpte0 + i * ES, pteFromWords(lo & ~(PTE_RW | PTE_A), hi));
         dst.rss++;
+        copied++;
       }
     } finally {
       k.leaveLazyMmu();
     }
+    k.work.pteCopies(copied); // get_page + page_dup_rmap per pte
   });
   return ok;
 }
@@ -214,6 +220,7 @@ export function zap_page_range(k: KState, mm: MmStruct, start: number, end: numb
     // read, and a clear touches no other entry: same values).
     const wpe = ES / 4;
     const w32 = readEntryWords(mem, pte0, Math.ceil((e - s) / 4096) * wpe, SCRATCH_ZAP);
+    let zapped = 0;
     k.enterLazyMmu();
     try {
       for (let va = s, i = 0; va < e; va += 4096, i++) {
@@ -227,11 +234,13 @@ export function zap_page_range(k: KState, mm: MmStruct, start: number, end: numb
           // entryPfn(pte_val(pte)), from the words when the backend offers it (same value, no BigInt).
           k.pages.put_page(hasPfnOf ? ops.pte_val_pfn!(lo, hi) : entryPfn(ops.pte_val(pteFromWords(lo, hi))));
           mm.rss--;
+          zapped++;
         }
       }
     } finally {
       k.leaveLazyMmu();
     }
+    k.work.pteZaps(zapped); // page_remove_rmap + put_page per present pte
   });
   // tlb_finish_mmu -> flush_tlb_mm: only the loaded mm has TLB entries.
   if (k.active_mm === mm) k.ops.flush_tlb_user();

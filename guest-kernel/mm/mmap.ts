@@ -64,6 +64,7 @@ export function check_range(k: KState, addr: number, len: number): boolean {
 /** do_mmap_pgoff(MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS): 0 or -errno. */
 export function do_mmap(k: KState, mm: MmStruct, addr: number, len: number, prot: Prot): number {
   if (!check_range(k, addr, len)) return -EINVAL;
+  k.work.path('mmap'); // do_mmap_pgoff's fixed part and footprint
   const r = do_munmap(k, mm, addr, len);
   if (r < 0) return r;
   const obj = k.slab.kmem_cache_alloc(k.vm_area_cachep, GFP_KERNEL, 'do_mmap');
@@ -89,6 +90,7 @@ export function do_munmap(k: KState, mm: MmStruct, start: number, len: number): 
   const end = start + len;
   const first = find_vma(mm, start);
   if (first === undefined || first.start >= end) return 0;
+  k.work.path('munmap'); // do_munmap's fixed part and footprint (a range with a vma in it)
   if (first.start < start && !split_vma(k, mm, first, start)) return -ENOMEM;
   const last = find_vma(mm, end - 1);
   if (last !== undefined && last.start < end && last.end > end && !split_vma(k, mm, last, end)) return -ENOMEM;

@@ -129,6 +129,9 @@ export class PageAllocator {
     }
   }
 
+  /** clear_page cost hook: called with the number of pages zeroed (set by start_kernel). */
+  onZero: ((pages: number) => void) | null = null;
+
   /** Take one frame out of the free lists at boot (alloc_bootmem_low_pages): reserved, zeroed. */
   alloc_bootmem_low_pages(): number {
     const pfn = this.take(this.normal, 0);
@@ -137,6 +140,7 @@ export class PageAllocator {
     this._count[pfn] = 1;
     this.reserved++;
     this.mem.zeroPage(pfn);
+    if (this.onZero !== null) this.onZero(1);
     return pfn;
   }
 
@@ -186,7 +190,10 @@ export class PageAllocator {
     this.allocOrder[pfn] = order;
     this.owner[pfn] = site;
     this.allocated += 1 << order;
-    if ((gfp & __GFP_ZERO) !== 0) for (let i = 0; i < 1 << order; i++) this.mem.zeroPage(pfn + i);
+    if ((gfp & __GFP_ZERO) !== 0) {
+      for (let i = 0; i < 1 << order; i++) this.mem.zeroPage(pfn + i);
+      if (this.onZero !== null) this.onZero(1 << order);
+    }
     return pfn;
   }
 

@@ -62,6 +62,7 @@ export function pgdListEntries(k: KState): number[] {
 /** clone_pgd_range(dst, src, count): copy pgd entries. */
 export function clone_pgd_range(k: KState, dst: number, src: number, count: number): void {
   memcpy(k.mem, dst, src, count * k.L.ENTRY_SIZE);
+  k.work.copyBytes(count * k.L.ENTRY_SIZE);
 }
 
 /** set_pgd(pgdp, __pgd(val)): PAE only, through set_pud with make_pgd. */
@@ -76,7 +77,10 @@ export function pgd_pmd(k: KState, pgdp: number): number {
 
 /** pmd_ctor: a pmd from the slab comes zeroed. */
 export function pmd_ctor(k: KState): (obj: number, cache: KmemCache) => void {
-  return (obj) => memzero(k.mem, obj, k.L.PTRS_PER_PMD * 8);
+  return (obj) => {
+    memzero(k.mem, obj, k.L.PTRS_PER_PMD * 8);
+    k.work.clearBytes(k.L.PTRS_PER_PMD * 8); // a whole page: clear_page
+  };
 }
 
 /**
@@ -102,6 +106,7 @@ export function pmd_cache_alloc(k: KState, idx: number, copy = true): number {
 export function copy_kernel_pmd(k: KState, pmd: number, idx: number): void {
   const src = pgd_pmd(k, k.swapper_pg_dir + idx * 8);
   memcpy(k.mem, pmd, src, k.L.PTRS_PER_PMD * 8);
+  k.work.copyBytes(k.L.PTRS_PER_PMD * 8);
 }
 
 export function pmd_cache_free(k: KState, pmd: number, idx: number): void {

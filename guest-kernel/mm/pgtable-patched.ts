@@ -35,11 +35,13 @@ function pgd_ctor(k: KState, pgd: number): void {
   const L = k.L;
   const ES = L.ENTRY_SIZE;
   memzero(k.mem, pgd, L.USER_PTRS_PER_PGD * ES);
+  k.work.clearBytes(L.USER_PTRS_PER_PGD * ES);
   if (!L.pae || k.SHARED_KERNEL_PMD) {
     clone_pgd_range(k, pgd + L.USER_PTRS_PER_PGD * ES, k.swapper_pg_dir + L.USER_PTRS_PER_PGD * ES, L.KERNEL_PGD_PTRS);
     if (!L.pae) k.ops.alloc_pd_clone(pgd / 4096, k.swapper_pg_dir / 4096, L.USER_PTRS_PER_PGD, L.KERNEL_PGD_PTRS);
   } else {
     memzero(k.mem, pgd + L.USER_PTRS_PER_PGD * ES, L.KERNEL_PGD_PTRS * ES);
+    k.work.clearBytes(L.KERNEL_PGD_PTRS * ES);
   }
   // list required to sync kernel mapping updates
   if (!k.SHARED_KERNEL_PMD) pgd_list_add(k, pgd);

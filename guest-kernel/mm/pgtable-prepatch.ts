@@ -28,6 +28,7 @@ function pgd_ctor(k: KState, pgd: number): void {
   const L = k.L;
   if (L.PTRS_PER_PMD === 1) {
     memzero(k.mem, pgd, L.USER_PTRS_PER_PGD * 4);
+    k.work.clearBytes(L.USER_PTRS_PER_PGD * 4);
     k.spin_lock_irqsave(k.pgd_lock);
   }
   clone_pgd_range(

@@ -32,6 +32,7 @@ import { memzero } from './pgtable-defs.js';
 function pgd_ctor_2level(k: KState, pgd: number): void {
   const L = k.L;
   memzero(k.mem, pgd, L.USER_PTRS_PER_PGD * 4);
+  k.work.clearBytes(L.USER_PTRS_PER_PGD * 4);
   clone_pgd_range(k, pgd + L.USER_PTRS_PER_PGD * 4, k.swapper_pg_dir + L.USER_PTRS_PER_PGD * 4, L.KERNEL_PGD_PTRS);
   k.spin_lock_irqsave(k.pgd_lock);
   // must happen under lock
@@ -47,6 +48,7 @@ function pgd_ctor_pae(k: KState, pgd: number): void {
     clone_pgd_range(k, pgd + L.USER_PTRS_PER_PGD * 8, k.swapper_pg_dir + L.USER_PTRS_PER_PGD * 8, L.KERNEL_PGD_PTRS);
   } else {
     memzero(k.mem, pgd, L.USER_PTRS_PER_PGD * 8);
+    k.work.clearBytes(L.USER_PTRS_PER_PGD * 8);
     k.spin_lock_irqsave(k.pgd_lock);
     pgd_list_add(k, pgd);
     k.spin_unlock_irqrestore(k.pgd_lock);

@@ -12,7 +12,7 @@
  * assist Xen keeps a low copy of its four entries in a frame of its own
  * below 4 GiB and loads that (refreshing it when the L3 changes).
  */
-import { CC_VALIDATION } from '../../emulator/cost-model.js';
+import { CC_KERNEL, CC_PAGE_COPY, CC_VALIDATION } from '../../emulator/cost-model.js';
 import { Mmu } from '../../emulator/mmu.js';
 import { PTE_P } from '../../emulator/paging-bits.js';
 import { createMmu, enablePaging } from '../machine.js';
@@ -133,6 +133,11 @@ export class XenDomain {
   charge(cycles: number, component: number): void {
     this.mmu.charge(cycles, component);
     this.stats.hypervisorCycles += cycles;
+  }
+
+  /** The guest kernel's own work runs on the processor as it would natively (the interface's kernel_work). */
+  guestWork(cycles: number, component: 'kernel' | 'page_copy'): void {
+    this.mmu.charge(cycles, component === 'page_copy' ? CC_PAGE_COPY : CC_KERNEL);
   }
 
   /** Charge the entries read/written and type-count changes done since the last call. */

@@ -289,6 +289,17 @@ export class XenHypercalls {
     return out;
   }
 
+  // ---- iret ----
+
+  /**
+   * HYPERVISOR_iret (do_iret, xen/arch/x86/x86_32/traps.c): the guest's
+   * return from its kernel to user mode (Linux 2.6.23's Xen iret op is
+   * this hypercall): the round trip, Xen restoring the frame.
+   */
+  iret(): void {
+    this.enter('iret', false);
+  }
+
   // ---- vm_assist ----
 
   vm_assist(cmd: number, type: number, batched = false): HypercallResult {

@@ -31,7 +31,7 @@
  *  - access(): through the MMU; a #PF is delivered to Xen and bounced to the
  *    guest (charged as a bounce); the guest's segments end below the hole.
  */
-import { CC_BOUNCE } from '../../emulator/cost-model.js';
+import { CC_BOUNCE, type KernelFigure } from '../../emulator/cost-model.js';
 import { ACCESS_WRITE, PFEC_P, PFEC_U, PFEC_W, PTE_P, PTE_PS, PTE_RW, type AccessKind } from '../../emulator/paging-bits.js';
 import type { AccessResult, LazyMode, MachineConfig, MmHandle, ParavirtOps } from '../paravirt-ops.js';
 import { pteFromWords, pteHi, pteLo, pteSplit, type GuestPhys, type Pfn, type PteVal, type VirtAddr } from '../types.js';
@@ -635,6 +635,20 @@ export class XenBackend implements ParavirtOps {
     this.batch = [];
     this.hv.multicall(entries);
     for (const e of entries) this.check(e.refusal);
+  }
+
+  // ---- the kernel's own work (costs: domain.ts, hypercalls.ts) ----
+
+  cpu_figure(name: KernelFigure): number {
+    return this.domain.mmu.preset.cycles[name];
+  }
+  kernel_work(cycles: number, component: 'kernel' | 'page_copy'): void {
+    this.domain.guestWork(cycles, component);
+  }
+  /** int $0x80 goes through the trap table straight to the guest kernel; the return is HYPERVISOR_iret. */
+  syscall(): void {
+    this.domain.guestWork(this.domain.mmu.preset.cycles.syscall, 'kernel');
+    this.hv.iret();
   }
 
   // ---- the processor ----
