@@ -54,7 +54,14 @@ export function bootText(r: RunResult): string {
   const lines: string[] = [];
   lines.push(`${r.workload}: backend ${c.backend}, ${c.pae ? 'PAE' : '2-level'}, split ${c.split}, mem ${size(c.mem)}, cpu ${c.cpu}, kernel ${c.kernel}`);
   lines.push('');
-  const hc = Object.entries(r.hypercalls).map(([k, v]) => `${k} ${num(v)}`).join(', ');
+  // Sub-commands (`mmuext_op:PIN_L3_TABLE`) inside their hypercall's count, not beside it.
+  const hc = Object.entries(r.hypercalls)
+    .filter(([k]) => !k.includes(':'))
+    .map(([k, v]) => {
+      const subs = Object.entries(r.hypercalls).filter(([s]) => s.startsWith(`${k}:`));
+      return `${k} ${num(v)}${subs.length ? ` (${subs.map(([s, n]) => `${s.slice(k.length + 1)} ${num(n)}`).join(', ')})` : ''}`;
+    })
+    .join(', ');
   const rows: string[][] = [
     ['cycles', `${num(r.cycles)} (boot ${num(r.bootCycles)}, workload ${num(r.cycles - r.bootCycles)})`],
     ['breakdown', breakdownText(r.breakdown)],
