@@ -1,6 +1,6 @@
 /**
  * `pvmmu vectors FILE.json [--out RESULTS.json] [--expect EXPECTED.json]`:
- * run MMU conformance vectors (../shared/spec/mmu-vectors.md). The file is
+ * run MMU conformance vectors (docs/vectors.md). The file is
  * validated as a whole before any case runs; results are written only when
  * every case ran.
  */

@@ -1,6 +1,6 @@
 /**
  * The `x86-mmu-vectors/1` input format and `x86-mmu-results/1` output format
- * (../shared/spec/mmu-vectors.md), with a validator that refuses a malformed
+ * (docs/vectors.md), with a validator that refuses a malformed
  * file as a whole, naming the case and the field, before anything runs.
  */
 import { InputError } from '../input-error.js';

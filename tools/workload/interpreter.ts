@@ -60,7 +60,7 @@ export interface MeasureAccount {
   breakdown: CostBreakdown;
 }
 
-/** The `boot --json` document (../shared/spec/cli.md), plus more fields. */
+/** The `boot --json` document (docs/cli.md), plus more fields. */
 export interface RunResult {
   workload: string;
   config: RunConfig;
