@@ -20,7 +20,7 @@ import * as assert from 'uvu/assert';
 import { ACCESS_FETCH, ACCESS_READ, ACCESS_WRITE, PFEC_ID, PFEC_P, PFEC_U, PFEC_W, type AccessKind } from '../../emulator/paging-bits.js';
 import type { Kernel, Split } from '../../guest-kernel/kernel.js';
 import { PAGE_OFFSET_BY_SPLIT } from '../../guest-kernel/layout.js';
-import { BACKENDS, boot, backendInvariants } from '../guest-kernel/helpers.js';
+import { BACKENDS, boot, backendInvariants, runs } from '../guest-kernel/helpers.js';
 
 const s = suite('access matrix');
 
@@ -75,6 +75,7 @@ function gpaOf(w: World, who: string, va: number): number {
 
 for (const b of BACKENDS) {
   for (const [pae, split] of [[true, '3G'], [false, '3G'], [true, '1G'], [false, '2G']] as [boolean, Split][]) {
+    if (!runs(b, pae)) continue;
     const label = `${b.label} ${pae ? 'PAE' : '2-level'} ${split}`;
 
     s(`${label}: own user pages, per their protection`, () => {
