@@ -76,8 +76,17 @@ export interface BackendKindInfo {
   /** One line for `--help` and docs. */
   readonly description: string;
   /** Why this kind cannot run `config` (an input error for the tools), or null. */
-  unsupported(config: Pick<MachineConfig, 'pae'>): string | null;
+  unsupported(config: Pick<MachineConfig, 'pae' | 'memBytes'>): string | null;
   create(config: MachineConfig, opts?: BackendOptions): Backend;
+}
+
+/** Guest memory a shadow-paging backend can host: its shadow tables live in machine frames above the guest's, below 4 GiB. */
+export const SHADOW_MAX_MEM = 3 * 2 ** 30;
+
+function shadowMemLimit(c: Pick<MachineConfig, 'memBytes'>, who: string): string | null {
+  return c.memBytes > SHADOW_MAX_MEM
+    ? `mem=${c.memBytes / 2 ** 20}M is too large for the ${who} model: its shadow page tables live in machine frames above the guest's and below 4 GiB (a 32-bit CR3 and 2-level entries must reach them), so a guest gets at most ${SHADOW_MAX_MEM / 2 ** 20}M`
+    : null;
 }
 
 const NONE: HeldAccounts = { pins: 0, pageTables: 0, typeRefs: 0 };
@@ -170,13 +179,13 @@ const REGISTRY: Record<BackendKind, BackendKindInfo> = {
   vmi: {
     kind: 'vmi',
     description: 'VMware VMI (Linux 2.6.21 vmi.c) over shadow page tables (docs/vmi.md)',
-    unsupported: () => null,
+    unsupported: (c) => shadowMemLimit(c, 'VMI'),
     create: (c) => vmiHandle(createVmiBackend(c)),
   },
   lguest: {
     kind: 'lguest',
     description: 'lguest (Linux 2.6.23) over shadow page tables, 2-level paging only (docs/lguest.md)',
-    unsupported: (c) => lguestUnsupported(c),
+    unsupported: (c) => lguestUnsupported(c) ?? shadowMemLimit(c, 'lguest'),
     create: (c) => lguestHandle(createLguestBackend(c)),
   },
 };

@@ -22,9 +22,9 @@ s('the registered kinds', () => {
 });
 
 s('lguest refuses PAE, naming the reason; the others run both modes', () => {
-  assert.match(backendKind('lguest').unsupported({ pae: true }) ?? '', /2-level paging only/);
+  assert.match(backendKind('lguest').unsupported({ pae: true, memBytes: 32 << 20 }) ?? '', /2-level paging only/);
   assert.throws(() => createBackend('lguest', cfg(true)), /2-level paging only/);
-  for (const k of ['native', 'xen', 'vmi'] as const) assert.is(backendKind(k).unsupported({ pae: true }), null);
+  for (const k of ['native', 'xen', 'vmi'] as const) assert.is(backendKind(k).unsupported({ pae: true, memBytes: 32 << 20 }), null);
 });
 
 for (const kind of BACKEND_KINDS) {

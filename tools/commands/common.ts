@@ -5,9 +5,10 @@
  */
 import { Option, type Command } from 'commander';
 import { PRESET_NAMES } from '../../emulator/cost-model.js';
+import { BACKEND_KINDS, isBackendKind } from '../../hypervisor/backend.js';
 import { InputError } from '../input-error.js';
 import type { Script } from '../workload/ast.js';
-import { parseSizeFlag, type ConfigOverrides, type RunConfig } from '../workload/config.js';
+import { parseSizeFlag, type Backend, type ConfigOverrides, type RunConfig } from '../workload/config.js';
 import { loadWorkload } from '../workload/load.js';
 import { statSync } from 'node:fs';
 import { extname, join } from 'node:path';
@@ -15,7 +16,7 @@ import { refuseOutputOverInput } from '../output-file.js';
 import type { TraceWriter } from '../trace/writer.js';
 
 export interface CommonFlags {
-  backend?: 'native' | 'xen';
+  backend?: Backend;
   pae?: boolean;
   split?: '3G' | '2G' | '1G';
   mem?: string;
@@ -28,7 +29,7 @@ export interface CommonFlags {
 }
 
 export function addCommonFlags(cmd: Command, opts: { backend?: boolean; trace?: boolean } = {}): Command {
-  if (opts.backend !== false) cmd.addOption(new Option('--backend <name>', 'paravirt backend').choices(['native', 'xen']));
+  if (opts.backend !== false) cmd.addOption(new Option('--backend <name>', 'paravirt backend').choices([...BACKEND_KINDS]));
   cmd
     .option('--pae', 'PAE paging (3-level, 64-bit entries)')
     .option('--no-pae', '2-level paging (32-bit entries)')
@@ -76,7 +77,7 @@ export function seedOf(f: CommonFlags): number {
  * loadWorkload under the command-line flags (all input errors before anything
  * runs); `backends` are the backends the command will run it on.
  */
-export function loadWorkloadFlags(file: string, flags: CommonFlags, backends?: ('native' | 'xen')[]): { script: Script; cfg: RunConfig } {
+export function loadWorkloadFlags(file: string, flags: CommonFlags, backends?: Backend[]): { script: Script; cfg: RunConfig } {
   const w = loadWorkload(file, overridesOf(flags), { backends, above4g: flags.above4g === true });
   if (flags.above4g && !w.cfg.pae) throw new InputError(`--above-4g: machine frames above 4 GiB need PAE (a 2-level entry holds 20 frame bits); drop --no-pae`);
   return w;
@@ -129,4 +130,16 @@ export function traceNote(t: TraceWriter, interrupted: boolean): string | null {
   if (t.state === 'removed') return `${t.flag}: removed the incomplete trace ${t.path}`;
   if (interrupted) return `${t.flag}: the trace ${t.path} was closed at the interruption (${t.events} events; it ends there)`;
   return null;
+}
+
+/** `--backends a,b,…`: registered kinds, each once, in the order given. */
+export function parseBackends(flag: string, v: string): Backend[] {
+  const out: Backend[] = [];
+  for (const raw of v.split(',')) {
+    const b = raw.trim();
+    if (!isBackendKind(b)) throw new InputError(`${flag}: unknown backend '${b}' (known: ${BACKEND_KINDS.join(', ')})`);
+    if (out.includes(b)) throw new InputError(`${flag}: backend '${b}' given twice`);
+    out.push(b);
+  }
+  return out;
 }

@@ -1,48 +1,54 @@
 /**
- * `pvmmu compare FILE.pvw…`: run each workload on the native and the Xen
- * backend with the same configuration; what the guest observes (every read,
- * kread, segv, expect, the failure if any) must be identical and both
- * backends' invariants clean; print cycles per measure side by side with the
- * Xen/native ratio. Exit 1 on any divergence.
+ * `pvmmu compare FILE.pvw… [--backends a,b,…]`: run each workload on each
+ * backend (default native and Xen) with the same configuration; what the
+ * guest observes (every read, kread, segv, expect, the failure if any) must
+ * be identical and every backend's invariants clean; print cycles per
+ * measure, one column per backend, with the ratio to the first. Exit 1 on
+ * any divergence.
  */
 import type { Command } from 'commander';
 import { InputError } from '../input-error.js';
 import { Progress } from '../table.js';
 import { openTrace } from '../trace/writer.js';
 import { countWork } from '../workload/check.js';
-import { compareJson, compareRuns, compareText, type Comparison } from '../workload/compare.js';
+import { compareAll, compareJson, compareText, type Comparison } from '../workload/compare.js';
 import { runWorkloadAsync, type RunResult } from '../workload/interpreter.js';
 import { traceMetadata } from '../workload/summary.js';
-import { addCommonFlags, interruptible, layoutOf, loadWorkloadFlags, tracePaths, traceNote, type CommonFlags } from './common.js';
+import { BACKEND_KINDS } from '../../hypervisor/backend.js';
+import { Option } from 'commander';
+import { addCommonFlags, interruptible, layoutOf, loadWorkloadFlags, parseBackends, tracePaths, traceNote, type CommonFlags } from './common.js';
 
 export function registerCompare(program: Command): void {
   const cmd = program
     .command('compare')
     .argument('<files...>', 'workload scripts (.pvw)')
-    .description('run workloads on native and Xen; check the guest sees the same; show costs side by side');
+    .description('run workloads on several backends (default native and Xen); check the guest sees the same; show costs side by side');
   addCommonFlags(cmd, { backend: false });
+  cmd.addOption(new Option('--backends <list>', `comma-separated backends to compare, ratios to the first (${BACKEND_KINDS.join(', ')})`).default('native,xen'));
   cmd.addHelpText(
     'after',
     `
---trace FILE writes one trace per backend: FILE with .native or .xen before
+--trace FILE writes one trace per backend: FILE with the backend's name before
 its extension (--trace /tmp/fork.json: /tmp/fork.native.json and
 /tmp/fork.xen.json), for one workload. A run that stops (a refusal, a BUG)
-gets no ratio.
+gets no ratio. lguest runs 2-level paging only: compare it with --no-pae.
 
 Examples:
   pvmmu compare tools/workloads/fork-exit.pvw
   pvmmu compare tools/workloads/*.pvw --no-pae
   pvmmu compare tools/workloads/vmalloc-churn.pvw --split 1G --json
+  pvmmu compare tools/workloads/default.pvw --backends native,xen,vmi,lguest --no-pae
   pvmmu compare tools/workloads/fork-exit.pvw --trace /tmp/fork.json && pvmmu report /tmp/fork.native.json /tmp/fork.xen.json -o /tmp/fork.html`,
   );
-  cmd.action(async (files: string[], flags: CommonFlags) => {
+  cmd.action(async (files: string[], flags: CommonFlags & { backends: string }) => {
     const layout = layoutOf(flags);
+    const backends = parseBackends('--backends', flags.backends);
     if (flags.trace !== undefined && files.length > 1) {
       throw new InputError(`--trace: one workload at a time (got ${files.length}); a trace describes one run per backend`);
     }
     // Every file is read and checked before anything runs.
-    const loaded = files.map((f) => ({ file: f, ...loadWorkloadFlags(f, flags, ['native', 'xen']) }));
-    const paths = flags.trace !== undefined ? tracePaths('--trace', flags.trace, ['native', 'xen'], files) : [];
+    const loaded = files.map((f) => ({ file: f, ...loadWorkloadFlags(f, flags, backends) }));
+    const paths = flags.trace !== undefined ? tracePaths('--trace', flags.trace, backends, files) : [];
     const progress = new Progress(flags.json === true);
     const intr = interruptible();
     const out: Comparison[] = [];
@@ -53,7 +59,7 @@ Examples:
       for (const [i, w] of loaded.entries()) {
         progress.update(`compare ${w.file}`, i, loaded.length);
         const runs = [];
-        for (const [j, backend] of (['native', 'xen'] as const).entries()) {
+        for (const [j, backend] of backends.entries()) {
           const cfg = { ...w.cfg, backend };
           const trace = paths[j] !== undefined ? openTrace(paths[j]!, traceMetadata(w.file, cfg, layout)) : undefined;
           try {
@@ -72,9 +78,8 @@ Examples:
           if (stopped) break;
         }
         if (interrupted) break;
-        const [native, xen] = runs as [RunResult, RunResult];
-        const divergences = compareRuns(native, xen);
-        out.push({ workload: w.file, equivalent: divergences.length === 0, divergences, native, xen });
+        const divergences = compareAll(runs as RunResult[]);
+        out.push({ workload: w.file, equivalent: divergences.length === 0, divergences, runs: runs as RunResult[] });
       }
     } finally {
       intr.dispose();

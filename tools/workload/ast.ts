@@ -2,6 +2,7 @@
  * The workload language's syntax tree (docs/workloads.md).
  * Every node keeps its line and column so runtime failures can name them.
  */
+import type { BackendKind } from '../../hypervisor/backend.js';
 
 export interface Pos {
   line: number;
@@ -53,7 +54,7 @@ export interface MachineLine {
   split?: '3G' | '2G' | '1G';
   mem?: number;
   cpu?: string;
-  backend?: 'native' | 'xen';
+  backend?: BackendKind;
   kernel?: 'patched' | 'seed' | 'prepatch';
   /** Where each key was written, for errors that depend on it. */
   where: Partial<Record<string, Pos>>;

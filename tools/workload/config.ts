@@ -3,10 +3,12 @@
  * script's `machine` line, then command-line flags (flags win).
  */
 import { PRESET_NAMES } from '../../emulator/cost-model.js';
+import { backendKind, type BackendKind } from '../../hypervisor/backend.js';
 import { InputError } from '../input-error.js';
 import type { MachineLine } from './ast.js';
 
-export type Backend = 'native' | 'xen';
+/** A registered backend kind (hypervisor/backend.ts). */
+export type Backend = BackendKind;
 export type Split = '3G' | '2G' | '1G';
 export type Variant = 'patched' | 'seed' | 'prepatch';
 
@@ -80,6 +82,13 @@ export function resolveConfig(
   }
   if (cfg.mem % (1 << 20) !== 0) throw new InputError(`${where('mem')}: mem must be a whole number of MiB`);
   const backends = opts.backends ?? [cfg.backend];
+  for (const b of backends) {
+    const why = backendKind(b).unsupported({ pae: cfg.pae, memBytes: cfg.mem });
+    if (why !== null) {
+      const src = opts.backends && opts.backends.length > 1 ? `${where('pae')} (compare runs it on ${b})` : `${where('pae')} with backend=${b} from ${where('backend')}`;
+      throw new InputError(`${src}: ${why}`);
+    }
+  }
   if (backends.includes('xen') && cfg.mem > XEN_MAX_MEM && !(opts.above4g && cfg.pae)) {
     const why = backends.length > 1 ? 'compare runs it under Xen' : `backend=xen from ${where("backend")}`;
     throw new InputError(

@@ -10,10 +10,9 @@
 import { breakdownDelta, COST_COMPONENTS, type CostBreakdown } from '../../emulator/cost-model.js';
 import type { Mmu } from '../../emulator/mmu.js';
 import { bootKernel, InvariantViolation, KernelBug, type HookPoint, type Kernel, type VmallocArea } from '../../guest-kernel/kernel.js';
-import { createNativeBackend } from '../../hypervisor/native.js';
+import { createBackend as createBackendOf, type Backend as BackendHandle } from '../../hypervisor/backend.js';
 import type { MachineConfig, ParavirtOps } from '../../hypervisor/paravirt-ops.js';
 import { HypervisorRefusal } from '../../hypervisor/types.js';
-import { checkXenInvariants, createXenBackend, XenBackend } from '../../hypervisor/xen/index.js';
 import type { NameRef, Pos, Script, Stmt } from './ast.js';
 import { resolveName, workOf } from './check.js';
 import { pageOffset, type RunConfig } from './config.js';
@@ -99,22 +98,20 @@ export interface RunOptions {
   xenP2m?: 'identity' | 'shuffled';
   /** Xen, PAE: put half of the guest's machine frames above 4 GiB. */
   xenAbove4g?: boolean;
+  /** Called before each statement runs (the differential fuzzer names the statement a check failed in). */
+  onStatement?: (s: Stmt) => void;
   /** Called after every statement with the work done so far (pages touched and statements; see check.ts countWork). */
   onProgress?: (work: number, line: number) => void;
 }
 
-/** The emulated processor under a backend (tools may look at hardware; the guest may not). */
-export function machineOf(ops: ParavirtOps): Mmu {
-  const o = ops as unknown as { mmu?: Mmu; domain?: { mmu: Mmu } };
-  const m = o.mmu ?? o.domain?.mmu;
-  if (!m) throw new Error(`backend ${ops.name} exposes no machine`);
-  return m;
+/** The machine a configuration describes. */
+export function machineConfigOf(cfg: RunConfig, seed = 1): MachineConfig {
+  return { pae: cfg.pae, memBytes: cfg.mem, cpu: cfg.cpu, pageOffset: pageOffset(cfg.split), seed };
 }
 
-export function createBackend(cfg: RunConfig, seed = 1, xenP2m?: 'identity' | 'shuffled', xenAbove4g = false): ParavirtOps {
-  const mc: MachineConfig = { pae: cfg.pae, memBytes: cfg.mem, cpu: cfg.cpu, pageOffset: pageOffset(cfg.split), seed };
-  if (cfg.backend !== 'xen') return createNativeBackend(mc);
-  return createXenBackend(mc, { ...(xenP2m ? { p2m: xenP2m } : {}), ...(xenAbove4g ? { above4g: true } : {}) });
+/** The backend a configuration names, as its typed handle (hypervisor/backend.ts). */
+export function createBackend(cfg: RunConfig, seed = 1, xenP2m?: 'identity' | 'shuffled', xenAbove4g = false): BackendHandle {
+  return createBackendOf(cfg.backend, machineConfigOf(cfg, seed), { ...(xenP2m ? { xenP2m } : {}), ...(xenAbove4g ? { above4g: true } : {}) });
 }
 
 /** Drive a statement generator to its end (blocks run inside a kernel path cannot pause). */
@@ -134,7 +131,9 @@ class StopRun extends Error {
 
 export class Interpreter {
   readonly ops: ParavirtOps;
-  /** The backend itself (ops may be a test double wrapping it). */
+  /** The backend's handle (ops may be a test double wrapping handle.ops). */
+  readonly handle: BackendHandle;
+  /** The backend's own ops. */
   readonly backend: ParavirtOps;
   readonly kernel: Kernel;
   readonly mmu: Mmu;
@@ -151,10 +150,11 @@ export class Interpreter {
     readonly cfg: RunConfig,
     private readonly opts: RunOptions = {},
   ) {
-    const backend = createBackend(cfg, opts.seed, opts.xenP2m, opts.xenAbove4g);
+    this.handle = createBackend(cfg, opts.seed, opts.xenP2m, opts.xenAbove4g);
+    const backend = this.handle.ops;
     this.backend = backend;
     this.ops = opts.wrapBackend ? opts.wrapBackend(backend) : backend;
-    this.mmu = machineOf(this.ops);
+    this.mmu = this.handle.machine;
     const trace = opts.trace;
     if (trace) {
       this.mmu.setTraceSink(trace);
@@ -255,7 +255,7 @@ export class Interpreter {
     // stopped a kernel path half-way) and the hypervisor's, which must hold
     // whatever the guest did.
     const invariants = failure?.kind === 'refusal' || failure?.kind === 'bug' ? [] : this.kernel.checkInvariants();
-    if (this.backend instanceof XenBackend) for (const v of checkXenInvariants(this.backend)) invariants.push(`xen: ${v}`);
+    for (const v of this.handle.checkInvariants()) invariants.push(`${this.handle.kind}: ${v}`);
     return this.result(failure, invariants);
   }
 
@@ -439,6 +439,7 @@ export class Interpreter {
   }
 
   private exec(s: Stmt, iter: number | undefined): void {
+    this.opts.onStatement?.(s);
     const k = this.kernel;
     switch (s.op) {
       case 'process': {

@@ -5,14 +5,14 @@
  */
 import type { Script } from './ast.js';
 import { checkScript } from './check.js';
-import { resolveConfig, type ConfigOverrides, type RunConfig } from './config.js';
+import { resolveConfig, type Backend, type ConfigOverrides, type RunConfig } from './config.js';
 import { MAX_SCRIPT_BYTES, parseScript } from './parser.js';
 import { readInputFile } from '../read-input.js';
 
 export function loadWorkload(
   file: string,
   overrides: ConfigOverrides = {},
-  opts: { backends?: ('native' | 'xen')[]; above4g?: boolean } = {},
+  opts: { backends?: Backend[]; above4g?: boolean } = {},
 ): { script: Script; cfg: RunConfig } {
   const script = parseScript(file, readInputFile(file, MAX_SCRIPT_BYTES, 'a workload script'));
   const cfg = resolveConfig(file, script.machine, overrides, opts);

@@ -7,6 +7,7 @@
  */
 import { InputError } from '../input-error.js';
 import { HOOK_POINTS } from '../../guest-kernel/kernel.js';
+import { BACKEND_KINDS, isBackendKind, type BackendKind } from '../../hypervisor/backend.js';
 import type { Attr, MachineLine, NameRef, Pos, Prot, Script, Stmt } from './ast.js';
 
 interface Tok {
@@ -301,7 +302,7 @@ class Parser {
           m.cpu = val;
           break;
         case 'backend':
-          if (val !== 'native' && val !== 'xen') this.fail(vpos, `backend must be 'native' or 'xen', got '${val}'`);
+          if (!isBackendKind(val)) this.fail(vpos, `backend must be one of ${BACKEND_KINDS.join(', ')}, got '${val}'`);
           m.backend = val;
           break;
         case 'kernel':
