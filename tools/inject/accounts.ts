@@ -2,17 +2,16 @@
  * The accounts a fault-injection run is checked by: tear the guest down
  * (switch to swapper_pg_dir, exit every process, vfree every area the
  * workload made, kmem_cache_shrink every cache) and count what is still
- * held: frames, slab objects, pgd_list entries, live mms and vmalloc areas,
- * and under Xen the pinned frames and the type references the hypervisor
- * holds. A run leaked when its torn-down accounts differ from those of a
+ * held: frames, slab objects, pgd_list entries, live mms and vmalloc areas
+ * (asked of the guest), and what the hypervisor holds for it (asked of the
+ * backend's handle: Xen's pinned frames and type references, the page
+ * tables VMI's monitor was told about). A run leaked when its torn-down accounts differ from those of a
  * clean boot torn down the same way; the difference names what leaked.
  */
 import type { Kernel } from '../../guest-kernel/kernel.js';
 import { PG_reserved } from '../../guest-kernel/mm/page-alloc.js';
 import { _PAGE_PSE, entryPa, entryPfn, pgd_read, pmd_read, present } from '../../guest-kernel/mm/pgtable-defs.js';
-import type { ParavirtOps } from '../../hypervisor/paravirt-ops.js';
-import { PGT_L1, PGT_L4 } from '../../hypervisor/xen/frame-table.js';
-import { XenBackend, checkXenInvariants } from '../../hypervisor/xen/index.js';
+import type { Backend } from '../../hypervisor/backend.js';
 
 export interface Accounts {
   /** Frames in use, not counting kernel pte pages (below). */
@@ -31,8 +30,9 @@ export interface Accounts {
   /** Frames the hypervisor holds pinned (0 natively). */
   pins: number;
   /**
-   * Frames the hypervisor holds typed as page tables (l1..l4), and their type
-   * references (0 natively), kernel pte pages excepted (kept, as above). Writable type references are not counted: they
+   * Frames the hypervisor holds as page tables (Xen: typed l1..l4; VMI:
+   * allocated L1/L2), and their type references (Xen; 0 elsewhere), kernel
+   * pte pages excepted (kept, as above). Writable type references are not counted: they
    * follow the direct map's protections, which change_page_attr may have left
    * read-only when a run stopped early (not a leak; a page table mapped
    * writable would break checkXenInvariants).
@@ -69,24 +69,11 @@ export function tearDown(kernel: Kernel, bootAreas: ReadonlySet<number>): void {
   kernel.shrinkCaches();
 }
 
-export function xenOf(ops: ParavirtOps): XenBackend | null {
-  return ops instanceof XenBackend ? ops : null;
-}
-
-export function accounts(kernel: Kernel): Accounts {
+/** The guest's accounts and what the backend holds for it. */
+export function accounts(kernel: Kernel, backend: Backend): Accounts {
   const s = kernel.snapshot();
   const kpte = kernelPtePages(kernel);
-  let typedFrames = 0;
-  let typeRefs = 0;
-  const xen = xenOf(kernel.ops);
-  if (xen) {
-    const kept = new Set([...kpte].map((pfn) => xen.domain.p2m.pfnToMfn(pfn)));
-    for (const [mfn, f] of xen.domain.frames.frames()) {
-      if (f.count === 0 || f.type < PGT_L1 || f.type > PGT_L4 || kept.has(mfn)) continue;
-      typedFrames++;
-      typeRefs += f.count;
-    }
-  }
+  const held = backend.held(kpte);
   return {
     frames: s.framesUsed - kpte.size,
     kernelPtePages: kpte.size,
@@ -95,9 +82,9 @@ export function accounts(kernel: Kernel): Accounts {
     pgdList: s.pgdList,
     mms: s.mms,
     vmAreas: s.vmAreas,
-    pins: kernel.ops.stats.pinned,
-    typedFrames,
-    typeRefs,
+    pins: held.pins,
+    typedFrames: held.pageTables,
+    typeRefs: held.typeRefs,
   };
 }
 
@@ -167,8 +154,7 @@ export function leakText(l: Leaked | null): string {
   return parts.length ? parts.join(', ') : 'none';
 }
 
-/** The guest's invariants and, under Xen, the hypervisor's. */
-export function allInvariants(kernel: Kernel): string[] {
-  const xen = xenOf(kernel.ops);
-  return [...kernel.checkInvariants(), ...(xen ? checkXenInvariants(xen).map((v) => `xen: ${v}`) : [])];
+/** The guest's invariants and the hypervisor's. */
+export function allInvariants(kernel: Kernel, backend: Backend): string[] {
+  return [...kernel.checkInvariants(), ...backend.checkInvariants().map((v) => `${backend.kind}: ${v}`)];
 }

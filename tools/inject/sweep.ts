@@ -18,7 +18,8 @@ import { XEN_REASONS, checkXenInvariants } from '../../hypervisor/xen/index.js';
 import type { Script } from '../workload/ast.js';
 import type { RunConfig } from '../workload/config.js';
 import { Interpreter, type RunOptions, type RunResult } from '../workload/interpreter.js';
-import { accounts, allInvariants, isLeak, leakedOf, tearDown, vmallocAreas, xenOf, type Accounts, type Leaked } from './accounts.js';
+import { accounts, allInvariants, isLeak, leakedOf, tearDown, vmallocAreas, type Accounts, type Leaked } from './accounts.js';
+import { isKind } from '../../hypervisor/backend.js';
 import { allocationOutcome, refusalOutcome } from './outcome.js';
 
 export type InjectMode = 'allocation' | 'mmu_update';
@@ -97,9 +98,9 @@ function settle(it: Interpreter, bootAreas: ReadonlySet<number>): { acc: Account
   } catch (e) {
     return { acc: null, crash: `teardown: ${e instanceof Error ? e.message : String(e)}` };
   }
-  const v = allInvariants(it.kernel);
-  if (v.length > 0) return { acc: accounts(it.kernel), crash: `invariants broken after teardown: ${v.slice(0, 3).join('; ')}` };
-  return { acc: accounts(it.kernel), crash: null };
+  const v = allInvariants(it.kernel, it.handle);
+  if (v.length > 0) return { acc: accounts(it.kernel, it.handle), crash: `invariants broken after teardown: ${v.slice(0, 3).join('; ')}` };
+  return { acc: accounts(it.kernel, it.handle), crash: null };
 }
 
 const ZERO: Leaked = { frames: 0, slabObjects: 0, pgdList: 0, pins: 0, typeRefs: 0 };
@@ -194,7 +195,9 @@ function allocationRun(
 
 function refusalRun(script: Script, cfg: RunConfig, o: InjectOptions, k: number): InjectResult {
   const it = newRun(script, cfg, o);
-  const xen = xenOf(it.ops)!;
+  const h = it.handle;
+  if (!isKind(h, 'xen')) throw new RangeError('mmu_update injection needs the Xen backend');
+  const xen = h.ext.backend;
   xen.hv.failMmuUpdateAt(k);
   const { r, crash } = runGuarded(it);
   const inj = xen.hv.injectedMmuUpdate;
@@ -202,7 +205,7 @@ function refusalRun(script: Script, cfg: RunConfig, o: InjectOptions, k: number)
   if (r === null) return { failAt: k, site, outcome: 'crashed', line: null, leaked: null, crash };
   if (inj === null) return { failAt: k, site, outcome: 'not reached', line: null, leaked: null, crash: `mmu_update ${k} was not reached` };
   const out = refusalOutcome(r, RULE);
-  const v = checkXenInvariants(xen);
+  const v = h.checkInvariants();
   const broken = v.length > 0 ? `hypervisor state corrupted: ${v.slice(0, 3).join('; ')}` : null;
   return { failAt: k, site, outcome: out.text, line: out.line, leaked: null, crash: out.crash ?? broken };
 }
