@@ -8,7 +8,8 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { BackendRun, MatrixConfig, MatrixRun } from '../../tools/regression/matrix.js';
+import { matrixBackends, type BackendRun, type MatrixConfig, type MatrixRun } from '../../tools/regression/matrix.js';
+import { compareRuns } from '../../tools/workload/compare.js';
 import { ROOT, WORKLOADS_DIR } from '../../tools/regression/matrix.js';
 
 export interface BackendExpectation {
@@ -24,6 +25,9 @@ export interface OutcomeRule {
   why?: string;
   native: BackendExpectation;
   xen: BackendExpectation;
+  /** VMI and lguest: absent means "as native". */
+  vmi?: BackendExpectation;
+  lguest?: BackendExpectation;
 }
 
 export type ExpectedOutcomes = Record<string, OutcomeRule[]>;
@@ -84,6 +88,13 @@ export function verdict(run: MatrixRun, rules: OutcomeRule[] | undefined): strin
   const rule = ruleFor(rules, run.config);
   if (rule === null) return run.divergences.map((d) => `divergence: ${d}`);
   const p = [...checkBackend(run.workload, 'native', run.native, rule.native), ...checkBackend(run.workload, 'xen', run.xen, rule.xen)];
+  // The shadow-paging backends: as declared, or as native (then also what the guest saw must be native's).
+  for (const { name, run: b } of matrixBackends(run)) {
+    if (name !== 'vmi' && name !== 'lguest') continue;
+    const exp = rule[name] ?? rule.native;
+    p.push(...checkBackend(run.workload, name, b, exp));
+    if (rule[name] === undefined) for (const d of compareRuns(run.native.result, b.result)) if (!/ invariant: /.test(d)) p.push(`divergence: ${d}`);
+  }
   const n = run.native.result;
   const x = run.xen.result;
   if (rule.native.outcome === 'completed' && rule.xen.outcome === 'completed') {

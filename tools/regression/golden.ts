@@ -41,7 +41,8 @@ export interface GoldenFile {
   workload: string;
   /** How to regenerate (for whoever opens the file). */
   note: string;
-  configs: Record<string, { native: GoldenBackend; xen: GoldenBackend }>;
+  /** Per configuration, per backend (vmi always, lguest in 2-level configurations only). */
+  configs: Record<string, { native: GoldenBackend; xen: GoldenBackend; vmi?: GoldenBackend; lguest?: GoldenBackend }>;
 }
 
 export interface GoldenChange {
@@ -98,7 +99,11 @@ export function backendFigures(r: RunResult): GoldenBackend {
 /** The golden file's content for one workload's matrix runs. */
 export function goldenOf(workload: string, runs: MatrixRun[]): GoldenFile {
   const configs: GoldenFile['configs'] = {};
-  for (const r of runs) configs[r.config.label] = { native: backendFigures(r.native.result), xen: backendFigures(r.xen.result) };
+  for (const r of runs) {
+    const c: GoldenFile['configs'][string] = { native: backendFigures(r.native.result), xen: backendFigures(r.xen.result), vmi: backendFigures(r.vmi.result) };
+    if (r.lguest !== null) c.lguest = backendFigures(r.lguest.result);
+    configs[r.config.label] = c;
+  }
   return {
     format: GOLDEN_FORMAT,
     workload,
@@ -141,7 +146,16 @@ export function diffGolden(golden: GoldenFile | null, now: GoldenFile): GoldenCh
       out.push({ workload: w, config: c, backend: '-', where: '(configuration)', field: 'present', golden: g ? 'yes' : 'no', now: n ? 'yes' : 'no' });
       continue;
     }
-    for (const b of ['native', 'xen'] as const) diffBackend(out, w, c, b, g[b], n[b]);
+    for (const b of ['native', 'xen', 'vmi', 'lguest'] as const) {
+      const gb = g[b];
+      const nb = n[b];
+      if (gb === undefined && nb === undefined) continue;
+      if (gb === undefined || nb === undefined) {
+        out.push({ workload: w, config: c, backend: b, where: '(backend)', field: 'present', golden: gb ? 'yes' : 'no', now: nb ? 'yes' : 'no' });
+        continue;
+      }
+      diffBackend(out, w, c, b, gb, nb);
+    }
   }
   return out;
 }

@@ -1,23 +1,23 @@
 /**
  * The regression matrix: every example workload in tools/workloads/ under
- * `compare` semantics, on the native and the Xen backend, in PAE and 2-level
+ * `compare` semantics, on every registered backend whose configuration it is
+ * (native, Xen and VMI always, lguest in 2-level paging), in PAE and 2-level
  * paging and every split the workload supports (all three unless its machine
  * line pins one; a pinned `pae=` is honoured the same way). Shared by the
  * regression tests (tests/regression/) and `npm run golden:update`, so both
  * run exactly the same thing.
  *
  * A run goes through the interpreter as `pvmmu compare` does (same seed,
- * same comparison, compareRuns); on top of that the Xen model's own
- * invariant checker (checkXenInvariants) is run on the Xen backend after a
- * run that did not end in a refusal or a BUG, so "both backends' invariant
- * checkers clean" covers the hypervisor's bookkeeping as well as the
- * guest's.
+ * same comparison, compareAll); on top of that each backend's own invariant
+ * checker (the handle's checkInvariants) is run after a run that did not end
+ * in a refusal or a BUG, so "every backend's invariant checker clean" covers
+ * the hypervisor's bookkeeping as well as the guest's.
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { checkXenInvariants, XenBackend } from '../../hypervisor/xen/index.js';
-import { compareRuns } from '../workload/compare.js';
+import { backendKind } from '../../hypervisor/backend.js';
+import { compareAll } from '../workload/compare.js';
 import type { Script } from '../workload/ast.js';
 import { checkScript } from '../workload/check.js';
 import { resolveConfig, type RunConfig, type Split } from '../workload/config.js';
@@ -44,7 +44,7 @@ export interface MatrixConfig {
 /** One backend's run: the interpreter's result plus the backend's own invariant checker. */
 export interface BackendRun {
   result: RunResult;
-  /** checkXenInvariants on the Xen backend (empty on native, which has no hypervisor state). */
+  /** The backend's own invariant checker (empty on native, which has no hypervisor state). */
   backendInvariants: string[];
 }
 
@@ -56,8 +56,24 @@ export interface MatrixRun {
   cfg: RunConfig;
   native: BackendRun;
   xen: BackendRun;
-  /** compareRuns(native, xen) plus backend invariant violations: empty when equivalent and clean. */
+  vmi: BackendRun;
+  /** lguest runs 2-level paging only: null under PAE. */
+  lguest: BackendRun | null;
+  /** Every backend against native (compareAll) plus backend invariant violations: empty when equivalent and clean. */
   divergences: string[];
+}
+
+export type MatrixBackend = 'native' | 'xen' | 'vmi' | 'lguest';
+
+/** The backends a matrix run has, in order. */
+export function matrixBackends(r: MatrixRun): { name: MatrixBackend; run: BackendRun }[] {
+  const out: { name: MatrixBackend; run: BackendRun }[] = [
+    { name: 'native', run: r.native },
+    { name: 'xen', run: r.xen },
+    { name: 'vmi', run: r.vmi },
+  ];
+  if (r.lguest !== null) out.push({ name: 'lguest', run: r.lguest });
+  return out;
 }
 
 /** The example workloads, sorted by name. */
@@ -94,7 +110,7 @@ export function runBackend(script: Script, cfg: RunConfig): BackendRun {
   }
   const result = it.run();
   const stopped = result.failure?.kind === 'refusal' || result.failure?.kind === 'bug';
-  const backendInvariants = !stopped && it.ops instanceof XenBackend ? checkXenInvariants(it.ops) : [];
+  const backendInvariants = !stopped ? it.handle.checkInvariants() : [];
   return { result, backendInvariants };
 }
 
@@ -104,10 +120,12 @@ export function runConfig(workload: string, script: Script, config: MatrixConfig
   checkScript(script, cfg);
   const native = runBackend(script, cfg);
   const xen = runBackend(script, { ...cfg, backend: 'xen' });
-  const divergences = compareRuns(native.result, xen.result);
-  for (const v of native.backendInvariants) divergences.push(`native backend invariant: ${v}`);
-  for (const v of xen.backendInvariants) divergences.push(`xen backend invariant: ${v}`);
-  return { workload, config, cfg, native, xen, divergences };
+  const vmi = runBackend(script, { ...cfg, backend: 'vmi' });
+  const lguest = backendKind('lguest').unsupported({ pae: cfg.pae, memBytes: cfg.mem }) === null ? runBackend(script, { ...cfg, backend: 'lguest' }) : null;
+  const all = [native, xen, vmi, ...(lguest ? [lguest] : [])];
+  const divergences = compareAll(all.map((b) => b.result));
+  for (const b of all) for (const v of b.backendInvariants) divergences.push(`${b.result.config.backend} backend invariant: ${v}`);
+  return { workload, config, cfg, native, xen, vmi, lguest, divergences };
 }
 
 const cache = new Map<string, MatrixRun[]>();
