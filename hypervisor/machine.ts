@@ -17,9 +17,10 @@ import type { PhysMem } from '../emulator/phys-mem.js';
 import { CR0_PE, CR0_PG, CR0_WP, CR4_PAE, CR4_PGE, CR4_PSE, EFER_NXE } from '../emulator/paging-bits.js';
 import type { MachineConfig } from './paravirt-ops.js';
 
-/** The MMU (processor + physical memory) for a config: the preset named by `config.cpu`. */
+/** The MMU (processor + physical memory) for a config: the preset named by `config.cpu` (built by `config.newMmu` when given). */
 export function createMmu(config: MachineConfig, mem?: PhysMem): Mmu {
-  return new Mmu(mem === undefined ? { cpu: config.cpu } : { cpu: config.cpu, mem });
+  const opts = mem === undefined ? { cpu: config.cpu } : { cpu: config.cpu, mem };
+  return config.newMmu !== undefined ? config.newMmu(opts) : new Mmu(opts);
 }
 
 /** Which optional paging features to turn on (all on by default, as Linux does when the CPU has them). */

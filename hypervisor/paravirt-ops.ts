@@ -20,6 +20,7 @@
  */
 import type { KernelFigure } from '../emulator/cost-model.js';
 import type { AccessKind } from '../emulator/paging-bits.js';
+import type { Mmu, MmuOptions } from '../emulator/mmu.js';
 import type { GuestPhys, Pfn, PteVal, VirtAddr } from './types.js';
 import type { BackendStats } from './stats.js';
 
@@ -48,6 +49,12 @@ export interface MachineConfig {
   pageOffset: number;
   /** Seed for anything randomised (Xen p2m shuffle). */
   seed?: number;
+  /**
+   * Builds the processor the backend runs on (machine.ts createMmu), for tools
+   * that need a checking processor (the differential fuzzer's TLB-vs-walk
+   * check). Absent: a plain Mmu. Never seen by the guest kernel.
+   */
+  newMmu?: (opts: MmuOptions) => Mmu;
 }
 
 /** Guest-physical memory as the guest kernel sees it through its direct map. */

@@ -101,13 +101,7 @@ const broken = suite('fuzz: a broken machine is caught and shrunk');
 
 /** A translation that gives the wrong frame for user accesses to the low user window. */
 const wrongPa: Mutation = {
-  mmu: (mmu: Mmu) => {
-    const inner = mmu.translate;
-    (mmu as { translate: Mmu['translate'] }).translate = function (this: Mmu, va: number, acc: number): number {
-      const r = inner.call(this, va, acc);
-      return r >= 0 && (acc & 1) !== 0 && va >>> 22 === 0x08000000 >>> 22 ? r ^ 0x1000 : r;
-    };
-  },
+  translate: (va, acc, r) => (r >= 0 && (acc & 1) !== 0 && va >>> 22 === 0x08000000 >>> 22 ? r ^ 0x1000 : r),
 };
 
 /** A native backend that loses the write-protect fork puts on the parent's ptes (ptep_set_wrprotect). */

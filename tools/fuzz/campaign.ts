@@ -124,7 +124,7 @@ export function reportText(rep: FuzzReport, seconds: number | null): string {
   const w = rep.workload;
   const m = rep.mmu;
   const lines = [
-    `workload fuzzer: ${w.seeds} seeds, ${w.statements} statements run (native + Xen), ${w.accesses} accesses checked against the reference walk` +
+    `workload fuzzer: ${w.seeds} seeds, ${w.statements} statements run (every backend the configuration allows: native, Xen, VMI, lguest in 2-level), ${w.accesses} accesses checked against the reference walk` +
       (w.globalStale ? ` (${w.globalStale} hits on global kernel entries another pgd filled, checked against swapper_pg_dir)` : ''),
     `mmu fuzzer:      ${m.seeds} seeds, ${m.portable} portable cases compared, ${m.accesses} accesses checked against ref-walker.mjs`,
   ];

@@ -14,9 +14,13 @@
  * keeping the same kind of failure) and can be saved as a regression
  * workload.
  *
- * The TLB check is opt-in and costs nothing when off: it is an own
- * `translate` property installed on the one Mmu instance a fuzz run
- * creates; Mmu.prototype and every other instance are untouched.
+ * The TLB check runs in a checking processor (checking-mmu.ts) the backend
+ * is built on (MachineConfig.newMmu, through the interpreter's `newMmu`
+ * option); the statement running is named through the interpreter's
+ * `onStatement` option. Nothing is patched: other runs use a plain Mmu.
+ * Every backend the configuration allows runs (native, Xen, VMI, and lguest
+ * in 2-level paging); on the shadow-paging backends the check compares the
+ * processor with a walk of the shadow tables it runs on.
  *
  * The architecture lets a TLB keep a translation the tables no longer give,
  * so "TLB == fresh walk" is a property of a correct guest, not of the
@@ -34,10 +38,12 @@ import { writeFileSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { Mmu } from '../../emulator/mmu.js';
 import { TLBF_G } from '../../emulator/tlb.js';
+import { backendKind } from '../../hypervisor/backend.js';
+import { CheckingMmu } from './checking-mmu.js';
 import type { ParavirtOps } from '../../hypervisor/paravirt-ops.js';
 import { HypervisorRefusal } from '../../hypervisor/types.js';
 import { KernelBug } from '../../guest-kernel/kernel.js';
-import { compareRuns } from '../workload/compare.js';
+import { compareAll } from '../workload/compare.js';
 import type { Script, Stmt } from '../workload/ast.js';
 import { checkScript } from '../workload/check.js';
 import { resolveConfig, pageOffset, type Backend, type RunConfig } from '../workload/config.js';
@@ -51,8 +57,8 @@ export type P2mLayout = 'identity' | 'shuffled';
 
 /** A deliberate defect, for proving that the checks can fail (tests only). */
 export interface Mutation {
-  /** Called on the emulated MMU of each run after boot, before the checker wraps it. */
-  mmu?: (mmu: Mmu, backend: Backend) => void;
+  /** A wrong processor: applied to every translation result of each run after boot, underneath the check. */
+  translate?: (va: number, acc: number, result: number, backend: Backend) => number;
   /** Called on the backend of each run after boot. */
   ops?: (ops: ParavirtOps, backend: Backend) => void;
 }
@@ -78,9 +84,9 @@ export interface SeedOutcome {
   seed: number;
   config: RunConfig;
   text: string;
-  /** Statements run (native + Xen). */
+  /** Statements run (every backend the configuration allows). */
   statements: number;
-  /** Accesses checked against the reference walk (native + Xen). */
+  /** Accesses checked against the reference walk (every backend). */
   accesses: number;
   globalStale: number;
   /** Empty when the seed passed. */
@@ -101,32 +107,28 @@ function describeResult(r: number): string {
 }
 
 /**
- * Install the TLB-vs-walk checker on one Mmu instance. `lineOf()` names the
+ * Start the TLB-vs-walk check on a checking processor. `lineOf()` names the
  * statement running; `globalOk(va, pa)` decides the global-entry exception.
  */
 export function attachTlbChecker(
-  mmu: Mmu,
+  mmu: CheckingMmu,
   backend: Backend,
   lineOf: () => number,
   globalOk: (va: number, acc: number, pa: number) => boolean,
 ): { run: BackendRun; detach: () => void } {
   const run: BackendRun = { result: null, accesses: 0, globalStale: 0, mismatches: [], crash: null };
-  const inner = mmu.translate; // the prototype's, or a mutation's wrapper
-  const wrapped = function (this: Mmu, va: number, acc: number): number {
-    const r = inner.call(this, va, acc);
+  mmu.observer = (m, va, acc, r) => {
     run.accesses++;
-    const ref = this.probePa(va, acc);
+    const ref = m.probePa(va, acc);
     if (ref !== r) {
       if (r >= 0 && ref < 0 && globalOk(va >>> 0, acc, r)) run.globalStale++;
       else if (run.mismatches.length < 20) run.mismatches.push({ backend, line: lineOf(), va: va >>> 0, acc, tlb: r, walk: ref });
     }
-    return r;
   };
-  (mmu as { translate: Mmu['translate'] }).translate = wrapped;
   return {
     run,
     detach: () => {
-      delete (mmu as { translate?: unknown }).translate;
+      mmu.observer = null;
     },
   };
 }
@@ -146,22 +148,25 @@ function tlbEntryGlobal(mmu: Mmu, va: number, acc: number): boolean {
 /** Run one checked script on one backend with the TLB checker and per-statement invariants. */
 export function runChecked(script: Script, cfg: RunConfig, seed: number, mutate?: Mutation, xenP2m: P2mLayout = 'identity'): BackendRun {
   let it: Interpreter;
+  let line = 0;
   try {
-    it = new Interpreter(script, cfg, { seed, checkEachStatement: true, xenP2m });
+    it = new Interpreter(script, cfg, {
+      seed,
+      checkEachStatement: true,
+      xenP2m,
+      newMmu: (o) => new CheckingMmu(o),
+      onStatement: (s) => {
+        line = s.line;
+      },
+    });
   } catch (e) {
     const msg = e instanceof HypervisorRefusal || e instanceof KernelBug ? `boot: ${e.message}` : `boot crashed: ${(e as Error).stack ?? e}`;
     return { result: null, accesses: 0, globalStale: 0, mismatches: [], crash: msg };
   }
-  mutate?.mmu?.(it.mmu, cfg.backend);
+  const mmu = it.mmu as CheckingMmu;
+  const defect = mutate?.translate;
+  if (defect) mmu.defect = (va, acc, r) => defect(va, acc, r, cfg.backend);
   mutate?.ops?.(it.ops, cfg.backend);
-  let line = 0;
-  // Name the statement running (Interpreter.exec is private in TypeScript only).
-  const itx = it as unknown as { exec: (s: Stmt, iter: number | undefined) => void };
-  const exec = itx.exec;
-  itx.exec = function (this: Interpreter, s: Stmt, iter: number | undefined): void {
-    line = s.line;
-    exec.call(this, s, iter);
-  };
   const kernelBase = pageOffset(cfg.split);
   const globalOk = (va: number, acc: number, pa: number): boolean => {
     if ((acc & 1) !== 0 || va < kernelBase || !tlbEntryGlobal(it.mmu, va, acc)) return false;
@@ -169,7 +174,7 @@ export function runChecked(script: Script, cfg: RunConfig, seed: number, mutate?
     // to, by a probe walk (no TLB, no A/D updates, no CR3 write).
     return referencePa(it, va, acc) === pa;
   };
-  const { run, detach } = attachTlbChecker(it.mmu, cfg.backend, () => line, globalOk);
+  const { run, detach } = attachTlbChecker(mmu, cfg.backend, () => line, globalOk);
   try {
     run.result = it.run();
   } catch (e) {
@@ -188,7 +193,7 @@ export function runChecked(script: Script, cfg: RunConfig, seed: number, mutate?
 function referencePa(it: Interpreter, va: number, acc: number): number {
   const mmu = it.mmu;
   const cpu = mmu.cpu;
-  const ma = machineOfGpa(it, it.kernel.k.swapper_pg_dir);
+  const ma = it.handle.machineAddress(it.kernel.k.swapper_pg_dir);
   if (ma < 0) return -1;
   const saved = { cr3: cpu.cr3, lo: [...cpu.pdpteLo], hi: [...cpu.pdpteHi] };
   try {
@@ -208,15 +213,6 @@ function referencePa(it: Interpreter, va: number, acc: number): number {
       cpu.pdpteHi[i] = saved.hi[i]!;
     }
   }
-}
-
-/** Machine address of a guest-physical address (native: the same; Xen: through the p2m). */
-function machineOfGpa(it: Interpreter, gpa: number): number {
-  const o = it.ops as unknown as { domain?: { p2m?: { pfnToMfn(pfn: number): number } } };
-  const p2m = o.domain?.p2m;
-  if (!p2m) return gpa;
-  const mfn = p2m.pfnToMfn(Math.floor(gpa / 4096));
-  return mfn < 0 ? -1 : mfn * 4096 + (gpa % 4096);
 }
 
 /** Parse and check a workload text under its own machine line. */
@@ -242,7 +238,8 @@ export function checkText(
     return { failures: [`invalid workload: ${(e as Error).message}`], signature: 'invalid', details: { invalid: 'invalid' }, statements: 0, accesses: 0, globalStale: 0, cfg: null };
   }
   const { script, cfg } = loaded;
-  const runs = (['native', 'xen'] as const).map((b) => runChecked(script, { ...cfg, backend: b }, seed, mutate, xenP2m));
+  const backends = (['native', 'xen', 'vmi', 'lguest'] as const).filter((b) => backendKind(b).unsupported({ pae: cfg.pae, memBytes: cfg.mem }) === null);
+  const runs = backends.map((b) => runChecked(script, { ...cfg, backend: b }, seed, mutate, xenP2m));
   const failures: string[] = [];
   const sig: string[] = [];
   const details: Record<string, string> = {};
@@ -250,7 +247,7 @@ export function checkText(
   let accesses = 0;
   let globalStale = 0;
   runs.forEach((r, i) => {
-    const b = i === 0 ? 'native' : 'xen';
+    const b = backends[i]!;
     accesses += r.accesses;
     globalStale += r.globalStale;
     if (r.crash) {
@@ -276,8 +273,8 @@ export function checkText(
       details[`tlb:${b}`] = 'tlb';
     }
   });
-  if (runs[0]!.result && runs[1]!.result) {
-    const d = compareRuns(runs[0]!.result, runs[1]!.result);
+  if (runs.every((r) => r.result !== null)) {
+    const d = compareAll(runs.map((r) => r.result!));
     if (d.length) {
       failures.push(...d.slice(0, 8).map((x) => `divergence: ${x}`));
       sig.push('divergence');

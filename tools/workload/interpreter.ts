@@ -98,6 +98,8 @@ export interface RunOptions {
   xenP2m?: 'identity' | 'shuffled';
   /** Xen, PAE: put half of the guest's machine frames above 4 GiB. */
   xenAbove4g?: boolean;
+  /** Builds the processor the backend runs on (the differential fuzzer's checking MMU); default a plain Mmu. */
+  newMmu?: MachineConfig['newMmu'];
   /** Called before each statement runs (the differential fuzzer names the statement a check failed in). */
   onStatement?: (s: Stmt) => void;
   /** Called after every statement with the work done so far (pages touched and statements; see check.ts countWork). */
@@ -110,8 +112,10 @@ export function machineConfigOf(cfg: RunConfig, seed = 1): MachineConfig {
 }
 
 /** The backend a configuration names, as its typed handle (hypervisor/backend.ts). */
-export function createBackend(cfg: RunConfig, seed = 1, xenP2m?: 'identity' | 'shuffled', xenAbove4g = false): BackendHandle {
-  return createBackendOf(cfg.backend, machineConfigOf(cfg, seed), { ...(xenP2m ? { xenP2m } : {}), ...(xenAbove4g ? { above4g: true } : {}) });
+export function createBackend(cfg: RunConfig, seed = 1, xenP2m?: 'identity' | 'shuffled', xenAbove4g = false, newMmu?: MachineConfig['newMmu']): BackendHandle {
+  const mc = machineConfigOf(cfg, seed);
+  if (newMmu !== undefined) mc.newMmu = newMmu;
+  return createBackendOf(cfg.backend, mc, { ...(xenP2m ? { xenP2m } : {}), ...(xenAbove4g ? { above4g: true } : {}) });
 }
 
 /** Drive a statement generator to its end (blocks run inside a kernel path cannot pause). */
@@ -150,7 +154,7 @@ export class Interpreter {
     readonly cfg: RunConfig,
     private readonly opts: RunOptions = {},
   ) {
-    this.handle = createBackend(cfg, opts.seed, opts.xenP2m, opts.xenAbove4g);
+    this.handle = createBackend(cfg, opts.seed, opts.xenP2m, opts.xenAbove4g, opts.newMmu);
     const backend = this.handle.ops;
     this.backend = backend;
     this.ops = opts.wrapBackend ? opts.wrapBackend(backend) : backend;
