@@ -1,10 +1,11 @@
 /**
  * The differential workload fuzzer. For one seed: generate a random valid
- * workload (workload-gen.ts), run it on the native and on the Xen backend
- * (PAE or 2-level, split, memory and cpu from the seed; Xen's p2m shuffled
- * by the seed, so pseudo-physical and machine frames differ) and check
- *   1. both backends agree on everything the guest observes (compareRuns),
- *      and both run to the end (a generated script meets all its expects);
+ * workload (workload-gen.ts), run it on every backend the configuration
+ * allows (native, Xen, VMI; lguest in 2-level paging) (PAE or 2-level,
+ * split, memory and cpu from the seed; Xen's p2m shuffled by the seed, so
+ * pseudo-physical and machine frames differ) and check
+ *   1. all backends agree on everything the guest observes (compareAll),
+ *      and all run to the end (a generated script meets all its expects);
  *   2. the guest invariants hold after every statement (checkEachStatement);
  *   3. at every processor access a statement makes (boot's own accesses
  *      are not checked: the checker is installed once the kernel is up), the TLB-backed
