@@ -3,7 +3,10 @@
  * emulator/ imports nothing above it; hypervisor/ only the emulator and
  * itself; guest-kernel/ only itself, the paravirt interface (paravirt-ops,
  * types, stats), the architectural constants of emulator/paging-bits and
- * the one hex formatter, emulator/hex.
+ * the one hex formatter, emulator/hex. Outside hypervisor/, a backend is
+ * used only through its typed handle (hypervisor/backend.ts): no instanceof
+ * of a backend class, no cast into a backend's internals, no overwriting of
+ * a processor's or the interpreter's methods.
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -50,6 +53,44 @@ test('guest-kernel/ reaches hardware only through the paravirt interface', () =>
 test('the check sees imports (it can fail)', () => {
   assert.ok(imports('guest-kernel/kernel.ts').some((s) => s.includes('paravirt-ops')));
   assert.ok(violations('tools', (t) => t.startsWith('tools/')).length > 0, 'tools import the layers below');
+});
+
+/** Backend classes (every `export class …Backend` of hypervisor/). */
+function backendClasses(): string[] {
+  return sources('hypervisor').flatMap((f) => [...readFileSync(f, 'utf8').matchAll(/export class (\w+Backend)\b/g)].map((m) => m[1]!));
+}
+
+/** Names of a backend's internals a cast would reach for. */
+const INTERNALS = /\b(domain|mmu|monitor|engine|hv|p2m|frames|vcpu)\??\s*:/;
+
+/** Lines outside hypervisor/ (tools, guest kernel, tests other than tests/hypervisor) that break the handle rule. */
+function handleViolations(files: string[]): string[] {
+  const classes = backendClasses();
+  const inst = new RegExp(`\\binstanceof\\s+(${classes.join('|')})\\b`);
+  const out: string[] = [];
+  for (const f of files) {
+    readFileSync(f, 'utf8')
+      .split('\n')
+      .forEach((line, i) => {
+        const at = `${f}:${i + 1}`;
+        if (inst.test(line)) out.push(`${at}: instanceof a backend class: ${line.trim()}`);
+        const cast = /\bas unknown as\s*\{(.*)/.exec(line);
+        if (cast && INTERNALS.test(cast[1]!)) out.push(`${at}: cast into a backend's internals: ${line.trim()}`);
+        if (/\bas \{\s*(translate|exec)\s*:/.test(line) || /\.(exec|translate)\s*=\s*function\b/.test(line)) out.push(`${at}: overwrites a method: ${line.trim()}`);
+      });
+  }
+  return out;
+}
+
+test('outside hypervisor/ backends are used through their handle: no instanceof, no casts into internals, no patched methods', () => {
+  assert.ok(backendClasses().length >= 4, `backend classes found: ${backendClasses().join(', ')}`);
+  const files = [...sources('tools'), ...sources('guest-kernel')];
+  assert.equal(handleViolations(files), []);
+});
+
+test('the handle rule can fail', () => {
+  const v = handleViolations(['tests/architecture-fixtures/bad-handle.ts.txt']);
+  assert.is(v.length, 3, v.join('\n'));
 });
 
 test.run();

@@ -46,9 +46,8 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { bootKernel, type Kernel } from '../../guest-kernel/kernel.js';
-import { createNativeBackend } from '../../hypervisor/native.js';
+import { createBackend, type Backend } from '../../hypervisor/backend.js';
 import type { MachineConfig, ParavirtOps } from '../../hypervisor/paravirt-ops.js';
-import { createXenBackend } from '../../hypervisor/xen/index.js';
 import { loadWorkload } from '../workload/load.js';
 import { compareRuns } from '../workload/compare.js';
 import { num, table } from '../table.js';
@@ -127,9 +126,9 @@ export function linearFit(xs: number[], ys: number[]): { slope: number; intercep
   return { slope, intercept, r2 };
 }
 
-function machine(backend: 'native' | 'xen', memBytes: number): ParavirtOps {
+function machine(backend: 'native' | 'xen', memBytes: number): Backend {
   const mc: MachineConfig = { pae: true, memBytes, cpu: 'core2', pageOffset: 0xc0000000, seed: 1 };
-  return backend === 'xen' ? createXenBackend(mc) : createNativeBackend(mc);
+  return createBackend(backend, mc);
 }
 
 /** A check failed: the benchmark did not do what it claims. */
@@ -161,7 +160,7 @@ function forkExitOnce(k: Kernel): void {
 }
 
 export function benchForkExit(backend: 'native' | 'xen', batches: number): ForkExitResult {
-  const ops = machine(backend, 256 * MIB);
+  const ops = machine(backend, 256 * MIB).ops;
   const k = bootKernel({ ops });
   check(k.createProcess('init') === 0, 'fork+exit: create init');
   check(k.mmap('init', HEAP, MIB, 'rw') === 0, 'fork+exit: mmap 1 MiB');
@@ -399,9 +398,10 @@ function gcNow(): boolean {
 /** The scale run itself (in the child process). */
 export function scaleRun(processes: number, checkpoints: number[]): ScaleResult {
   const memBytes = 1024 * MIB;
-  const ops = machine('xen', memBytes);
+  const b = machine('xen', memBytes);
+  const ops = b.ops;
   const k = bootKernel({ ops });
-  const mmu = (ops as unknown as { domain: { mmu: { mem: { framesTouched: number } } } }).domain.mmu;
+  const mmu = b.machine;
   gcNow();
   const bootRss = process.memoryUsage().rss;
   check(k.createProcess('init') === 0, 'scale: create init');
