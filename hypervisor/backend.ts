@@ -42,7 +42,7 @@ export interface HeldAccounts {
   pins: number;
   /** Guest frames the hypervisor knows as page tables (Xen: typed l1..l4 with a count; VMI: allocated L1/L2), `kept` excepted. */
   pageTables: number;
-  /** Type references on those frames (Xen), else 0. */
+  /** Type references on those frames (Xen: the type counts; VMI: one per page the monitor knows as a page table), else 0. */
   typeRefs: number;
 }
 
@@ -143,7 +143,8 @@ function vmiHandle(b: VmiBackend): Backend<'vmi'> {
       let pageTables = 0;
       const t = b.monitor.pageType;
       for (let pfn = 0; pfn < t.length; pfn++) if (t[pfn] !== 0 && !kept.has(pfn)) pageTables++;
-      return { pins: 0, pageTables, typeRefs: 0 };
+      // Each page the monitor knows as a page table is one reference it holds (its page type).
+      return { pins: 0, pageTables, typeRefs: pageTables };
     },
     ext: { backend: b },
   };

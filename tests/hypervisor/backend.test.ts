@@ -67,6 +67,7 @@ s('VMI holds its announced page tables until released', () => {
   b.ops.alloc_pt(9);
   b.ops.alloc_pd(10);
   assert.is(b.held(new Set()).pageTables, 2);
+  assert.is(b.held(new Set()).typeRefs, 2);
   assert.is(b.held(new Set([9])).pageTables, 1);
   b.ops.release_pt(9);
   assert.is(b.held(new Set()).pageTables, 1);
