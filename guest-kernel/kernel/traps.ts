@@ -64,8 +64,9 @@ export function user_access(
       k.BUG('do_page_fault', `user fault at ${hex(va)} (error code ${hex(r.errorCode)}) persists after ${faults} handled faults`);
     }
     const before = tasks.sink !== null ? faultCounters(k) : null;
-    k.work.path('fault'); // do_page_fault's software path
     const out = do_page_fault(k, r.errorCode, t.mm);
+    // handle_mm_fault's path for a fault it resolved; a bad access leaves do_page_fault early (bad_area).
+    if (out !== 'segv') k.work.path('fault');
     if (before !== null) {
       tasks.emit({ type: 'fault', kind: faultKind(k, before, out), va, errorCode: r.errorCode, user: true, pid: t.pid });
     }

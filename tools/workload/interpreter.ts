@@ -274,6 +274,12 @@ export class Interpreter {
       case 'switch':
         this.switchTo(this.name(s.name, iter));
         return;
+      case 'syscall': {
+        const n = this.name(s.name, iter);
+        if (this.kernel.currentProcess !== n) this.tracePid(n);
+        this.kernel.syscall(n);
+        return;
+      }
       case 'mmap': {
         const n = this.name(s.name, iter);
         const r = k.mmap(n, s.addr, s.len, s.prot);
