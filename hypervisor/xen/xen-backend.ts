@@ -320,6 +320,7 @@ export class XenBackend implements ParavirtOps {
         const w = (ma - mfn * 4096) >>> 2;
         if (this.pae) f[w + 1] = hi;
         f[w] = lo;
+        this.domain.guestWork(this.domain.mmu.preset.cycles.pteStore, 'kernel'); // as plainStore
         return;
       }
     }
