@@ -46,6 +46,7 @@ import {
   VMASST_TYPE_WRITABLE_PAGETABLES,
 } from './abi.js';
 import { CC_HYPERCALL, CC_TRAP } from '../../emulator/cost-model.js';
+import { hex } from '../../emulator/hex.js';
 import { pteHi, pteLo, pteSplit } from '../types.js';
 import type { XenDomain } from './domain.js';
 import { PGT_L1, PGT_L2, PGT_L3, PGT_WRITABLE, type PageType } from './frame-table.js';
@@ -111,6 +112,22 @@ export class XenHypercalls {
   // ---- mmu_update ----
 
   mmu_update(reqs: readonly MmuUpdate[], batched = false): HypercallResult {
+    const at = this.d.mmu.cycles;
+    const r = this.mmuUpdate(reqs, batched);
+    if (this.d.stats.listener !== null) {
+      const first = reqs[0];
+      this.d.stats.slice('hypercall', 'mmu_update', at, {
+        batch: reqs.length,
+        done: r.done,
+        rc: r.rc,
+        ...(first !== undefined ? { mfn: hex(Math.floor(first.ptr / 4096)), ptr: hex(first.ptr) } : {}),
+        ...(batched ? { in: 'multicall' } : {}),
+      });
+    }
+    return r;
+  }
+
+  private mmuUpdate(reqs: readonly MmuUpdate[], batched: boolean): HypercallResult {
     this.enter('mmu_update', batched);
     const failAt = this.mmuUpdateCountdown > 0 && --this.mmuUpdateCountdown === 0 ? Math.min(1, reqs.length - 1) : -1;
     for (let i = 0; i < reqs.length; i++) {
@@ -178,6 +195,24 @@ export class XenHypercalls {
   // ---- mmuext_op ----
 
   mmuext_op(ops: readonly MmuextOp[], batched = false): HypercallResult {
+    const at = this.d.mmu.cycles;
+    const r = this.mmuextOp(ops, batched);
+    if (this.d.stats.listener !== null) {
+      const first = ops[0];
+      this.d.stats.slice('hypercall', 'mmuext_op', at, {
+        batch: ops.length,
+        done: r.done,
+        rc: r.rc,
+        cmd: ops.map((o) => MMUEXT_NAMES[o.cmd] ?? `cmd${o.cmd}`).join(','),
+        ...(first?.mfn !== undefined ? { mfn: hex(first.mfn) } : {}),
+        ...(first?.linearAddr !== undefined ? { va: hex(first.linearAddr) } : {}),
+        ...(batched ? { in: 'multicall' } : {}),
+      });
+    }
+    return r;
+  }
+
+  private mmuextOp(ops: readonly MmuextOp[], batched: boolean): HypercallResult {
     this.enter('mmuext_op', batched);
     for (let i = 0; i < ops.length; i++) {
       const op = ops[i]!;
@@ -275,6 +310,15 @@ export class XenHypercalls {
 
   /** Run each entry in order, write back its result, go on after a failure. Returns the results. */
   multicall(entries: MulticallEntry[]): number[] {
+    const at = this.d.mmu.cycles;
+    const out = this.multicallBody(entries);
+    if (this.d.stats.listener !== null) {
+      this.d.stats.slice('hypercall', 'multicall', at, { batch: entries.length, calls: entries.map((e) => e.op).join(','), failed: out.filter((rc) => rc !== 0).length });
+    }
+    return out;
+  }
+
+  private multicallBody(entries: MulticallEntry[]): number[] {
     this.enter('multicall', false);
     const out: number[] = [];
     for (const e of entries) {
@@ -297,7 +341,9 @@ export class XenHypercalls {
    * this hypercall): the round trip, Xen restoring the frame.
    */
   iret(): void {
+    const at = this.d.mmu.cycles;
     this.enter('iret', false);
+    if (this.d.stats.listener !== null) this.d.stats.slice('hypercall', 'iret', at, {});
   }
 
   // ---- vm_assist ----
@@ -325,6 +371,15 @@ export class XenHypercalls {
    * with the other half, as ptwr_emulated_update does). Throws the refusal.
    */
   ptwr(mfn: number, off: number, bytes: 4 | 8, value: bigint): void {
+    const at = this.d.mmu.cycles;
+    try {
+      this.ptwrBody(mfn, off, bytes, value);
+    } finally {
+      if (this.d.stats.listener !== null) this.d.stats.slice('trap', 'ptwr_emulate', at, { mfn: hex(mfn), offset: hex(off), bytes, value: hex(value) });
+    }
+  }
+
+  private ptwrBody(mfn: number, off: number, bytes: 4 | 8, value: bigint): void {
     const d = this.d;
     d.stats.count('traps', 'ptwr_emulate');
     d.memlog.length = 0;

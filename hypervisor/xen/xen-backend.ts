@@ -31,6 +31,7 @@
  *  - access(): through the MMU; a #PF is delivered to Xen and bounced to the
  *    guest (charged as a bounce); the guest's segments end below the hole.
  */
+import { hex } from '../../emulator/hex.js';
 import { CC_BOUNCE, type KernelFigure } from '../../emulator/cost-model.js';
 import { ACCESS_WRITE, PFEC_P, PFEC_U, PFEC_W, PTE_P, PTE_PS, PTE_RW, type AccessKind } from '../../emulator/paging-bits.js';
 import type { AccessResult, LazyMode, MachineConfig, MmHandle, ParavirtOps } from '../paravirt-ops.js';
@@ -661,8 +662,10 @@ export class XenBackend implements ParavirtOps {
     const d = this.domain;
     if (va >= d.hole.start) {
       // The guest's segments end below HYPERVISOR_VIRT_START: the fault goes to Xen and is bounced.
+      const at = d.mmu.cycles;
       d.stats.count('traps', 'segment_limit_fault');
       d.charge(d.costs.bouncedFault, CC_BOUNCE);
+      if (d.stats.listener !== null) d.stats.slice('trap', 'segment_limit_fault', at, { va: hex(va) });
       this.hv.iret(); // the guest handler's return (2.6.23: the iret hypercall)
       // Xen bounces it as a page fault at `va` (propagate_page_fault writes the
       // guest's virtual CR2), so do_page_fault's read_cr2 must see this address,
@@ -670,10 +673,12 @@ export class XenBackend implements ParavirtOps {
       d.mmu.cpu.cr2 = va;
       return { ok: false, errorCode: this.holeErrorCode(kind, user), cr2: va };
     }
+    const at = d.mmu.cycles;
     const r = d.mmu.access(va, kind, user);
     if (r < 0) {
       d.stats.count('traps', 'page_fault_bounce');
       d.charge(d.costs.bounceExtra, CC_BOUNCE);
+      if (d.stats.listener !== null) d.stats.slice('trap', 'page_fault_bounce', at, { va: hex(va), errorCode: hex(-1 - r) });
       this.hv.iret(); // the guest handler's return (2.6.23: the iret hypercall)
       return { ok: false, errorCode: -1 - r, cr2: d.mmu.cpu.cr2 };
     }

@@ -125,7 +125,9 @@ export class Interpreter {
     const trace = opts.trace;
     if (trace) {
       this.mmu.setTraceSink(trace);
-      this.ops.stats.listener = (e) => trace.instant(`${e.kind} ${e.name}`, e.kind, e.at);
+      // Refusals are instants; hypercalls and traps are slices with their cycles and arguments.
+      this.ops.stats.listener = (e) =>
+        e.cycles === undefined ? trace.instant(`${e.kind} ${e.name}`, e.kind, e.at) : trace.complete(`${e.kind} ${e.name}`, e.kind, e.at, e.cycles, { cycles: e.cycles, ...e.args });
       trace.processName(0, 'kernel (boot, idle)');
     }
     this.kernel = bootKernel({ ops: this.ops, variant: cfg.kernel });
