@@ -2,7 +2,7 @@
  * CPU presets: TLB geometry and the cycle figures the model charges.
  *
  * "Cycle-approximate" means every figure below names its source
- * (../shared/reference/cost-model-sources.md); figures with no published
+ * (docs/cost-model.md lists them all); figures with no published
  * source are marked GUESS, and derived ones say how they were derived.
  * Nothing here is tuned to make a result come out. Relative costs (TLB hit vs
  * walk, native vs Xen) come from the mechanism that charges these figures.
