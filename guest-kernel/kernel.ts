@@ -527,6 +527,11 @@ export class Kernel {
     for (let faults = 0; ; faults++) {
       const r = this.ops.access(va, kind, true);
       if (r.ok) return r.gpa;
+      if (r.fault === 'GP') {
+        // do_general_protection, user mode: SIGSEGV.
+        this.k.stats.faultsSegv++;
+        return 'segv';
+      }
       if (faults >= MAX_USER_FAULTS) {
         this.k.BUG('do_page_fault', `user fault at ${hex(va)} (error code ${hex(r.errorCode)}) persists after ${faults} handled faults`);
       }
@@ -549,6 +554,10 @@ export class Kernel {
     for (let faults = 0; ; faults++) {
       const r = this.ops.access(va, kind, false);
       if (r.ok) return r.gpa;
+      if (r.fault === 'GP') {
+        // do_general_protection, kernel mode: no fixup, die("general protection fault").
+        this.k.BUG('do_general_protection', `general protection fault: 0000 at ${hex(va)} (beyond the segment limit)`);
+      }
       if (faults >= MAX_KERNEL_FAULTS) {
         this.k.BUG(
           'do_page_fault',

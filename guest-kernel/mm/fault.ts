@@ -137,10 +137,8 @@ function vmalloc_sync_all_fixed(k: KState): void {
 export function do_page_fault(k: KState, error_code: number, mm: MmStruct | null): PageFaultOutcome {
   const address = k.ops.read_cr2() >>> 0;
   const user = (error_code & PFEC_U) !== 0;
-  if ((error_code & PFEC_RSVD) !== 0) {
-    // pgtable_bad
-    k.BUG('do_page_fault', `corrupted page table at ${hex(address)} (error code ${hex(error_code)}, reserved bit set)`);
-  }
+  // i386 do_page_fault (2.6.21/2.6.22) has no reserved-bit check (pgtable_bad
+  // is x86-64's): a reserved-bit fault takes the paths below like any other.
   if (address >= k.L.TASK_SIZE) {
     // Only a kernel-mode, not-present, non-reserved fault may be a vmalloc fault.
     if ((error_code & (PFEC_P | PFEC_U | PFEC_RSVD)) === 0 && vmalloc_fault(k, address) >= 0) {
