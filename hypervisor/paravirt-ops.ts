@@ -102,7 +102,7 @@ export interface ParavirtOps {
   readonly largePagesAllowed: boolean;
   /**
    * Whether the guest may set _PAGE_GLOBAL (PTE_G) in its entries. Optional
-   * (added for the Xen backend): absent means allowed. Xen 3.0 refuses G in
+   * (added for the Xen backend): absent means allowed. Xen 3.1 refuses G in
    * PV guest entries ("Bad L1 flags") and hides PGE from the guest's CPUID,
    * so a Linux guest on Xen maps its kernel without G.
    */

@@ -61,7 +61,6 @@ export const R = {
   noPageRef: (mfn: number) => line('Could not get page ref for pfn …', `Could not get page ref for pfn ${hx(mfn)}`),
   allocFailure: (level: 1 | 2 | 3, entry: number) =>
     line(`Failure in alloc_l${level}_table: entry …`, `Failure in alloc_l${level}_table: entry ${entry}`),
-  l3SlotEmpty: () => line('PAE L3 3rd slot is empty', 'PAE L3 3rd slot is empty'),
   l3SlotShared: () => line('PAE L3 3rd slot is shared', 'PAE L3 3rd slot is shared'),
   pgdAbove4G: (mfn: number) =>
     line('PAE pgd must be below 4GB', `PAE pgd must be below 4GB (0x${hx(mfn)} >= 0x100000)`),
