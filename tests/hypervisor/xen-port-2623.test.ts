@@ -156,4 +156,36 @@ s('PAE [item 10]: a changed L3 entry below 4 GiB is not reloaded (pae_flush_pgd)
   assert.ok(w.b.access(UVA, ACCESS_READ, true).ok, 'after the reload');
 });
 
+s('PAE [items 11, 12]: a type change flushes unless a flush came since the count reached zero; free_page_type flushes; the last type stays and an update revalidates it', () => {
+  const w = world(true);
+  const u = userMm(w);
+  const hv = w.b.hv;
+  const d = w.b.domain;
+  const f = w.D0 + 12;
+  const m = mfn(w, f);
+  const kpte = mfn(w, w.kpt) * 4096 + 8 * ((kva(w, f) >>> 12) & 511);
+  const cr3 = (): number => w.b.stats.mmu.cr3Writes;
+  // Read-only in the direct map: the writable reference goes, the count reaches zero.
+  assert.is(hv.mmu_update([{ ptr: kpte, val: mkpte(w, f, P | (PAGE_KERNEL & ~2n)) }]).rc, 0);
+  assert.is(d.frames.countOf(m), 0);
+  let c = cr3();
+  assert.is(hv.mmuext_op([{ cmd: 0, mfn: m }]).rc, 0, 'PIN_L1_TABLE');
+  assert.is(cr3(), c + 1, 'writable -> l1 with no flush since: get_page_type flushes');
+  c = cr3();
+  assert.is(hv.mmuext_op([{ cmd: 4, mfn: m }]).rc, 0, 'UNPIN_TABLE');
+  assert.is(cr3(), c + 1, 'free_page_type: one deferred flush at the end of the hypercall');
+  assert.is(d.frames.typeOf(m), 1, 'the type stays l1 at count 0');
+  // An update into the former L1 revalidates it and checks the entry as an L1 entry:
+  // mapping a page table writable is refused (a plain frame would just be written).
+  const r = hv.mmu_update([{ ptr: m * 4096, val: mkpte(w, u.pt, USER_RW) }]);
+  assert.is(r.rc, -22);
+  assert.match(r.refusal!.log.join(' / '), /Bad type \(saw l1 != exp writable\)/);
+  assert.is(w.b.mem.read64(f * 4096), 0n);
+  // Writable again: a type change, but the TLB was flushed after the count reached zero.
+  c = cr3();
+  assert.is(hv.mmu_update([{ ptr: kpte, val: mkpte(w, f, PAGE_KERNEL) }]).rc, 0);
+  assert.is(cr3(), c, 'tlbflush_filter: no flush needed');
+  assert.is(d.frames.typeOf(m), 7);
+});
+
 s.run();
