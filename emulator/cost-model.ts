@@ -183,9 +183,9 @@ function pageAt(mbs: number, mhz: number): number {
  * same P6-lineage kernel code paths; faster clocks shrink the µs).
  */
 const FIXED = {
-  forkFixed: 68324,
-  exitFixed: 68324,
-  execFixed: 682108,
+  forkFixed: 68030,
+  exitFixed: 68031,
+  execFixed: 682370,
   scheduleFixed: 1559,
   signalFixed: 0,
   faultFixed: 1345,

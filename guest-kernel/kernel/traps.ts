@@ -60,6 +60,13 @@ export function user_access(
   for (let faults = 0; ; faults++) {
     const r = k.ops.access(va, kind, true);
     if (r.ok) return r.gpa;
+    if (r.fault === 'GP') {
+      // do_general_protection, user mode: SIGSEGV (its frame, the handler, sigreturn).
+      k.stats.faultsSegv++;
+      k.work.path('signal');
+      k.work.syscall();
+      return 'segv';
+    }
     if (faults >= MAX_USER_FAULTS) {
       k.BUG('do_page_fault', `user fault at ${hex(va)} (error code ${hex(r.errorCode)}) persists after ${faults} handled faults`);
     }
@@ -90,6 +97,10 @@ export function kernel_access(k: KState, tasks: TaskList, va: number, kind: Acce
   for (let faults = 0; ; faults++) {
     const r = k.ops.access(va, kind, false);
     if (r.ok) return r.gpa;
+    if (r.fault === 'GP') {
+      // do_general_protection, kernel mode: no fixup, die("general protection fault").
+      k.BUG('do_general_protection', `general protection fault: 0000 at ${hex(va)} (beyond the segment limit)`);
+    }
     if (faults >= MAX_KERNEL_FAULTS) {
       k.BUG(
         'do_page_fault',
