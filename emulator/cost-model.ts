@@ -101,6 +101,7 @@ export interface CycleFigures {
 
 /** Figures the guest kernel reads through the paravirt interface (its own work). */
 export type KernelFigure =
+  | 'adUpdate'
   | 'syscall'
   | 'clearPage'
   | 'copyPage'
@@ -183,9 +184,9 @@ function pageAt(mbs: number, mhz: number): number {
  * same P6-lineage kernel code paths; faster clocks shrink the µs).
  */
 const FIXED = {
-  forkFixed: 68030,
-  exitFixed: 68031,
-  execFixed: 682370,
+  forkFixed: 68009,
+  exitFixed: 68009,
+  execFixed: 682346,
   scheduleFixed: 1559,
   signalFixed: 0,
   faultFixed: 1345,
@@ -211,7 +212,7 @@ function kernelWork(
   clearSrc: string,
   copySrc: string,
   p6: boolean,
-): { cycles: Pick<CycleFigures, KernelFigure>; sources: Record<KernelFigure, string> } {
+): { cycles: Pick<CycleFigures, Exclude<KernelFigure, 'adUpdate'>>; sources: Record<Exclude<KernelFigure, 'adUpdate'>, string> } {
   const carried = p6 ? '' : ' Carried to this preset in cycles: GUESS (no measurement of this class found).';
   const fixedSources = {} as Record<keyof typeof FIXED, string>;
   for (const k of Object.keys(FIXED) as (keyof typeof FIXED)[]) fixedSources[k] = SRC_FIXED[k] + (SRC_FIXED[k].startsWith('CALIBRATED') ? carried : '');

@@ -193,6 +193,7 @@ export function copy_page_range(k: KState, dst: MmStruct, src: MmStruct, vma: Vm
     const wpe = ES / 4;
     const src32 = readEntryWords(mem, spte0, Math.ceil((e - s) / 4096) * wpe, SCRATCH_COPY);
     let copied = 0;
+    let wrprotected = 0;
     k.enterLazyMmu();
     try {
       for (let va = s, i = 0; va < e; va += 4096, i++) {
@@ -211,6 +212,7 @@ export function copy_page_range(k: KState, dst: MmStruct, src: MmStruct, vma: Vm
         if ((lo & PTE_RW) !== 0) {
           mem.write32(sptep, lo & ~PTE_RW);
           ops.pte_update(src, va, sptep);
+          wrprotected++;
         }
         // entryPfn(pte_val(pte)), from the words when the backend offers it (same value, no BigInt).
         k.pages.get_page(hasPfnOf ? ops.pte_val_pfn!(lo, hi) : entryPfn(ops.pte_val(pteFromWords(lo, hi))));
@@ -224,6 +226,7 @@ export function copy_page_range(k: KState, dst: MmStruct, src: MmStruct, vma: Vm
       k.leaveLazyMmu();
     }
     k.work.pteCopies(copied); // get_page + page_dup_rmap per pte
+    k.work.lockedPteOps(wrprotected); // ptep_set_wrprotect: clear_bit, a locked RMW (under Xen it also traps: charged by Xen)
   });
   return ok;
 }

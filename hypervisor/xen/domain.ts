@@ -67,7 +67,7 @@ export interface GuestProcessor {
   /** The processor executes `cycles` of guest work, charged to `component`. */
   work(cycles: number, component: 'kernel' | 'page_copy'): void;
   /** The CPU preset's figure (emulator/cost-model.ts). */
-  figure(name: KernelFigure | 'pteStore' | 'adUpdate'): number;
+  figure(name: KernelFigure | 'pteStore'): number;
 }
 
 export interface MachineView {
