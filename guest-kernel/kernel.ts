@@ -22,7 +22,8 @@ import { do_exit } from './kernel/exit.js';
 import { create_process, do_fork } from './kernel/fork.js';
 import { context_switch, ensure_current, switch_to_idle } from './kernel/sched.js';
 import { TaskList, type KernelEventSink } from './kernel/tasks.js';
-import { kernel_access, user_access } from './kernel/traps.js';
+import { kernel_load32, kernel_store32, user_load32, user_store32 } from './kernel/misaligned.js';
+import { user_access } from './kernel/traps.js';
 import { InvariantViolation, type HookFn, type HookPoint, type KernelStats, type KState, type MmStruct, type Variant } from './kstate.js';
 import { hex } from '../emulator/hex.js';
 import type { Layout, Split } from './layout.js';
@@ -166,15 +167,12 @@ export class Kernel {
 
   userRead32(name: string, addr: number): UserLoad {
     const t = this.tasks.get(name);
-    const r = user_access(this.k, this.impl, this.tasks, t, addr, ACCESS_READ, 4);
-    return this.after(typeof r === 'number' ? this.ops.mem.read32(r) : r);
+    return this.after(user_load32(this.k, this.impl, this.tasks, t, addr));
   }
 
   userWrite32(name: string, addr: number, value: number): UserStore {
     const t = this.tasks.get(name);
-    const r = user_access(this.k, this.impl, this.tasks, t, addr, ACCESS_WRITE, 4);
-    if (typeof r === 'number') this.ops.mem.write32(r, value >>> 0);
-    return this.after(typeof r === 'number' ? 'ok' : r);
+    return this.after(user_store32(this.k, this.impl, this.tasks, t, addr, value));
   }
 
   /** A user access to every page of [addr, addr+len) (a write leaves the data unchanged). */
@@ -205,22 +203,22 @@ export class Kernel {
   /** A kernel load from a vmalloc area, in the current context. */
   kernelRead32(area: VmallocArea, offset: number): number {
     const va = this.areaVa(area, offset);
-    return this.after(this.ops.mem.read32(kernel_access(this.k, this.tasks, va, ACCESS_READ)));
+    return this.after(kernel_load32(this.k, this.tasks, va));
   }
 
   kernelWrite32(area: VmallocArea, offset: number, value: number): void {
     const va = this.areaVa(area, offset);
-    this.ops.mem.write32(kernel_access(this.k, this.tasks, va, ACCESS_WRITE), value >>> 0);
+    kernel_store32(this.k, this.tasks, va, value);
     this.after();
   }
 
   /** A kernel load at any kernel virtual address (direct map, vmalloc), in the current context. */
   kernelReadVa(va: number): number {
-    return this.after(this.ops.mem.read32(kernel_access(this.k, this.tasks, va >>> 0, ACCESS_READ)));
+    return this.after(kernel_load32(this.k, this.tasks, va >>> 0));
   }
 
   kernelWriteVa(va: number, value: number): void {
-    this.ops.mem.write32(kernel_access(this.k, this.tasks, va >>> 0, ACCESS_WRITE), value >>> 0);
+    kernel_store32(this.k, this.tasks, va >>> 0, value);
     this.after();
   }
   /** vmalloc_sync_all() */
@@ -372,8 +370,8 @@ export class Kernel {
   private areaVa(area: VmallocArea, offset: number): number {
     const a = this.k.vmlist.find((x) => x.addr === area.addr);
     if (a === undefined) throw new RangeError(`no vmalloc area at ${hex(area.addr)}`);
-    if (!Number.isInteger(offset) || offset < 0 || offset % 4 !== 0 || offset + 4 > a.size - 4096) {
-      throw new RangeError(`offset ${offset} outside the vmalloc area (${a.size - 4096} bytes) or unaligned`);
+    if (!Number.isInteger(offset) || offset < 0 || offset + 4 > a.size - 4096) {
+      throw new RangeError(`offset ${offset}: a 32-bit access there is not inside the vmalloc area (${a.size - 4096} bytes)`);
     }
     return a.addr + offset;
   }

@@ -1,8 +1,8 @@
 #!/usr/bin/env node
 /**
- * The `pvmmu` command line (../shared/spec/cli.md). Exit codes: 0 success,
- * 1 the run itself failed, 2 bad input or usage; bad input never shows a
- * stack trace.
+ * The `pvmmu` command line (docs/cli.md). Exit codes: 0 success, 1 the run
+ * itself failed, 2 bad input or usage, 130 interrupted; bad input never shows
+ * a stack trace. Every error is one line starting `pvmmu: `.
  */
 import { Command, CommanderError } from 'commander';
 import { readFileSync } from 'node:fs';
@@ -24,6 +24,8 @@ export function buildProgram(): Command {
     .description('cycle-approximate x86 MMU emulator with a paravirt hook layer (native vs Xen)')
     .version(pkg.version)
     .showHelpAfterError('(run with --help for usage)')
+    // One error style: commander's usage errors read like ours ("pvmmu: ...").
+    .configureOutput({ outputError: (str, write) => write(str.replace(/^error: /, 'pvmmu: ')) })
     .exitOverride();
   registerBoot(program);
   registerCompare(program);
@@ -38,7 +40,15 @@ export function buildProgram(): Command {
 
 export async function main(argv: string[]): Promise<number> {
   const program = buildProgram();
+  if (argv.length <= 2) {
+    // No command: usage on stderr, and a usage error.
+    process.stderr.write(program.helpInformation());
+    process.stderr.write('pvmmu: no command given (see the commands above)\n');
+    return 2;
+  }
   try {
+    const args = argv.slice(2, argv.includes('--') ? argv.indexOf('--') : undefined);
+    if (args.includes('--pae') && args.includes('--no-pae')) throw new InputError('--pae and --no-pae contradict each other; give one of them');
     await program.parseAsync(argv);
     return typeof process.exitCode === 'number' ? process.exitCode : 0;
   } catch (e) {

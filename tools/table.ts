@@ -7,6 +7,11 @@ export function num(n: number, digits = 0): string {
   return n.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
 }
 
+/** "1 difference", "3 differences". */
+export function plural(n: number, word: string): string {
+  return `${num(n)} ${word}${n === 1 ? '' : 's'}`;
+}
+
 export function size(bytes: number): string {
   if (bytes % 1024 ** 3 === 0) return `${bytes / 1024 ** 3}G`;
   if (bytes % 1024 ** 2 === 0) return `${bytes / 1024 ** 2}M`;
@@ -38,7 +43,7 @@ export class Progress {
     const now = Date.now();
     if (now - this.start < 1000 || now - this.last < 100) return;
     this.last = now;
-    process.stderr.write(`\r\x1b[K${what} (${i}/${n})`);
+    process.stderr.write(`\r\x1b[K${what} ${n > 0 ? Math.floor((100 * i) / n) : 0}% (${num(i)}/${num(n)})`);
   }
   done(): void {
     if (this.on && Date.now() - this.start >= 1000) process.stderr.write('\r\x1b[K');

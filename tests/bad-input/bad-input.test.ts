@@ -54,7 +54,7 @@ for (const [f, re] of scripts) {
 test('an oversized script is refused without reading it into the language', () => {
   const big = join(tmp, 'big.pvw');
   writeFileSync(big, 'process a\n' + '# padding\n'.repeat(500_000));
-  refused(['boot', big], /big\.pvw:1:1: script larger than \d+ bytes/);
+  refused(['boot', big], /big\.pvw: larger than \d+ bytes, the limit for a workload script/);
 });
 
 const vectors: [string, RegExp][] = [

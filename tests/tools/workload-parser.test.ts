@@ -90,7 +90,7 @@ const errors: [string, string, RegExp][] = [
   ['absurd mem', 'machine mem=64G', /^w\.pvw:1:13: mem=68719476736 is outside/],
   ['unknown cpu', 'machine cpu=pentium9', /^w\.pvw:1:13: unknown cpu preset 'pentium9'/],
   ['template outside loop', 'process a#', /^w\.pvw:1:9: 'a#' outside a repeat block/],
-  ['kread beyond area', 'vmalloc b 4K\nkread b 4094', /^w\.pvw:2:1: kread OFFSET 0xffe is outside area 'b'/],
+  ['kread beyond area', 'vmalloc b 4K\nkread b 4094', /^w\.pvw:2:1: kread OFFSET 0xffe: the 4-byte access 0xffe\.\.0x1001 runs past the end of area 'b'/],
   ['enormous repeat', 'repeat 1000000000 {\n repeat 1000000000 {\n  vmalloc a 4K\n  vfree a\n }\n}', /^w\.pvw:1:1: the script would run \d+ statements/],
   ['binary garbage', 'process a\n\u0000\u0001\u00ff', /^w\.pvw:2:1: invalid character 0x00/],
   ['expect on write', 'process a\nwrite a 0x1000 1 expect 5', /^w\.pvw:2:25: a write can only expect 'segv'/],

@@ -29,7 +29,10 @@
  * than C; the target is at most 3 for hits and 4 for walks); without gcc the
  * C fields are left out. Progress goes to stderr. Options: `--time SECONDS` (benchmark.js maxTime per
  * benchmark, default 2; the C side runs for the same time per benchmark, at
- * most 2 s) and `--only NAME,...` (run only the named benchmarks).
+ * most 2 s), `--only NAME,...` (run only the named benchmarks) and, with
+ * `--json`, `--out FILE` (the document in FILE rather than on stdout: `npm
+ * run bench` prints its "> pvmmu bench" banner on stdout; `npm run -s bench
+ * -- --json` or `--out` keep the JSON clean).
  */
 import Benchmark from 'benchmark';
 import { spawnSync } from 'node:child_process';
@@ -53,6 +56,7 @@ import {
   PTE_US,
 } from '../../emulator/index.js';
 import { runWorkloadBenchmarks } from './workloads.js';
+import { writeOutputFile } from '../output-file.js';
 
 // ---- the address spaces (tools/bench/c/mmu_bench.c "address spaces used by the benchmarks") ----
 const NPAGES = 8192;
@@ -402,7 +406,11 @@ function main(): void {
 
   if (json) {
     for (const l of counterLines) process.stderr.write(`  counters ${l}\n`);
-    process.stdout.write(`${JSON.stringify({ mmu: results, workloads: workloads?.json }, null, 2)}\n`);
+    const doc = `${JSON.stringify({ mmu: results, workloads: workloads?.json }, null, 2)}\n`;
+    // --out FILE: the document in a file, whatever npm prints on stdout around the script.
+    const oo = argv.indexOf('--out');
+    if (oo >= 0 && argv[oo + 1] !== undefined) writeOutputFile('--out', argv[oo + 1]!, doc);
+    else process.stdout.write(doc);
   } else {
     const rows: string[][] = [['benchmark', 'emulator', '±', 'C -O2', 'C/TS', 'target', 'met']];
     for (const cs of cases) {

@@ -9,6 +9,10 @@ import { InputError } from '../input-error.js';
 import type { Script } from '../workload/ast.js';
 import { parseSizeFlag, type ConfigOverrides, type RunConfig } from '../workload/config.js';
 import { loadWorkload } from '../workload/load.js';
+import { statSync } from 'node:fs';
+import { extname, join } from 'node:path';
+import { refuseOutputOverInput } from '../output-file.js';
+import type { TraceWriter } from '../trace/writer.js';
 
 export interface CommonFlags {
   backend?: 'native' | 'xen';
@@ -20,6 +24,7 @@ export interface CommonFlags {
   trace?: string;
   json?: boolean;
   seed?: string;
+  above4g?: boolean;
 }
 
 export function addCommonFlags(cmd: Command, opts: { backend?: boolean; trace?: boolean } = {}): Command {
@@ -32,9 +37,21 @@ export function addCommonFlags(cmd: Command, opts: { backend?: boolean; trace?: 
     .addOption(new Option('--cpu <preset>', 'CPU preset of the cost model').choices(PRESET_NAMES))
     .addOption(new Option('--kernel <variant>', "pgtable.c variant: the seed with later fixes, the seed as posted, or before it").choices(['patched', 'seed', 'prepatch']))
     .option('--json', 'print one JSON document on stdout')
-    .option('--seed <n>', 'seed for anything randomised (Xen p2m layout)', '1');
-  if (opts.trace !== false) cmd.option('--trace <file>', 'write a Chrome trace-event JSON page-walk trace');
+    .option('--seed <n>', "Xen: shuffle the guest's machine frames (the p2m) with this seed (default: mfn = pfn)")
+    .option('--above-4g', "Xen, PAE: give the guest machine frames above 4 GiB (half of them)");
+  if (opts.trace !== false) cmd.option('--trace <file>', 'write a Chrome trace-event JSON trace to FILE (compare: FILE with .native/.xen before .json)');
   return cmd;
+}
+
+/** The Xen machine layout the flags ask for (the native backend has no p2m). */
+export interface Layout {
+  seed: number;
+  xenP2m: 'identity' | 'shuffled';
+  xenAbove4g: boolean;
+}
+
+export function layoutOf(f: CommonFlags): Layout {
+  return { seed: seedOf(f), xenP2m: f.seed !== undefined ? 'shuffled' : 'identity', xenAbove4g: f.above4g === true };
 }
 
 export function overridesOf(f: CommonFlags): ConfigOverrides {
@@ -50,11 +67,66 @@ export function overridesOf(f: CommonFlags): ConfigOverrides {
 
 export function seedOf(f: CommonFlags): number {
   const s = f.seed ?? '1';
+  if (f.seed !== undefined && /^\d{1,9}$/.test(s) && Number(s) === 0) throw new InputError(`--seed: 0 is not a seed; give a positive integer`);
   if (!/^\d{1,9}$/.test(s)) throw new InputError(`--seed: expected a non-negative integer below 10^9, got '${s}'`);
   return Number(s);
 }
 
-/** loadWorkload under the command-line flags (all input errors before anything runs). */
-export function loadWorkloadFlags(file: string, flags: CommonFlags): { script: Script; cfg: RunConfig } {
-  return loadWorkload(file, overridesOf(flags));
+/**
+ * loadWorkload under the command-line flags (all input errors before anything
+ * runs); `backends` are the backends the command will run it on.
+ */
+export function loadWorkloadFlags(file: string, flags: CommonFlags, backends?: ('native' | 'xen')[]): { script: Script; cfg: RunConfig } {
+  const w = loadWorkload(file, overridesOf(flags), { backends, above4g: flags.above4g === true });
+  if (flags.above4g && !w.cfg.pae) throw new InputError(`--above-4g: machine frames above 4 GiB need PAE (a 2-level entry holds 20 frame bits); drop --no-pae`);
+  return w;
+}
+
+/**
+ * The trace files of a run: FILE itself for one run (boot), FILE with the
+ * backend before its extension for two (compare: t.json -> t.native.json,
+ * t.xen.json). Never a directory, never one of the inputs.
+ */
+export function tracePaths(flag: string, file: string, backends: string[], inputs: string[]): string[] {
+  let st;
+  try {
+    st = statSync(file);
+  } catch {
+    st = undefined;
+  }
+  if (st?.isDirectory()) throw new InputError(`${flag}: ${file} is a directory; give a file name such as ${join(file, 'trace.json')}`);
+  const paths = backends.length === 1 ? [file] : backends.map((b) => (extname(file) ? file.slice(0, -extname(file).length) : file) + `.${b}${extname(file) || '.json'}`);
+  for (const p of paths) refuseOutputOverInput(flag, p, inputs);
+  return paths;
+}
+
+/**
+ * Ctrl-C (SIGINT) and SIGTERM while a run is in progress: the run stops at
+ * the next statement, its trace is closed there, and the command says so. A
+ * second Ctrl-C exits at once (partial files are removed by their owners'
+ * exit hooks).
+ */
+export function interruptible(): { stopped: () => boolean; dispose: () => void } {
+  let stop = false;
+  const on = (): void => {
+    if (stop) process.exit(130);
+    stop = true;
+  };
+  process.on('SIGINT', on);
+  process.on('SIGTERM', on);
+  return {
+    stopped: () => stop,
+    dispose: () => {
+      process.off('SIGINT', on);
+      process.off('SIGTERM', on);
+    },
+  };
+}
+
+/** What happened to a trace, for stderr: written, closed early, or removed (and why). */
+export function traceNote(t: TraceWriter, interrupted: boolean): string | null {
+  if (t.error) return `${t.error.message}`;
+  if (t.state === 'removed') return `${t.flag}: removed the incomplete trace ${t.path}`;
+  if (interrupted) return `${t.flag}: the trace ${t.path} was closed at the interruption (${t.events} events; it ends there)`;
+  return null;
 }

@@ -6,47 +6,88 @@
  * Xen/native ratio. Exit 1 on any divergence.
  */
 import type { Command } from 'commander';
+import { InputError } from '../input-error.js';
 import { Progress } from '../table.js';
 import { openTrace } from '../trace/writer.js';
+import { countWork } from '../workload/check.js';
 import { compareJson, compareRuns, compareText, type Comparison } from '../workload/compare.js';
-import { runWorkload } from '../workload/interpreter.js';
-import { addCommonFlags, loadWorkloadFlags, seedOf, type CommonFlags } from './common.js';
+import { runWorkloadAsync, type RunResult } from '../workload/interpreter.js';
+import { traceMetadata } from '../workload/summary.js';
+import { addCommonFlags, interruptible, layoutOf, loadWorkloadFlags, tracePaths, traceNote, type CommonFlags } from './common.js';
 
 export function registerCompare(program: Command): void {
   const cmd = program
     .command('compare')
     .argument('<files...>', 'workload scripts (.pvw)')
     .description('run workloads on native and Xen; check the guest sees the same; show costs side by side');
-  addCommonFlags(cmd, { backend: false, trace: false });
-  cmd.option('--trace <prefix>', 'write PREFIX.native.json and PREFIX.xen.json traces (one workload only)');
+  addCommonFlags(cmd, { backend: false });
   cmd.addHelpText(
     'after',
     `
+--trace FILE writes one trace per backend: FILE with .native or .xen before
+its extension (--trace /tmp/fork.json: /tmp/fork.native.json and
+/tmp/fork.xen.json), for one workload. A run that stops (a refusal, a BUG)
+gets no ratio.
+
 Examples:
   pvmmu compare tools/workloads/fork-exit.pvw
   pvmmu compare tools/workloads/*.pvw --no-pae
-  pvmmu compare tools/workloads/lmbench.pvw --split 1G --json`,
+  pvmmu compare tools/workloads/vmalloc-churn.pvw --split 1G --json
+  pvmmu compare tools/workloads/fork-exit.pvw --trace /tmp/fork.json && pvmmu report /tmp/fork.native.json /tmp/fork.xen.json -o /tmp/fork.html`,
   );
-  cmd.action((files: string[], flags: CommonFlags) => {
-    const seed = seedOf(flags);
-    // Every file is read and checked before anything runs.
-    const loaded = files.map((f) => ({ file: f, ...loadWorkloadFlags(f, flags) }));
-    const progress = new Progress(flags.json === true);
-    const out: Comparison[] = [];
-    loaded.forEach((w, i) => {
-      progress.update(`compare ${w.file}`, i, loaded.length);
-      const tr = (b: string) => (flags.trace && loaded.length === 1 ? openTrace(`${flags.trace}.${b}.json`) : undefined);
-      const native = runWorkload(w.script, { ...w.cfg, backend: 'native' }, { seed, trace: tr('native') });
-      const xen = runWorkload(w.script, { ...w.cfg, backend: 'xen' }, { seed, trace: tr('xen') });
-      const divergences = compareRuns(native, xen);
-      out.push({ workload: w.file, equivalent: divergences.length === 0, divergences, native, xen });
-    });
-    progress.done();
-    if (flags.json) {
-      process.stdout.write(JSON.stringify(compareJson(out), null, 2) + '\n');
-    } else {
-      process.stdout.write(out.map(compareText).join('\n\n') + '\n');
+  cmd.action(async (files: string[], flags: CommonFlags) => {
+    const layout = layoutOf(flags);
+    if (flags.trace !== undefined && files.length > 1) {
+      throw new InputError(`--trace: one workload at a time (got ${files.length}); a trace describes one run per backend`);
     }
+    // Every file is read and checked before anything runs.
+    const loaded = files.map((f) => ({ file: f, ...loadWorkloadFlags(f, flags, ['native', 'xen']) }));
+    const paths = flags.trace !== undefined ? tracePaths('--trace', flags.trace, ['native', 'xen'], files) : [];
+    const progress = new Progress(flags.json === true);
+    const intr = interruptible();
+    const out: Comparison[] = [];
+    const notes: string[] = [];
+    let interrupted = false;
+    let traceError = false;
+    try {
+      for (const [i, w] of loaded.entries()) {
+        progress.update(`compare ${w.file}`, i, loaded.length);
+        const runs = [];
+        for (const [j, backend] of (['native', 'xen'] as const).entries()) {
+          const cfg = { ...w.cfg, backend };
+          const trace = paths[j] !== undefined ? openTrace(paths[j]!, traceMetadata(w.file, cfg, layout)) : undefined;
+          try {
+            runs.push(await runWorkloadAsync(w.script, cfg, { ...layout, trace, onProgress: (k, line) => progress.update(`compare ${w.file} (${backend}): line ${line}, work`, k, countWork(w.script.body)) }, intr.stopped));
+          } catch (e) {
+            if (trace) process.stderr.write(`pvmmu: ${traceNote(trace, false) ?? ''}\n`);
+            throw e;
+          }
+          const stopped = runs[j]!.failure?.kind === 'interrupted';
+          interrupted ||= stopped;
+          if (trace) {
+            const n = traceNote(trace, stopped);
+            if (n) notes.push(n);
+            traceError ||= trace.error !== null;
+          }
+          if (stopped) break;
+        }
+        if (interrupted) break;
+        const [native, xen] = runs as [RunResult, RunResult];
+        const divergences = compareRuns(native, xen);
+        out.push({ workload: w.file, equivalent: divergences.length === 0, divergences, native, xen });
+      }
+    } finally {
+      intr.dispose();
+      progress.done();
+    }
+    if (flags.json) process.stdout.write(JSON.stringify(compareJson(out), null, 2) + '\n');
+    else if (out.length) process.stdout.write(out.map(compareText).join('\n\n') + '\n');
+    for (const n of notes) process.stderr.write(`pvmmu: ${n}\n`);
     if (out.some((c) => !c.equivalent)) process.exitCode = 1;
+    if (traceError) process.exitCode = 2;
+    if (interrupted) {
+      process.stderr.write(`pvmmu: interrupted; ${out.length} of ${loaded.length} workloads compared\n`);
+      process.exitCode = 130;
+    }
   });
 }

@@ -12,6 +12,15 @@ export function registerDemo(program: Command): void {
     .command('demo')
     .description('a built-in demonstration of the emulated MMU (PAE walk, faults, TLB, cycles per CPU preset)')
     .option('--json', 'print one JSON document')
+    .addHelpText(
+      'after',
+      `
+No input: the page tables are built in, PAE with user pages above 4 GiB.
+
+Examples:
+  pvmmu demo
+  pvmmu demo --json`,
+    )
     .action((opts: { json?: boolean }) => {
       const rows = PRESET_NAMES.map((cpu) => runDemo(cpu));
       if (opts.json) {

@@ -11,7 +11,7 @@ import { InputError } from '../input-error.js';
 import { injectSweep } from '../inject/sweep.js';
 import { failed, injectJson, injectText } from '../inject/summary.js';
 import { Progress } from '../table.js';
-import { addCommonFlags, loadWorkloadFlags, seedOf, type CommonFlags } from './common.js';
+import { addCommonFlags, layoutOf, loadWorkloadFlags, type CommonFlags } from './common.js';
 
 interface InjectFlags extends CommonFlags {
   maxRuns?: string;
@@ -59,7 +59,7 @@ Examples:
   pvmmu inject tools/workloads/fork-exit.pvw --backend xen --refuse-hypercall 12`,
   );
   cmd.action((file: string, flags: InjectFlags) => {
-    const seed = seedOf(flags);
+    const layout = layoutOf(flags);
     const maxRuns = flags.maxRuns !== undefined ? positiveInt('--max-runs', flags.maxRuns) : undefined;
     let only: number[] | undefined;
     const refuse = flags.refuseHypercall;
@@ -70,7 +70,7 @@ Examples:
     }
     const progress = new Progress(flags.json === true);
     const rep = injectSweep(script, cfg, {
-      seed,
+      ...layout,
       maxRuns,
       only,
       mode: refuse !== undefined ? 'mmu_update' : 'allocation',

@@ -3,11 +3,10 @@
  * self-contained HTML page with SVG charts; with two traces (e.g. the
  * native and Xen traces of `compare --trace`), side by side with ratios.
  */
-import { writeFileSync } from 'node:fs';
-import { basename } from 'node:path';
 import type { Command } from 'commander';
 import { InputError } from '../input-error.js';
-import { renderReport, summarise } from '../trace/report.js';
+import { refuseOutputOverInput, writeOutputFile } from '../output-file.js';
+import { renderReport, reportLabels, summarise } from '../trace/report.js';
 
 export function registerReport(program: Command): void {
   program
@@ -21,21 +20,20 @@ export function registerReport(program: Command): void {
 Examples:
   pvmmu boot tools/workloads/fork-exit.pvw --backend xen --trace /tmp/xen.json
   pvmmu report /tmp/xen.json -o /tmp/xen.html
-  pvmmu compare tools/workloads/fork-exit.pvw --trace /tmp/fork
-  pvmmu report /tmp/fork.native.json /tmp/fork.xen.json -o /tmp/fork.html`,
+  pvmmu compare tools/workloads/fork-exit.pvw --trace /tmp/fork.json
+  pvmmu report /tmp/fork.native.json /tmp/fork.xen.json -o /tmp/fork.html
+
+Any Chrome trace-event file is accepted (JSON object or array format, any
+layout); what Chrome's format does not allow is refused naming the place.`,
     )
     .action(async (traces: string[], opts: { out: string }) => {
       if (traces.length > 2) throw new InputError(`report: at most two traces (got ${traces.length})`);
+      refuseOutputOverInput('-o', opts.out, traces);
       const sums = [];
       for (const t of traces) sums.push(await summarise(t));
-      const labels = traces.map((t) => basename(t).replace(/\.json$/, ''));
-      if (labels.length === 2 && labels[0] === labels[1]) labels[1] = labels[1] + ' (2)';
+      const labels = reportLabels(traces, sums);
       const html = renderReport(sums, labels);
-      try {
-        writeFileSync(opts.out, html);
-      } catch (e) {
-        throw new InputError(`--out: cannot write ${opts.out} (${(e as NodeJS.ErrnoException).code ?? String(e)})`);
-      }
+      writeOutputFile('-o', opts.out, html);
       process.stderr.write(`wrote ${opts.out} (${html.length} bytes) from ${sums.map((s) => `${s.events} events`).join(' and ')}\n`);
     });
 }

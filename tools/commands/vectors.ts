@@ -1,15 +1,16 @@
 /**
  * `pvmmu vectors FILE.json [--out RESULTS.json] [--expect EXPECTED.json]`:
- * run MMU conformance vectors (../shared/spec/mmu-vectors.md). The file is
+ * run MMU conformance vectors (docs/vectors.md). The file is
  * validated as a whole before any case runs; results are written only when
  * every case ran.
  */
-import { writeFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { getPreset, DEFAULT_PRESET } from '../../emulator/cost-model.js';
 import { InputError, parseJsonFile } from '../input-error.js';
 import { readInputFile } from '../read-input.js';
-import { parseVectors } from '../vectors/format.js';
+import { MAX_VECTOR_FILE_BYTES, parseResults, parseVectors } from '../vectors/format.js';
+import { refuseOutputOverInput, writeOutputFile } from '../output-file.js';
+import { plural } from '../table.js';
 import { compareResults, runVectors } from '../vectors/run-vectors.js';
 
 export function registerVectors(program: Command): void {
@@ -17,7 +18,7 @@ export function registerVectors(program: Command): void {
     .command('vectors')
     .argument('<file>', 'vector file (format x86-mmu-vectors/1)')
     .description('run MMU conformance vectors and write x86-mmu-results/1')
-    .option('--out <file>', 'write results here instead of stdout')
+    .option('-o, --out <file>', 'write results here instead of stdout')
     .option('--expect <file>', 'compare with expected results; exit 1 on any difference')
     .option('--cpu <preset>', 'CPU preset for the cycles field', DEFAULT_PRESET)
     .addHelpText(
@@ -28,7 +29,7 @@ A malformed file is refused as a whole (exit 2) naming the case and field.
 
 Examples:
   pvmmu vectors tests/vectors/sdm-suite.json
-  pvmmu vectors tests/vectors/sdm-suite.json --out /tmp/results.json
+  pvmmu vectors tests/vectors/sdm-suite.json -o /tmp/results.json
   pvmmu vectors tests/vectors/sdm-suite.json --expect tests/vectors/sdm-suite.expected.json`,
     )
     .action((file: string, opts: { out?: string; expect?: string; cpu: string }) => {
@@ -37,23 +38,20 @@ Examples:
       } catch (e) {
         throw new InputError(`--cpu: ${(e as Error).message}`);
       }
-      const cases = parseVectors(file, parseJsonFile(file, readInputFile(file)));
-      const expected = opts.expect ? parseJsonFile(opts.expect, readInputFile(opts.expect)) : undefined;
+      const cases = parseVectors(file, parseJsonFile(file, readInputFile(file, MAX_VECTOR_FILE_BYTES, 'a vector file')));
+      const expected = opts.expect
+        ? parseResults(opts.expect, parseJsonFile(opts.expect, readInputFile(opts.expect, MAX_VECTOR_FILE_BYTES, 'an expected-results file')))
+        : undefined;
+      if (opts.out) refuseOutputOverInput('--out', opts.out, [file, ...(opts.expect ? [opts.expect] : [])]);
       const results = runVectors(file, cases, opts.cpu);
       const text = JSON.stringify(results, null, 2) + '\n';
-      if (opts.out) {
-        try {
-          writeFileSync(opts.out, text);
-        } catch (e) {
-          throw new InputError(`--out: cannot write ${opts.out} (${(e as NodeJS.ErrnoException).code ?? String(e)})`);
-        }
-      }
+      if (opts.out) writeOutputFile('--out', opts.out, text);
       else if (!opts.expect) process.stdout.write(text);
       if (expected !== undefined) {
         const diffs = compareResults(results, expected);
         for (const d of diffs.slice(0, 50)) process.stderr.write(d + '\n');
         if (diffs.length > 50) process.stderr.write(`… and ${diffs.length - 50} more\n`);
-        process.stderr.write(`${cases.length} cases, ${diffs.length} differences\n`);
+        process.stderr.write(`${plural(cases.length, 'case')}, ${plural(diffs.length, 'difference')}\n`);
         if (diffs.length) process.exitCode = 1;
       }
     });

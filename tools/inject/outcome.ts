@@ -68,6 +68,8 @@ export function allocationOutcome(r: RunResult, cleanObservations: readonly stri
       return { text: `${op}: kernel BUG`, line: f.line, crash: bareMessage(f) };
     case 'invariant':
       return { text: `${op}: invariant broken`, line: f.line, crash: bareMessage(f) };
+    case 'interrupted':
+      return { text: `${op}: interrupted`, line: f.line, crash: bareMessage(f) };
   }
 }
 

@@ -25,6 +25,9 @@ export type InjectMode = 'allocation' | 'mmu_update';
 
 export interface InjectOptions {
   seed?: number;
+  /** The Xen machine layout (as --seed and --above-4g set it). */
+  xenP2m?: 'identity' | 'shuffled';
+  xenAbove4g?: boolean;
   /** At most this many injected runs (evenly spread over the injection points). */
   maxRuns?: number;
   /** What to fail: allocations (default) or mmu_update calls (Xen). */
@@ -81,7 +84,7 @@ export function pickPoints(n: number, max: number | undefined): number[] {
 const RULE = XEN_REASONS.injectedMmuUpdate(0, 0).rule.replace(/ at request.*$/, '');
 
 function newRun(script: Script, cfg: RunConfig, o: InjectOptions, ro: RunOptions = {}): Interpreter {
-  const it = new Interpreter(script, cfg, { seed: o.seed ?? 1, ...ro });
+  const it = new Interpreter(script, cfg, { seed: o.seed ?? 1, ...(o.xenP2m ? { xenP2m: o.xenP2m } : {}), ...(o.xenAbove4g ? { xenAbove4g: true } : {}), ...ro });
   o.patchKernel?.(it.kernel);
   return it;
 }

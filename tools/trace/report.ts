@@ -1,284 +1,490 @@
 /**
- * Turns page-walk traces (tools/trace/writer.ts) into one self-contained HTML
- * page with inline SVG charts: walk latency histogram, walks and misses over
- * the run, the most-missed pages, cost by kernel path, events by kind, and a
- * native-vs-Xen comparison when two traces are given. No external scripts,
- * styles or fonts.
+ * Turns traces (tools/trace/writer.ts, or any Chrome trace-event file) into
+ * one self-contained HTML page with inline SVG charts that answers "native
+ * vs Xen, and why": the configuration of each run; a banner where a run
+ * stopped (the statement and the full refusal); per-measure cycles of both
+ * runs with their cost breakdown as stacked bars; walk-latency histograms on
+ * one honest axis (every power-of-two bucket between the shortest and the
+ * longest walk, empty ones kept); page walks over time on one cycle axis for
+ * both runs; the most-missed pages labelled by region (user, direct map,
+ * vmalloc) and process; cost by kernel path. No external scripts, styles or
+ * fonts.
  *
- * Traces are read line by line (the writer puts one event per line), so a
- * long trace is summarised without holding it in memory.
+ * Traces are read as streams (read.ts): memory stays bounded by the number of
+ * distinct pages and labels, not by the trace's length.
  */
-import { createReadStream } from 'node:fs';
-import { createInterface } from 'node:readline';
-import { InputError } from '../input-error.js';
+import { COST_COMPONENTS } from '../../emulator/cost-model.js';
+import { basename } from 'node:path';
+import { readTrace, type TraceEvent } from './read.js';
+
+/** Time bins kept per trace; when a run outgrows them, neighbours merge (the bin width doubles). */
+const TIME_BINS = 256;
+
+export interface TimeHistogram {
+  /** Cycles per bin (a power of two). */
+  width: number;
+  bins: number[];
+}
+
+export interface MeasureSummary {
+  runs: number;
+  cycles: number;
+  breakdown: Record<string, number>;
+}
+
+export interface StopSummary {
+  kind: string;
+  message: string;
+  statement: string;
+  refusal: { op?: string; reason?: string; mfn?: string | null; log?: string[] } | null;
+}
 
 export interface TraceSummary {
   file: string;
+  /** The trace's otherData (pvmmu: workload, backend, paging, split, mem, cpu, kernel, p2m). */
+  meta: Record<string, unknown>;
   events: number;
   walks: number;
   faults: number;
   walkCycles: number;
   endCycles: number;
-  /** Histogram of walk cycles: bucket upper bounds and counts. */
+  /** Walks by latency bucket: index b counts walks of (2^(b-1), 2^b] cycles (b = 0: 0..1). */
   latency: Map<number, number>;
-  /** Walk start times, bucketed later. */
-  walkTimes: number[];
-  faultTimes: number[];
+  walkTimes: TimeHistogram;
+  faultTimes: TimeHistogram;
+  /** Walks per (pid, virtual page). */
   pages: Map<string, number>;
+  processes: Map<string, string>;
   paths: Map<string, { cycles: number; count: number }>;
+  measures: Map<string, MeasureSummary>;
   kinds: Map<string, number>;
+  stops: StopSummary[];
+  layout: { pageOffset: number; highMemory: number; vmallocStart: number; vmallocEnd: number } | null;
+  /** Cycle count at which the workload started (after boot); 0 when the trace does not say. */
+  workloadStart: number;
 }
 
-interface TraceEvent {
-  name?: string;
-  cat?: string;
-  ph?: string;
-  ts?: number;
-  dur?: number;
-  args?: { va?: string; fault?: string };
+function newTimes(): TimeHistogram {
+  return { width: 1, bins: new Array<number>(TIME_BINS).fill(0) };
 }
+
+function addTime(h: TimeHistogram, t: number): void {
+  while (t >= h.width * TIME_BINS) coarsen(h);
+  h.bins[Math.max(0, Math.floor(t / h.width))]!++;
+}
+
+function coarsen(h: TimeHistogram): void {
+  const b = new Array<number>(TIME_BINS).fill(0);
+  for (let i = 0; i < TIME_BINS; i++) b[i >> 1]! += h.bins[i]!;
+  h.bins = b;
+  h.width *= 2;
+}
+
+const num = (v: unknown): number => (typeof v === 'string' ? Number.parseInt(v, 16) : typeof v === 'number' ? v : NaN);
 
 export async function summarise(file: string): Promise<TraceSummary> {
   const s: TraceSummary = {
     file,
+    meta: {},
     events: 0,
     walks: 0,
     faults: 0,
     walkCycles: 0,
     endCycles: 0,
     latency: new Map(),
-    walkTimes: [],
-    faultTimes: [],
+    walkTimes: newTimes(),
+    faultTimes: newTimes(),
     pages: new Map(),
+    processes: new Map(),
     paths: new Map(),
+    measures: new Map(),
     kinds: new Map(),
+    stops: [],
+    layout: null,
+    workloadStart: 0,
   };
-  let stream;
-  try {
-    stream = createReadStream(file, { encoding: 'utf8' });
-    await new Promise<void>((res, rej) => {
-      stream!.once('open', () => res());
-      stream!.once('error', rej);
-    });
-  } catch (e) {
-    throw new InputError(`${file}: cannot read (${(e as NodeJS.ErrnoException).code ?? String(e)})`);
-  }
-  const rl = createInterface({ input: stream, crlfDelay: Infinity });
-  let lineNo = 0;
-  let sawHeader = false;
-  let sawEnd = false;
-  for await (const raw of rl) {
-    lineNo++;
-    const line = raw.trim();
-    if (line === '') continue;
-    if (!sawHeader) {
-      if (line !== '{"traceEvents":[') throw new InputError(`${file}:${lineNo}:1: not a pvmmu trace (expected the line {"traceEvents":[)`);
-      sawHeader = true;
-      continue;
-    }
-    if (line === ']}') {
-      sawEnd = true;
-      continue;
-    }
-    if (sawEnd) throw new InputError(`${file}:${lineNo}:1: text after the end of the trace`);
-    const text = line.startsWith(',') ? line.slice(1) : line.endsWith(',') ? line.slice(0, -1) : line;
-    let e: TraceEvent;
-    try {
-      e = JSON.parse(text) as TraceEvent;
-    } catch {
-      throw new InputError(`${file}:${lineNo}:1: invalid trace event`);
-    }
-    if (typeof e !== 'object' || e === null || typeof e.name !== 'string') throw new InputError(`${file}:${lineNo}:1: trace event without a name`);
-    add(s, e);
-  }
-  if (!sawHeader) throw new InputError(`${file}:1:1: empty file, not a pvmmu trace`);
-  if (!sawEnd) throw new InputError(`${file}:${lineNo}:1: trace is truncated (no closing ]})`);
+  const t = await readTrace(file, (e) => add(s, e));
+  const od = t.other['otherData'];
+  if (od && typeof od === 'object' && !Array.isArray(od)) s.meta = od as Record<string, unknown>;
   return s;
 }
 
 function add(s: TraceSummary, e: TraceEvent): void {
   s.events++;
-  const ts = typeof e.ts === 'number' ? e.ts : 0;
-  const dur = typeof e.dur === 'number' ? e.dur : 0;
-  s.endCycles = Math.max(s.endCycles, ts + dur);
-  if (e.ph === 'M') return;
-  s.kinds.set(e.cat ?? '?', (s.kinds.get(e.cat ?? '?') ?? 0) + 1);
-  if (e.cat === 'mmu' && e.ph === 'X') {
+  const ts = e.ts ?? 0;
+  const dur = e.dur ?? 0;
+  if (ts + dur > s.endCycles) s.endCycles = ts + dur;
+  const args = e.args ?? {};
+  if (e.ph === 'M') {
+    if (e.name === 'process_name' && typeof args['name'] === 'string') s.processes.set(String(e.pid), args['name']);
+    return;
+  }
+  const cat = e.cat ?? '?';
+  s.kinds.set(cat, (s.kinds.get(cat) ?? 0) + 1);
+  if (cat === 'mmu' && e.ph === 'X') {
     s.walks++;
     s.walkCycles += dur;
-    const bucket = 2 ** Math.ceil(Math.log2(Math.max(1, dur)));
-    s.latency.set(bucket, (s.latency.get(bucket) ?? 0) + 1);
-    s.walkTimes.push(ts);
-    if (e.args?.fault) {
+    const b = dur <= 1 ? 0 : Math.ceil(Math.log2(dur));
+    s.latency.set(b, (s.latency.get(b) ?? 0) + 1);
+    addTime(s.walkTimes, ts - s.workloadStart);
+    if (args['fault']) {
       s.faults++;
-      s.faultTimes.push(ts);
+      addTime(s.faultTimes, ts - s.workloadStart);
     }
-    const va = e.args?.va;
-    if (typeof va === 'string') {
-      const page = '0x' + (Number.parseInt(va, 16) >>> 12).toString(16).padStart(5, '0') + '000';
-      s.pages.set(page, (s.pages.get(page) ?? 0) + 1);
+    const va = num(args['va']);
+    if (Number.isFinite(va)) {
+      const key = `${e.pid ?? 0}|${Math.floor(va / 4096)}`;
+      s.pages.set(key, (s.pages.get(key) ?? 0) + 1);
     }
-  } else if (e.cat === 'kernel path' && e.ph === 'X') {
-    const p = s.paths.get(e.name!) ?? { cycles: 0, count: 0 };
+  } else if (cat === 'kernel path' && e.ph === 'X') {
+    const name = e.name ?? '?';
+    const p = s.paths.get(name) ?? { cycles: 0, count: 0 };
     p.cycles += dur;
     p.count++;
-    s.paths.set(e.name!, p);
+    s.paths.set(name, p);
+  } else if (cat === 'measure' && e.ph === 'X') {
+    const label = e.name ?? '?';
+    const m = s.measures.get(label) ?? { runs: 0, cycles: 0, breakdown: {} };
+    m.runs++;
+    m.cycles += dur;
+    const b = args['breakdown'];
+    if (b && typeof b === 'object') {
+      for (const [k, v] of Object.entries(b as Record<string, unknown>)) if (typeof v === 'number') m.breakdown[k] = (m.breakdown[k] ?? 0) + v;
+    }
+    s.measures.set(label, m);
+  } else if (cat === 'stop') {
+    const r = args['refusal'];
+    s.stops.push({
+      kind: String(args['kind'] ?? '?'),
+      message: String(args['message'] ?? e.name ?? ''),
+      statement: String(args['statement'] ?? ''),
+      refusal: r && typeof r === 'object' ? (r as StopSummary['refusal']) : null,
+    });
+  } else if (cat === 'layout') {
+    const l = { pageOffset: num(args['PAGE_OFFSET']), highMemory: num(args['high_memory']), vmallocStart: num(args['VMALLOC_START']), vmallocEnd: num(args['VMALLOC_END']) };
+    if (Object.values(l).every(Number.isFinite)) s.layout = l;
+    // The kernel has booted: the time charts start here, so that runs line up at their first statement.
+    s.workloadStart = ts;
+    s.walkTimes = newTimes();
+    s.faultTimes = newTimes();
   }
 }
 
 // ---------------- rendering ----------------
 
 const esc = (t: string): string => t.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
-const fmt = (n: number): string => n.toLocaleString('en-US', { maximumFractionDigits: 1 });
-const COLORS = ['#3b6ea8', '#c8553d', '#5a9e6f', '#8c6bb1', '#d4a017'];
+const fmt = (n: number, d = 1): string => n.toLocaleString('en-US', { maximumFractionDigits: d });
+/** One colour per trace (series) and one per cost component. */
+const SERIES = ['#3b6ea8', '#c8553d', '#5a9e6f', '#8c6bb1'];
+const COMPONENT_COLORS: Record<string, string> = {
+  kernel: '#8da0cb',
+  page_copy: '#a6d854',
+  tlb: '#66c2a5',
+  flush: '#e5c494',
+  exception: '#ffd92f',
+  hypercall: '#fc8d62',
+  trap: '#e78ac3',
+  bounce: '#b3b3b3',
+  validation: '#d95f02',
+};
 
-interface Bar {
-  label: string;
-  values: number[];
-}
-
-/** Horizontal or vertical grouped bar chart as SVG (one value per series). */
-function barChart(title: string, bars: Bar[], series: string[], opts: { horizontal?: boolean; unit?: string } = {}): string {
-  if (bars.length === 0) return `<figure><figcaption>${esc(title)}</figcaption><p class="empty">no data</p></figure>`;
-  const max = Math.max(1, ...bars.flatMap((b) => b.values));
-  const legend = series.length > 1 ? legendSvg(series) : '';
-  if (opts.horizontal) {
-    const rowH = 18 * series.length + 6;
-    const labelW = 150;
-    const w = 640;
-    const h = bars.length * rowH + 10;
-    const body = bars
-      .map((b, i) =>
-        b.values
-          .map((v, j) => {
-            const y = 5 + i * rowH + j * 18;
-            const bw = ((w - labelW - 90) * v) / max;
-            return `<rect x="${labelW}" y="${y}" width="${bw.toFixed(1)}" height="15" fill="${COLORS[j % COLORS.length]}"><title>${esc(b.label)} ${esc(series[j] ?? '')}: ${fmt(v)}${opts.unit ?? ''}</title></rect><text x="${(labelW + bw + 4).toFixed(1)}" y="${y + 12}" class="v">${fmt(v)}</text>`;
-          })
-          .join('') + `<text x="${labelW - 6}" y="${5 + i * rowH + 12}" text-anchor="end" class="l">${esc(b.label)}</text>`,
-      )
-      .join('');
-    return `<figure><figcaption>${esc(title)}</figcaption>${legend}<svg viewBox="0 0 ${w} ${h}" width="${w}" height="${h}" role="img">${body}</svg></figure>`;
-  }
-  const w = 640;
-  const h = 220;
-  const left = 50;
-  const bottom = 40;
-  const groupW = (w - left - 10) / bars.length;
-  const barW = Math.max(1, (groupW - 4) / series.length);
-  const body = bars
-    .map((b, i) =>
-      b.values
-        .map((v, j) => {
-          const bh = ((h - bottom - 10) * v) / max;
-          const x = left + i * groupW + j * barW;
-          return `<rect x="${x.toFixed(1)}" y="${(h - bottom - bh).toFixed(1)}" width="${barW.toFixed(1)}" height="${bh.toFixed(1)}" fill="${COLORS[j % COLORS.length]}"><title>${esc(b.label)} ${esc(series[j] ?? '')}: ${fmt(v)}${opts.unit ?? ''}</title></rect>`;
-        })
-        .join('') +
-      (bars.length <= 24 || i % Math.ceil(bars.length / 24) === 0
-        ? `<text x="${(left + i * groupW + groupW / 2).toFixed(1)}" y="${h - bottom + 14}" text-anchor="middle" class="l">${esc(b.label)}</text>`
-        : ''),
-    )
-    .join('');
-  const axis = `<line x1="${left}" y1="${h - bottom}" x2="${w - 5}" y2="${h - bottom}" class="axis"/><text x="${left - 4}" y="14" text-anchor="end" class="l">${fmt(max)}</text><text x="${left - 4}" y="${h - bottom}" text-anchor="end" class="l">0</text>`;
-  return `<figure><figcaption>${esc(title)}</figcaption>${legend}<svg viewBox="0 0 ${w} ${h}" width="${w}" height="${h}" role="img">${axis}${body}</svg></figure>`;
-}
-
-function legendSvg(series: string[]): string {
-  const items = series
-    .map((s, i) => `<rect x="${i * 140}" y="2" width="12" height="12" fill="${COLORS[i % COLORS.length]}"/><text x="${i * 140 + 16}" y="12" class="l">${esc(s)}</text>`)
-    .join('');
-  return `<svg viewBox="0 0 640 16" width="640" height="16">${items}</svg>`;
-}
-
-function timeBuckets(times: number[], end: number, n: number): number[] {
-  const out = new Array<number>(n).fill(0);
-  if (end <= 0) return out;
-  for (const t of times) out[Math.min(n - 1, Math.floor((t / end) * n))]!++;
+/** "Nice" axis ticks from 0 to at least max. */
+function ticks(max: number, n = 4): number[] {
+  if (max <= 0) return [0, 1];
+  const raw = max / n;
+  const mag = 10 ** Math.floor(Math.log10(raw));
+  const step = [1, 2, 2.5, 5, 10].map((m) => m * mag).find((s) => s >= raw) ?? raw;
+  const out: number[] = [];
+  for (let v = 0; v < max + step * 0.999; v += step) out.push(v);
   return out;
 }
 
+function legend(items: [string, string][]): string {
+  return `<div class="legend">${items.map(([name, c]) => `<span><i style="background:${c}"></i>${esc(name)}</span>`).join('')}</div>`;
+}
+
+/** The region of a virtual address under the kernel's layout. */
+function regionOf(va: number, l: TraceSummary['layout']): string {
+  if (!l) return '?';
+  if (va < l.pageOffset) return 'user';
+  if (va < l.highMemory) return 'direct map';
+  if (va >= l.vmallocStart && va < l.vmallocEnd) return 'vmalloc';
+  return 'fixmap/other';
+}
+
+/** Vertical bar histogram (one series), with y ticks and every bucket labelled. */
+function histogram(title: string, labels: string[], counts: number[], yMax: number, color: string, xTitle: string): string {
+  const W = 560;
+  const H = 230;
+  const left = 56;
+  const bottom = 46;
+  const top = 10;
+  const plotH = H - bottom - top;
+  const bw = (W - left - 10) / Math.max(1, labels.length);
+  const ys = ticks(yMax);
+  const yTop = ys[ys.length - 1]!;
+  const y = (v: number): number => top + plotH - (plotH * v) / yTop;
+  const grid = ys
+    .map((v) => `<line x1="${left}" x2="${W - 6}" y1="${y(v).toFixed(1)}" y2="${y(v).toFixed(1)}" class="grid"/><text x="${left - 4}" y="${(y(v) + 3).toFixed(1)}" text-anchor="end" class="l">${fmt(v, 0)}</text>`)
+    .join('');
+  const bars = counts
+    .map((c, i) => {
+      const x = left + i * bw;
+      const h = y(0) - y(c);
+      return `<rect x="${(x + 1).toFixed(1)}" y="${y(c).toFixed(1)}" width="${Math.max(1, bw - 2).toFixed(1)}" height="${h.toFixed(1)}" fill="${color}"><title>${esc(labels[i]!)} cycles: ${fmt(c, 0)} walks</title></rect>` +
+        (c > 0 ? `<text x="${(x + bw / 2).toFixed(1)}" y="${(y(c) - 3).toFixed(1)}" text-anchor="middle" class="v">${fmt(c, 0)}</text>` : '') +
+        `<text x="${(x + bw / 2).toFixed(1)}" y="${H - bottom + 13}" text-anchor="middle" class="l">${esc(labels[i]!)}</text>`;
+    })
+    .join('');
+  const axes = `<line x1="${left}" y1="${y(0)}" x2="${W - 6}" y2="${y(0)}" class="axis"/><line x1="${left}" y1="${top}" x2="${left}" y2="${y(0)}" class="axis"/>` +
+    `<text x="${(left + W) / 2}" y="${H - 8}" text-anchor="middle" class="t">${esc(xTitle)}</text><text x="12" y="${top + plotH / 2}" transform="rotate(-90 12 ${top + plotH / 2})" text-anchor="middle" class="t">walks</text>`;
+  return `<figure class="half"><figcaption>${esc(title)}</figcaption><svg viewBox="0 0 ${W} ${H}" role="img">${grid}${axes}${bars}</svg></figure>`;
+}
+
+/** Walks over time: one strip per trace, all on the same cycle axis. */
+function overTime(traces: TraceSummary[], labels: string[], pick: (t: TraceSummary) => TimeHistogram, what: string): string {
+  const title = `<figcaption>${esc(what[0]!.toUpperCase() + what.slice(1))} over the run</figcaption>`;
+  if (traces.every((t) => pick(t).bins.every((c) => c === 0))) return `<figure>${title}<p class="empty">none in ${traces.length > 1 ? 'either run' : 'this run'}</p></figure>`;
+  // One bar width for every chart of the page (walks and faulting walks), so their axes line up too.
+  const width = Math.max(...traces.flatMap((t) => [t.walkTimes.width, t.faultTimes.width]));
+  const end = Math.max(...traces.map((t) => t.endCycles - t.workloadStart), 1);
+  const nb = Math.min(TIME_BINS, Math.ceil(end / width) || 1);
+  const series = traces.map((t) => {
+    const h = pick(t);
+    const out = new Array<number>(nb).fill(0);
+    const f = width / h.width;
+    h.bins.forEach((c, i) => {
+      const j = Math.floor(i / f);
+      if (j < nb) out[j]! += c;
+    });
+    return out;
+  });
+  const yMax = Math.max(1, ...series.flat());
+  const W = 1100;
+  const stripH = 90;
+  const left = 70;
+  const H = traces.length * (stripH + 16) + 40;
+  const bw = (W - left - 10) / nb;
+  let body = '';
+  series.forEach((s, k) => {
+    const top = 8 + k * (stripH + 16);
+    const base = top + stripH;
+    body += `<text x="4" y="${top + stripH / 2 + 4}" class="t">${esc(labels[k]!)}</text><text x="${left - 6}" y="${base}" text-anchor="end" class="l">0</text><text x="${left - 6}" y="${top + 8}" text-anchor="end" class="l">${fmt(yMax, 0)}</text><line x1="${left}" y1="${top}" x2="${left}" y2="${base}" class="axis"/>`;
+    body += `<line x1="${left}" y1="${base}" x2="${W - 6}" y2="${base}" class="axis"/>`;
+    s.forEach((c, i) => {
+      if (c === 0) return;
+      const h = (stripH * c) / yMax;
+      body += `<rect x="${(left + i * bw).toFixed(1)}" y="${(base - h).toFixed(1)}" width="${Math.max(0.8, bw - 0.5).toFixed(1)}" height="${h.toFixed(1)}" fill="${SERIES[k % SERIES.length]}"><title>${esc(labels[k]!)} cycles ${fmt(i * width, 0)}..${fmt((i + 1) * width, 0)}: ${c} ${what}</title></rect>`;
+    });
+  });
+  const axisY = traces.length * (stripH + 16) + 8;
+  const xt = ticks(nb * width, 6);
+  body += xt
+    .filter((v) => v <= nb * width)
+    .map((v) => {
+      const x = left + (v / width) * bw;
+      return `<line x1="${x.toFixed(1)}" x2="${x.toFixed(1)}" y1="${axisY - 4}" y2="${axisY}" class="axis"/><text x="${x.toFixed(1)}" y="${axisY + 12}" text-anchor="middle" class="l">${fmt(v, 0)}</text>`;
+    })
+    .join('');
+  body += `<text x="${(left + W) / 2}" y="${axisY + 28}" text-anchor="middle" class="t">emulated cycles since the workload's first statement (boot left out; the same axis for every run; ${fmt(width, 0)} cycles per bar)</text>`;
+  return `<figure>${title}<svg viewBox="0 0 ${W} ${H}" role="img">${body}</svg></figure>`;
+}
+
+/** The per-measure table: cycles per run of each trace, the ratio, and the breakdown as stacked bars on one scale. */
+function measureTable(traces: TraceSummary[], labels: string[]): string {
+  const names = [...new Set(traces.flatMap((t) => [...t.measures.keys()]))];
+  if (names.length === 0) return '<p class="empty">No measure blocks in these traces (a workload\'s <code>measure LABEL { … }</code> blocks appear here).</p>';
+  const stopped = traces.some((t) => t.stops.length > 0);
+  const perRun = (m: MeasureSummary | undefined): number => (m && m.runs ? m.cycles / m.runs : 0);
+  const max = Math.max(1, ...traces.flatMap((t) => [...t.measures.values()].map(perRun)));
+  const used = COST_COMPONENTS.filter((c) => traces.some((t) => [...t.measures.values()].some((m) => (m.breakdown[c] ?? 0) > 0)));
+  const barW = 400;
+  const rows = names
+    .map((name) => {
+      const ms = traces.map((t) => t.measures.get(name));
+      const bars = ms
+        .map((m, k) => {
+          const pr = perRun(m);
+          let x = 0;
+          const total = m ? Object.values(m.breakdown).reduce((a, b) => a + b, 0) : 0;
+          const segs = used
+            .map((c) => {
+              const v = m && total > 0 ? (m.breakdown[c] ?? 0) / m.runs : 0;
+              if (v <= 0) return '';
+              const w = (barW * v) / max;
+              const r = `<rect x="${x.toFixed(1)}" y="0" width="${Math.max(0.5, w).toFixed(1)}" height="14" fill="${COMPONENT_COLORS[c] ?? '#999'}"><title>${esc(labels[k]!)} ${esc(name)}: ${c} ${fmt(v)} cycles/run (${fmt((100 * v) / pr)}%)</title></rect>`;
+              x += w;
+              return r;
+            })
+            .join('');
+          const plain = total === 0 && pr > 0 ? `<rect x="0" y="0" width="${((barW * pr) / max).toFixed(1)}" height="14" fill="${SERIES[k % SERIES.length]}"/>` : '';
+          return `<div class="bar"><span class="who">${esc(labels[k]!)}</span><svg viewBox="0 0 ${barW + 90} 14" width="${barW + 90}" height="14">${segs}${plain}<text x="${(x || (barW * pr) / max) + 4}" y="11" class="v">${fmt(pr)}</text></svg></div>`;
+        })
+        .join('');
+      const cells = ms.map((m) => `<td>${m ? fmt(m.runs, 0) : '-'}</td><td>${m ? fmt(perRun(m)) : '-'}</td>`).join('');
+      let ratio = '';
+      if (traces.length === 2) {
+        const [a, b] = [perRun(ms[0]), perRun(ms[1])];
+        ratio = `<td>${stopped ? '<span class="stop">stopped</span>' : a > 0 && b > 0 && ms[0]!.runs === ms[1]!.runs ? (b / a).toFixed(2) + '×' : '-'}</td>`;
+      }
+      const why = ms
+        .map((m, k) => {
+          if (!m) return '';
+          const total = Object.values(m.breakdown).reduce((a, b) => a + b, 0);
+          const top = Object.entries(m.breakdown).sort((a, b) => b[1] - a[1])[0];
+          return top && total > 0 ? `<div>${esc(labels[k]!)}: <b>${esc(top[0])}</b> ${fmt((100 * top[1]) / total, 0)}%</div>` : '';
+        })
+        .join('');
+      return `<tr><th>${esc(name)}</th>${cells}${ratio}<td class="txt why">${why}</td><td class="bars">${bars}</td></tr>`;
+    })
+    .join('');
+  const head = `<tr><th>measure</th>${labels.map((l) => `<th>${esc(l)} runs</th><th>${esc(l)} cycles/run</th>`).join('')}${traces.length === 2 ? `<th>${esc(labels[1]!)}/${esc(labels[0]!)}</th>` : ''}<th class="txt">largest component</th><th class="bars">cycles per run by cost component (one scale for all bars)</th></tr>`;
+  return `${legend(used.map((c) => [c, COMPONENT_COLORS[c] ?? '#999']))}<div class="scroll"><table class="measures">${head}${rows}</table></div>`;
+}
+
+function configTable(traces: TraceSummary[], labels: string[]): string {
+  const keys = ['workload', 'backend', 'paging', 'split', 'mem', 'cpu', 'kernel', 'p2m', 'seed'];
+  const present = keys.filter((k) => traces.some((t) => t.meta[k] !== undefined));
+  if (present.length === 0) return '<p class="empty">These traces carry no configuration (not written by pvmmu, or by an older version).</p>';
+  const rows = present.map((k) => `<tr><th>${k}</th>${traces.map((t) => `<td>${esc(String(t.meta[k] ?? '-'))}</td>`).join('')}</tr>`).join('');
+  return `<table class="config"><tr><th></th>${labels.map((l) => `<th>${esc(l)}</th>`).join('')}</tr>${rows}<tr><th>trace</th>${traces.map((t) => `<td><code>${esc(t.file)}</code></td>`).join('')}</tr></table>`;
+}
+
+function banners(traces: TraceSummary[], labels: string[]): string {
+  return traces
+    .flatMap((t, k) =>
+      t.stops.map((s) => {
+        const r = s.refusal;
+        const refusal = r
+          ? `<div>Refused by <b>${esc(r.op ?? '?')}</b>${r.mfn ? ` (mfn ${esc(r.mfn)})` : ''}: ${esc((r.log ?? [r.reason ?? '']).join(' / '))}</div>`
+          : '';
+        return `<div class="banner"><b>${esc(labels[k]!)}: the run ${s.kind === 'interrupted' ? 'was interrupted' : `stopped (${esc(s.kind)})`} at <code>${esc(s.statement)}</code></b><div>${esc(s.message)}</div>${refusal}<div class="note">Its figures cover the run up to there only; no ratio is given.</div></div>`;
+      }),
+    )
+    .join('');
+}
+
+/** Column labels: the backend each trace names (pvmmu traces), else the file name; never two alike. */
+export function reportLabels(files: string[], sums: TraceSummary[]): string[] {
+  const labels = sums.map((s, i) => (typeof s.meta['backend'] === 'string' ? s.meta['backend'] : basename(files[i]!).replace(/\.json$/, '')));
+  if (labels.length === 2 && labels[0] === labels[1]) {
+    const names = files.map((f) => basename(f).replace(/\.json$/, ''));
+    return names[0] !== names[1] ? names : [labels[0]!, labels[1]! + ' (2)'];
+  }
+  return labels;
+}
+
 export function renderReport(traces: TraceSummary[], labels: string[]): string {
-  const series = labels;
-  const overview = `<table><tr><th></th>${series.map((s) => `<th>${esc(s)}</th>`).join('')}</tr>${[
-    ['events', (t: TraceSummary) => fmt(t.events)],
-    ['page walks', (t: TraceSummary) => fmt(t.walks)],
-    ['walks that faulted', (t: TraceSummary) => fmt(t.faults)],
-    ['cycles in walks', (t: TraceSummary) => fmt(t.walkCycles)],
-    ['mean walk (cycles)', (t: TraceSummary) => fmt(t.walks ? t.walkCycles / t.walks : 0)],
-    ['run length (cycles)', (t: TraceSummary) => fmt(t.endCycles)],
-  ]
-    .map(([k, f]) => `<tr><th>${k}</th>${traces.map((t) => `<td>${(f as (t: TraceSummary) => string)(t)}</td>`).join('')}</tr>`)
+  const overview = `<table><tr><th></th>${labels.map((s) => `<th>${esc(s)}</th>`).join('')}</tr>${(
+    [
+      ['events', (t: TraceSummary) => fmt(t.events, 0)],
+      ['page walks', (t: TraceSummary) => fmt(t.walks, 0)],
+      ['walks that faulted', (t: TraceSummary) => fmt(t.faults, 0)],
+      ['cycles in walks', (t: TraceSummary) => fmt(t.walkCycles, 0)],
+      ['mean walk (cycles)', (t: TraceSummary) => fmt(t.walks ? t.walkCycles / t.walks : 0)],
+      ['run length (cycles)', (t: TraceSummary) => fmt(t.endCycles, 0)],
+    ] as [string, (t: TraceSummary) => string][]
+  )
+    .map(([k, f]) => `<tr><th>${k}</th>${traces.map((t) => `<td>${f(t)}</td>`).join('')}</tr>`)
     .join('')}</table>`;
 
-  const buckets = [...new Set(traces.flatMap((t) => [...t.latency.keys()]))].sort((a, b) => a - b);
-  const latency = barChart(
-    'Walk latency histogram (cycles, power-of-two buckets; faulting walks include #PF delivery)',
-    buckets.map((b) => ({ label: `≤${b}`, values: traces.map((t) => t.latency.get(b) ?? 0) })),
-    series,
-  );
-  const N = 40;
-  const over = traces.map((t) => timeBuckets(t.walkTimes, t.endCycles, N));
-  const missesOverTime = barChart(
-    `TLB misses (page walks) over the run (${N} equal slices of each run's cycles)`,
-    Array.from({ length: N }, (_, i) => ({ label: String(i + 1), values: over.map((o) => o[i]!) })),
-    series,
-  );
-  const pageTotals = new Map<string, number>();
-  for (const t of traces) for (const [p, n] of t.pages) pageTotals.set(p, (pageTotals.get(p) ?? 0) + n);
-  const topPages = [...pageTotals.entries()].sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1)).slice(0, 15);
-  const pages = barChart(
-    'Most-missed pages (walks per virtual page)',
-    topPages.map(([p]) => ({ label: p, values: traces.map((t) => t.pages.get(p) ?? 0) })),
-    series,
-    { horizontal: true },
-  );
+  // One latency axis for all traces: every bucket from the shortest to the longest walk.
+  const all = traces.flatMap((t) => [...t.latency.keys()]);
+  const lo = all.length ? Math.min(...all) : 0;
+  const hi = all.length ? Math.max(...all) : 0;
+  const buckets = Array.from({ length: hi - lo + 1 }, (_, i) => lo + i);
+  const bucketLabel = (b: number): string => (b === 0 ? '≤1' : `≤${fmt(2 ** b, 0)}`);
+  const yMax = Math.max(1, ...traces.flatMap((t) => buckets.map((b) => t.latency.get(b) ?? 0)));
+  const latency = all.length
+    ? traces
+        .map((t, k) =>
+          histogram(
+            `${labels[k]}: walk latency`,
+            buckets.map(bucketLabel),
+            buckets.map((b) => t.latency.get(b) ?? 0),
+            yMax,
+            SERIES[k % SERIES.length]!,
+            'cycles per walk (power-of-two buckets; a faulting walk includes the #PF delivery)',
+          ),
+        )
+        .join('')
+    : '<p class="empty">no page walks</p>';
+
+  // Most-missed pages, with region and process.
+  const totals = new Map<string, number>();
+  for (const t of traces) for (const [p, n] of t.pages) totals.set(p, (totals.get(p) ?? 0) + n);
+  const top = [...totals.entries()].sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1)).slice(0, 20);
+  const pmax = Math.max(1, ...top.flatMap(([p]) => traces.map((t) => t.pages.get(p) ?? 0)));
+  const pageRows = top
+    .map(([key]) => {
+      const [pid, vpn] = key.split('|') as [string, string];
+      const va = Number(vpn) * 4096;
+      const proc = traces.map((t) => t.processes.get(pid)).find((x) => x !== undefined) ?? `pid ${pid}`;
+      const region = regionOf(va, traces.find((t) => t.layout)?.layout ?? null);
+      const cells = traces
+        .map((t, k) => {
+          const n = t.pages.get(key) ?? 0;
+          return `<td>${fmt(n, 0)}</td><td class="mini"><svg viewBox="0 0 200 10" width="200" height="10"><rect width="${((200 * n) / pmax).toFixed(1)}" height="10" fill="${SERIES[k % SERIES.length]}"/></svg></td>`;
+        })
+        .join('');
+      return `<tr><th><code>0x${va.toString(16).padStart(8, '0')}</code></th><td class="txt">${esc(region)}</td><td class="txt">${esc(proc)}</td>${cells}</tr>`;
+    })
+    .join('');
+  const pages = top.length
+    ? `<table class="pages"><tr><th>virtual page</th><th class="txt">region</th><th class="txt">process (address space)</th>${labels.map((l) => `<th>${esc(l)} walks</th><th></th>`).join('')}</tr>${pageRows}</table>`
+    : '<p class="empty">no page walks</p>';
+
   const pathNames = [...new Set(traces.flatMap((t) => [...t.paths.keys()]))].sort(
     (a, b) => Math.max(...traces.map((t) => t.paths.get(b)?.cycles ?? 0)) - Math.max(...traces.map((t) => t.paths.get(a)?.cycles ?? 0)),
   );
-  const paths = barChart(
-    'Cost by kernel path (cycles spent in each workload statement)',
-    pathNames.map((p) => ({ label: p, values: traces.map((t) => t.paths.get(p)?.cycles ?? 0) })),
-    series,
-    { horizontal: true, unit: ' cycles' },
-  );
+  const stopped = traces.some((t) => t.stops.length > 0);
+  const pathRows = pathNames
+    .map((p) => {
+      const cells = traces.map((t) => `<td>${fmt(t.paths.get(p)?.count ?? 0, 0)}</td><td>${fmt(t.paths.get(p)?.cycles ?? 0, 0)}</td>`).join('');
+      let ratio = '';
+      if (traces.length === 2) {
+        const [x, y] = [traces[0]!.paths.get(p), traces[1]!.paths.get(p)];
+        ratio = `<td>${stopped ? '-' : x && y && x.cycles > 0 ? (y.cycles / x.cycles).toFixed(2) + '×' : '-'}</td>`;
+      }
+      return `<tr><th>${esc(p)}</th>${cells}${ratio}</tr>`;
+    })
+    .join('');
+  const paths = pathNames.length
+    ? `<table><tr><th>statement</th>${labels.map((l) => `<th>${esc(l)} count</th><th>${esc(l)} cycles</th>`).join('')}${traces.length === 2 ? '<th>ratio</th>' : ''}</tr>${pathRows}</table>`
+    : '<p class="empty">no workload statements</p>';
+
   const kindNames = [...new Set(traces.flatMap((t) => [...t.kinds.keys()]))].sort();
-  const kinds = barChart(
-    'Events by category',
-    kindNames.map((k) => ({ label: k, values: traces.map((t) => t.kinds.get(k) ?? 0) })),
-    series,
-    { horizontal: true },
-  );
-  let ratio = '';
-  if (traces.length === 2) {
-    const [a, b] = traces as [TraceSummary, TraceSummary];
-    const rows = pathNames
-      .map((p) => {
-        const x = a.paths.get(p);
-        const y = b.paths.get(p);
-        const r = x && y && x.cycles > 0 ? (y.cycles / x.cycles).toFixed(2) + 'x' : '-';
-        return `<tr><th>${esc(p)}</th><td>${fmt(x?.cycles ?? 0)}</td><td>${fmt(y?.cycles ?? 0)}</td><td>${r}</td></tr>`;
-      })
-      .join('');
-    ratio = `<h2>${esc(labels[1]!)} vs ${esc(labels[0]!)}</h2><table><tr><th>kernel path</th><th>${esc(labels[0]!)} cycles</th><th>${esc(labels[1]!)} cycles</th><th>ratio</th></tr>${rows}</table>`;
-  }
+  const kinds = `<table><tr><th>category</th>${labels.map((l) => `<th>${esc(l)}</th>`).join('')}</tr>${kindNames
+    .map((k) => `<tr><th>${esc(k)}</th>${traces.map((t) => `<td>${fmt(t.kinds.get(k) ?? 0, 0)}</td>`).join('')}</tr>`)
+    .join('')}</table>`;
+
+  const workload = traces.map((t) => t.meta['workload']).find((w) => typeof w === 'string') as string | undefined;
   return `<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>pvmmu trace report</title>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width"><title>pvmmu report${workload ? ': ' + esc(workload) : ''}</title>
 <style>
-body{font-family:system-ui,-apple-system,"Segoe UI",Helvetica,Arial,sans-serif;margin:24px;color:#222;max-width:1000px}
-h1{font-size:22px}h2{font-size:17px;margin-top:28px}
-table{border-collapse:collapse;margin:8px 0}th,td{padding:3px 10px;border-bottom:1px solid #ddd;text-align:right}th:first-child{text-align:left}
-figure{margin:18px 0}figcaption{font-weight:600;margin-bottom:6px}
-svg text.l{font-size:10px;fill:#333}svg text.v{font-size:10px;fill:#555}.axis{stroke:#999}.empty{color:#888}
-code{background:#f3f3f3;padding:1px 4px}
+body{font-family:system-ui,-apple-system,"Segoe UI",Helvetica,Arial,sans-serif;margin:20px 28px;color:#222}
+h1{font-size:22px;margin:0 0 8px}h2{font-size:17px;margin:26px 0 8px;border-bottom:1px solid #ddd;padding-bottom:3px}
+table{border-collapse:collapse;margin:6px 0}th,td{padding:3px 10px;border-bottom:1px solid #e4e4e4;text-align:right;vertical-align:middle}th:first-child{text-align:left}
+td.txt,th.txt{text-align:left}td.bars,th.bars{text-align:left}
+.measures td.bars{padding:4px 10px}.bar{display:flex;align-items:center;gap:6px;height:17px}.bar .who{flex:0 0 44px;font-size:11px;color:#555;text-align:right}.bar svg{flex:none}
+figure{margin:10px 0}figure.half{display:inline-block;width:calc(50% - 14px);min-width:420px;margin-right:10px;vertical-align:top}figure svg{width:100%;height:auto}
+figcaption{font-weight:600;margin-bottom:4px}
+svg text.l{font-size:10px;fill:#333}svg text.v{font-size:10px;fill:#555}svg text.t{font-size:11px;fill:#444}.axis{stroke:#888}.grid{stroke:#eee}.empty{color:#888}
+.legend{display:flex;flex-wrap:wrap;gap:14px;font-size:12px;margin:4px 0}.legend i{display:inline-block;width:11px;height:11px;margin-right:4px;vertical-align:-1px}
+.banner{background:#fdecea;border:1px solid #e0a19b;border-left:5px solid #c8553d;padding:8px 12px;margin:10px 0}.banner .note{color:#777;font-size:12px;margin-top:3px}
+.scroll{overflow-x:auto}.stop{color:#c8553d}.why{font-size:12px;white-space:nowrap}code{background:#f3f3f3;padding:1px 4px}
 </style></head><body>
-<h1>pvmmu trace report</h1>
-<p>${traces.map((t, i) => `<code>${esc(labels[i]!)}</code>: ${esc(t.file)}`).join('<br>')}</p>
+<h1>pvmmu report${workload ? `: <code>${esc(workload)}</code>` : ''}</h1>
+${configTable(traces, labels)}
+${banners(traces, labels)}
+<h2>Measures: cycles per run, and where they go</h2>${measureTable(traces, labels)}
 <h2>Overview</h2>${overview}
-<h2>Page walks</h2>${latency}${missesOverTime}${pages}
-<h2>Kernel paths</h2>${paths}${kinds}
-${ratio}
-<p style="color:#777;font-size:12px">Cycles are the emulated cycle clock of the cost model (see docs/traces.md). Generated by pvmmu report.</p>
+<h2>Page-walk latency</h2>${latency}
+<h2>Over time</h2>${overTime(traces, labels, (t) => t.walkTimes, 'page walks')}${overTime(traces, labels, (t) => t.faultTimes, 'walks that faulted')}
+<h2>Most-missed pages</h2>${pages}
+<h2>Cost by workload statement</h2>${paths}
+<h2>Events by category</h2>${kinds}
+<p style="color:#777;font-size:12px">Cycles are the emulated cycle clock of the cost model (docs/traces.md). Generated by pvmmu report.</p>
 </body></html>
 `;
 }

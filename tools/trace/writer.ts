@@ -1,19 +1,26 @@
 /**
- * Streams a Chrome trace-event JSON file (`{ "traceEvents": [ … ] }`, opened
- * by Perfetto and chrome://tracing) as events arrive, so a long run never
- * holds its trace in memory. Timestamps and durations are emulated cycles
- * (the trace's clock is the cost model's cycle counter, shown as µs).
+ * Streams a Chrome trace-event JSON file (`{ "otherData": {…}, "traceEvents":
+ * [ … ] }`, opened by Perfetto and chrome://tracing) as events arrive, so a
+ * long run never holds its trace in memory. Timestamps and durations are
+ * emulated cycles (the trace's clock is the cost model's cycle counter, shown
+ * as µs). `otherData` carries the run's configuration (docs/traces.md).
  *
- * Shapes (../shared/spec/cli.md, "Page-walk traces"): one complete event
- * ("ph": "X") per page walk with args { va, access, user, cr3, entries[],
- * pa | fault+errorCode }; instant events ("ph": "i") for TLB flushes,
- * hypercalls, faults and context switches.
+ * Shapes (docs/traces.md): one complete event ("ph": "X") per page walk with
+ * args { va, access, user, cr3, entries[], pa | fault+errorCode }; one per
+ * workload statement on the track of the process it acts on; one per run of
+ * a measure block on the "measure blocks" track; instant events ("ph": "i")
+ * for TLB flushes, hypercalls, faults, context switches, refusals and where
+ * a run stopped.
+ *
+ * Never half-written (tools/output-file.ts): the file is renamed into place
+ * by close(); a write error (a full disk, /dev/full) stops the writing and is
+ * kept in `error`, the partial file removed; abandon() removes it too.
  */
-import { closeSync, openSync, writeSync } from 'node:fs';
 import type { MmuEvent } from '../../emulator/trace.js';
 import { ACCESS_NAMES } from '../../emulator/paging-bits.js';
 import { hex } from '../../emulator/hex.js';
 import { InputError } from '../input-error.js';
+import { OutputFile } from '../output-file.js';
 
 const FLUSH_AT = 1 << 16;
 
@@ -23,34 +30,53 @@ export interface TraceProcess {
 }
 
 export class TraceWriter {
-  private fd: number;
+  private readonly out: OutputFile;
   private buf: string[] = [];
   private bytes = 0;
   private first = true;
   private closed = false;
+  /** The write error that stopped the trace (the run goes on; the caller reports it). */
+  error: InputError | null = null;
+  /** 'written' after close(), 'removed' after an error or abandon(). */
+  state: 'open' | 'written' | 'removed' = 'open';
   events = 0;
   /** The process the events belong to (set on every context switch). */
   pid = 0;
   private readonly named = new Set<number>();
 
-  constructor(readonly path: string) {
-    this.fd = openSync(path, 'w');
-    this.raw('{"traceEvents":[\n');
+  constructor(
+    readonly path: string,
+    metadata: Record<string, unknown> = {},
+    readonly flag = '--trace',
+  ) {
+    this.out = new OutputFile(flag, path);
+    this.raw(`{"otherData":${JSON.stringify({ generator: 'pvmmu', clock: 'emulated cycles (shown as µs)', ...metadata })},\n"traceEvents":[\n`);
+    // Write the header now: a path that cannot take bytes (/dev/full) is refused before anything runs.
+    this.flush();
+    if (this.error) throw this.error;
   }
 
   private raw(s: string): void {
+    if (this.error) return;
     this.buf.push(s);
     this.bytes += s.length;
     if (this.bytes >= FLUSH_AT) this.flush();
   }
 
   private flush(): void {
-    if (this.buf.length) writeSync(this.fd, this.buf.join(''));
+    if (this.error) return;
+    try {
+      if (this.buf.length) this.out.write(this.buf.join(''));
+    } catch (e) {
+      this.error = e instanceof InputError ? e : new InputError(String(e));
+      this.state = 'removed';
+    }
     this.buf = [];
     this.bytes = 0;
   }
 
   private emit(e: Record<string, unknown>): void {
+    if (this.error) return;
     this.raw((this.first ? '' : ',\n') + JSON.stringify(e));
     this.first = false;
     this.events++;
@@ -94,20 +120,32 @@ export class TraceWriter {
     this.emit({ name, cat, ph: 'X', ts, dur, pid: this.pid, tid: this.pid, args });
   }
 
+  /** Write the closing `]}` and put the file in place (or, after a write error, leave it removed). */
   close(): void {
     if (this.closed) return;
     this.closed = true;
     this.raw('\n]}\n');
     this.flush();
-    closeSync(this.fd);
+    if (this.error) return;
+    try {
+      this.out.commit();
+      this.state = 'written';
+    } catch (e) {
+      this.error = e as InputError;
+      this.state = 'removed';
+    }
+  }
+
+  /** Give up on the trace (an internal error mid-run): remove what was written. */
+  abandon(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.out.abandon();
+    this.state = 'removed';
   }
 }
 
 /** Open a trace file for --trace; a path that cannot be written is bad input. */
-export function openTrace(path: string): TraceWriter {
-  try {
-    return new TraceWriter(path);
-  } catch (e) {
-    throw new InputError(`--trace: cannot write ${path} (${(e as NodeJS.ErrnoException).code ?? String(e)})`);
-  }
+export function openTrace(path: string, metadata: Record<string, unknown> = {}): TraceWriter {
+  return new TraceWriter(path, metadata);
 }

@@ -1,6 +1,6 @@
 /**
  * The `x86-mmu-vectors/1` input format and `x86-mmu-results/1` output format
- * (../shared/spec/mmu-vectors.md), with a validator that refuses a malformed
+ * (docs/vectors.md), with a validator that refuses a malformed
  * file as a whole, naming the case and the field, before anything runs.
  */
 import { InputError } from '../input-error.js';
@@ -46,9 +46,13 @@ export interface ResultsFile {
 }
 
 /** Limits that keep a hostile file bounded in time and memory. */
+/** A vector or results file is read up to this size (the random suite is 7.5 MB). */
+export const MAX_VECTOR_FILE_BYTES = 64 << 20;
 export const MAX_CASES = 1_000_000;
 export const MAX_STEPS = 100_000;
 export const MAX_WORDS = 1 << 20;
+/** Distinct pages one case may write (memory regions and pokes): 64 MiB of emulated memory. */
+export const MAX_CASE_PAGES = 16384;
 
 const HEX = /^0x[0-9a-fA-F]+$/;
 const KINDS = { read: 0, write: 1, fetch: 2 } as const;
@@ -168,6 +172,80 @@ export function parseVectors(file: string, doc: unknown): VectorCase[] {
     };
     const memory = arr(ctx, 'memory', co['memory'] ?? [], MAX_WORDS).map((r, j) => parseRegion(ctx, `memory[${j}]`, r));
     const steps = arr(ctx, 'steps', co['steps'], MAX_STEPS).map((s, j) => parseStep(ctx, `steps[${j}]`, s));
+    // Bounded memory per case: every distinct page written (memory regions, pokes) is a frame of the emulator.
+    const pages = new Set<number>();
+    const addPages = (field: string, pa: number, bytes: number): void => {
+      for (let p = Math.floor(pa / 4096); p <= Math.floor((pa + bytes - 1) / 4096); p++) {
+        pages.add(p);
+        if (pages.size > MAX_CASE_PAGES) ctx.fail(field, `the case writes more than ${MAX_CASE_PAGES} distinct pages (${MAX_CASE_PAGES * 4} KiB of memory), the limit per case`);
+      }
+    };
+    memory.forEach((r, j) => addPages(`memory[${j}]`, r.pa, r.words.length * (r.width / 8)));
+    steps.forEach((st, j) => {
+      if (st.op === 'poke') addPages(`steps[${j}]`, st.pa, st.width / 8);
+    });
     return { name, cpu, memory, steps };
   });
+}
+
+/**
+ * Validate an expected-results file (`--expect`, format x86-mmu-results/1)
+ * as a whole before comparing: a vector file, `{}` or a trace given by
+ * mistake is refused naming the field, not compared into nonsense.
+ */
+export function parseResults(file: string, doc: unknown): ResultsFile {
+  const top: Ctx = new Ctx(file, 'top level');
+  const o = obj(top, '(document)', doc);
+  if (o['format'] !== RESULTS_FORMAT) {
+    const hint = o['format'] === VECTORS_FORMAT ? ' (this is a vector file; --expect takes the results of a run)' : '';
+    top.fail('format', `expected "${RESULTS_FORMAT}", got ${show(o['format'])}${hint}`);
+  }
+  noExtra(top, '', o, ['format', 'cases', 'cpu', 'source']);
+  const cases = arr(top, 'cases', o['cases'], MAX_CASES);
+  const names = new Set<string>();
+  const out: CaseResult[] = cases.map((c, i) => {
+    const raw = typeof c === 'object' && c !== null ? (c as Record<string, unknown>)['name'] : undefined;
+    const ctx: Ctx = new Ctx(file, `case ${i}${typeof raw === 'string' ? ` (${raw})` : ''}`);
+    const co = obj(ctx, `cases[${i}]`, c);
+    noExtra(ctx, '', co, ['name', 'steps', 'memory', 'cycles']);
+    const name = co['name'];
+    if (typeof name !== 'string' || name.length === 0) ctx.fail('name', 'expected a non-empty string');
+    if (names.has(name)) ctx.fail('name', `duplicate case name "${name}"`);
+    names.add(name);
+    if (co['cycles'] !== undefined && (typeof co['cycles'] !== 'number' || !Number.isFinite(co['cycles']) || co['cycles'] < 0)) {
+      ctx.fail('cycles', `expected a non-negative number, got ${show(co['cycles'])}`);
+    }
+    const steps = arr(ctx, 'steps', co['steps'], MAX_STEPS).map((v, j): StepResult => {
+      const f = `steps[${j}]`;
+      const st = obj(ctx, f, v);
+      if ('pa' in st) {
+        noExtra(ctx, f, st, ['pa']);
+        hexField(ctx, `${f}.pa`, st['pa'], 36);
+        return { pa: st['pa'] as string };
+      }
+      if (st['fault'] === 'PF') {
+        noExtra(ctx, f, st, ['fault', 'errorCode', 'cr2']);
+        const ec = st['errorCode'];
+        if (typeof ec !== 'number' || !Number.isInteger(ec) || ec < 0 || ec > 0xffff) ctx.fail(`${f}.errorCode`, `expected an integer 0..0xffff, got ${show(ec)}`);
+        hexField(ctx, `${f}.cr2`, st['cr2'], 32);
+        return { fault: 'PF', errorCode: ec, cr2: st['cr2'] as string };
+      }
+      if (st['fault'] === 'GP') {
+        noExtra(ctx, f, st, ['fault']);
+        return { fault: 'GP' };
+      }
+      if (st['ok'] === true) {
+        noExtra(ctx, f, st, ['ok']);
+        return { ok: true };
+      }
+      return ctx.fail(f, `expected {"pa"}, {"fault":"PF",…}, {"fault":"GP"} or {"ok":true}, got ${show(v)}`);
+    });
+    const memory = arr(ctx, 'memory', co['memory'] ?? [], MAX_WORDS).map((r, j) => {
+      const reg = parseRegion(ctx, `memory[${j}]`, r);
+      const ro = r as Record<string, unknown>;
+      return reg.width === 64 ? { pa: ro['pa'] as string, u64: ro['u64'] as string[] } : { pa: ro['pa'] as string, u32: ro['u32'] as string[] };
+    });
+    return { name, steps, memory };
+  });
+  return { format: RESULTS_FORMAT, cases: out };
 }

@@ -1,6 +1,6 @@
 /**
  * Runs `x86-mmu-vectors/1` cases on the emulated MMU and produces
- * `x86-mmu-results/1` (../shared/spec/mmu-vectors.md). One Mmu is reset to
+ * `x86-mmu-results/1` (docs/vectors.md). One Mmu is reset to
  * power-on state between cases, which is what "a fresh machine" means.
  */
 import { Mmu } from '../../emulator/mmu.js';

@@ -1,5 +1,5 @@
 /**
- * The workload language's syntax tree (../shared/spec/workload-language.md).
+ * The workload language's syntax tree (docs/workloads.md).
  * Every node keeps its line and column so runtime failures can name them.
  */
 

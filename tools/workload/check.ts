@@ -13,6 +13,8 @@ import { taskSize } from './config.js';
 
 /** A script may run at most this many statements (repeat counts multiplied out). */
 export const MAX_STATEMENTS = 20_000_000;
+/** ... and at most this much work (countWork: statements plus the pages of touch, munmap, vmalloc, cpa). */
+export const MAX_WORK = 50_000_000;
 
 const PAGE = 4096;
 
@@ -28,6 +30,7 @@ export function resolveName(n: NameRef, iter: number | undefined): string {
 class Checker {
   private readonly procs = new Set<string>();
   private readonly areas = new Map<string, number>();
+  private readonly openMeasures = new Map<string, Pos>();
   private readonly tasksize: number;
 
   constructor(
@@ -46,6 +49,11 @@ class Checker {
     if (total > MAX_STATEMENTS) {
       const big = findBigRepeat(body) ?? body[0]!;
       this.fail(big, `the script would run ${total} statements (limit ${MAX_STATEMENTS}); lower the repeat count`);
+    }
+    const work = countWork(body);
+    if (work > MAX_WORK) {
+      const big = findBigRepeat(body) ?? body[0]!;
+      this.fail(big, `the script would touch ${work} pages in all (limit ${MAX_WORK}, a few minutes of emulation); lower the repeat count or the lengths`);
     }
     this.block(body, undefined);
   }
@@ -136,7 +144,11 @@ class Checker {
       case 'kwrite':
       case 'kread': {
         const len = this.area(s.area, iter);
-        if (s.offset + 4 > len) this.fail(s, `${s.op} OFFSET 0x${s.offset.toString(16)} is outside area '${this.name(s.area, iter)}' (0x${len.toString(16)} bytes)`);
+        const name = this.name(s.area, iter);
+        if (s.offset >= len) this.fail(s, `${s.op} OFFSET 0x${s.offset.toString(16)} is outside area '${name}' (0x${len.toString(16)} bytes)`);
+        if (s.offset + 4 > len) {
+          this.fail(s, `${s.op} OFFSET 0x${s.offset.toString(16)}: the 4-byte access 0x${s.offset.toString(16)}..0x${(s.offset + 3).toString(16)} runs past the end of area '${name}' (0x${len.toString(16)} bytes; the last whole word is at 0x${(len - 4).toString(16)})`);
+        }
         return;
       }
       case 'cpa':
@@ -144,7 +156,19 @@ class Checker {
         if (s.pages === 0) this.fail(s, 'cpa PAGES must be positive');
         if (s.phys + s.pages * PAGE > this.cfg.mem) this.fail(s, `cpa range is beyond guest memory (mem=0x${this.cfg.mem.toString(16)})`);
         return;
-      case 'measure':
+      case 'measure': {
+        const outer = this.openMeasures.get(s.label);
+        if (outer !== undefined) {
+          this.fail(s, `measure '${s.label}' inside a measure '${s.label}' block (line ${outer.line}): its cycles would be counted twice; use another label`);
+        }
+        this.openMeasures.set(s.label, s);
+        try {
+          this.block(s.body, iter);
+        } finally {
+          this.openMeasures.delete(s.label);
+        }
+        return;
+      }
       case 'lazy':
       case 'interrupt':
         this.block(s.body, iter);
@@ -187,6 +211,36 @@ function hasTemplate(body: Stmt[]): boolean {
     for (const v of Object.values(s)) if (v && typeof v === 'object' && 'template' in v && (v as NameRef).template) return true;
   }
   return false;
+}
+
+/**
+ * The work one statement stands for, in pages: a statement is 1, and a
+ * statement that walks a range (touch, munmap, vmalloc, cpa) 1 + its pages.
+ * Bounding this, not the statement count, bounds the run time.
+ */
+export function workOf(s: Stmt): number {
+  switch (s.op) {
+    case 'touch':
+    case 'munmap':
+    case 'vmalloc':
+      return 1 + Math.ceil(s.len / PAGE);
+    case 'cpa':
+      return 1 + s.pages;
+    default:
+      return 1;
+  }
+}
+
+/** The work (workOf) the script will do, repeat counts multiplied out (saturating). */
+export function countWork(body: Stmt[]): number {
+  let n = 0;
+  for (const s of body) {
+    if (s.op === 'repeat') n += s.count * countWork(s.body);
+    else if (s.op === 'measure' || s.op === 'lazy' || s.op === 'interrupt') n += countWork(s.body);
+    else n += workOf(s);
+    if (n > Number.MAX_SAFE_INTEGER / 4) return Number.MAX_SAFE_INTEGER;
+  }
+  return n;
 }
 
 /** Statements the script will run, repeat counts multiplied out (saturating). */

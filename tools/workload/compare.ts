@@ -8,7 +8,7 @@
 import { COST_COMPONENTS } from '../../emulator/cost-model.js';
 import { num, size, table } from '../table.js';
 import type { RunResult } from './interpreter.js';
-import { bootJson } from './summary.js';
+import { bootJson, hypercallTotal } from './summary.js';
 
 export interface Comparison {
   workload: string;
@@ -65,26 +65,47 @@ function breakdownTable(c: Comparison, labels: string[]): string {
   return table(head, rows, head.map((_, i) => i).slice(1));
 }
 
+/** Page faults the kernel handled, SIGSEGV included (as `boot` counts them). */
+export function faultTotal(r: RunResult): number {
+  return r.pageFaults.user + r.pageFaults.cow + r.pageFaults.vmalloc + r.pageFaults.segv;
+}
+
+/** Where and why a run stopped, for a banner; null when it completed. */
+export function stopText(r: RunResult): string | null {
+  const f = r.failure;
+  if (!f) return null;
+  return `${r.config.backend} stopped (${f.kind}) at ${f.statement ?? 'line ' + f.line}: ${f.message}`;
+}
+
 export function compareText(c: Comparison): string {
   const cfg = c.native.config;
   const lines = [`${c.workload}: ${cfg.pae ? 'PAE' : '2-level'}, split ${cfg.split}, mem ${size(cfg.mem)}, cpu ${cfg.cpu}, kernel ${cfg.kernel}`];
+  // A run that stopped early did less work: its cycles are no basis for a ratio.
+  const stopped = c.native.failure !== null || c.xen.failure !== null;
   const labels = [...new Set([...Object.keys(c.native.measures), ...Object.keys(c.xen.measures)])];
   const rows = labels.map((l) => {
     const n = c.native.measures[l];
     const x = c.xen.measures[l];
-    return [l, num(n?.runs ?? 0), num(n?.perRun ?? 0, 1), num(x?.perRun ?? 0, 1), ratio(x?.perRun ?? 0, n?.perRun ?? 0)];
+    const runs = (n?.runs ?? 0) === (x?.runs ?? 0) ? num(n?.runs ?? 0) : `${num(n?.runs ?? 0)}/${num(x?.runs ?? 0)}`;
+    const r = stopped ? 'stopped' : ratio(x?.perRun ?? 0, n?.perRun ?? 0);
+    return [l, runs, num(n?.perRun ?? 0, 1), num(x?.perRun ?? 0, 1), r];
   });
   const work = (r: RunResult) => r.cycles - r.bootCycles;
   // No boot ratio: the two boots do different work (natively lowmem is mapped with a few large
   // pages; under Xen every 4 KiB pte page is built, pinned and validated) and the model leaves
   // out everything else a boot does, so their quotient measures nothing.
   rows.push(['(boot)', '1', num(c.native.bootCycles), num(c.xen.bootCycles), '-']);
-  rows.push(['(workload)', '1', num(work(c.native)), num(work(c.xen)), ratio(work(c.xen), work(c.native))]);
+  rows.push(['(workload)', '1', num(work(c.native)), num(work(c.xen)), stopped ? 'stopped' : ratio(work(c.xen), work(c.native))]);
   lines.push(table(['measure', 'runs', 'native cycles/run', 'xen cycles/run', 'xen/native'], rows, [1, 2, 3, 4]));
   lines.push(breakdownTable(c, labels));
-  const ev = (r: RunResult) => `walks ${num(r.walks.count)}, faults ${num(r.pageFaults.user + r.pageFaults.cow + r.pageFaults.vmalloc)}, hypercalls ${num(Object.values(r.hypercalls).reduce((a, b) => a + b, 0))}`;
+  const ev = (r: RunResult) => `walks ${num(r.walks.count)}, faults ${num(faultTotal(r))}, hypercalls ${num(hypercallTotal(r.hypercalls))}`;
   lines.push(`native: ${ev(c.native)}`);
   lines.push(`xen:    ${ev(c.xen)}`);
+  for (const r of [c.native, c.xen]) {
+    const t = stopText(r);
+    if (t) lines.push(`STOPPED: ${t}`);
+    if (r.failure?.refusal) lines.push(`  refusal: ${r.failure.refusal.op}: ${r.failure.refusal.log.join(' / ')}${r.failure.refusal.mfn ? ` (mfn ${r.failure.refusal.mfn})` : ''}`);
+  }
   if (c.equivalent) lines.push(`equivalent: the guest observed the same ${c.native.observations.length} results on both; invariants clean`);
   else lines.push(`DIVERGENT:\n  ${c.divergences.join('\n  ')}`);
   return lines.join('\n');

@@ -31,6 +31,12 @@ export const DEFAULT_CONFIG: RunConfig = {
 /** Guest memory bounds: large enough to boot, small enough to model. */
 export const MIN_MEM = 16 << 20;
 export const MAX_MEM = 4 * 1024 ** 3;
+/**
+ * The largest Xen guest with the default machine layout (hypervisor/xen/
+ * domain.ts): Xen's frames go just above the guest's pool and must stay below
+ * 4 GiB (the PAE low L3 copy; 2-level machine addresses are 32 bits).
+ */
+export const XEN_MAX_MEM = 4095 * 2 ** 20;
 
 export function pageOffset(split: Split): number {
   return split === '3G' ? 0xc0000000 : split === '2G' ? 0x80000000 : 0x40000000;
@@ -47,7 +53,12 @@ export type ConfigOverrides = Partial<RunConfig>;
  * Merge defaults, the machine line and flags; validate the result. Errors in
  * values that came from the machine line name its position.
  */
-export function resolveConfig(file: string, machine: MachineLine, flags: ConfigOverrides): RunConfig {
+export function resolveConfig(
+  file: string,
+  machine: MachineLine,
+  flags: ConfigOverrides,
+  opts: { backends?: Backend[]; above4g?: boolean } = {},
+): RunConfig {
   const cfg: RunConfig = { ...DEFAULT_CONFIG };
   const from: Partial<Record<keyof RunConfig, string>> = {};
   for (const k of ['backend', 'pae', 'split', 'mem', 'cpu', 'kernel'] as const) {
@@ -64,17 +75,27 @@ export function resolveConfig(file: string, machine: MachineLine, flags: ConfigO
   const where = (k: keyof RunConfig): string => from[k] ?? file;
   if (!PRESET_NAMES.includes(cfg.cpu)) throw new InputError(`${where('cpu')}: unknown cpu preset '${cfg.cpu}' (known: ${PRESET_NAMES.join(', ')})`);
   if (cfg.mem < MIN_MEM || cfg.mem > MAX_MEM) {
-    throw new InputError(`${where('mem')}: mem=${cfg.mem} is outside ${MIN_MEM >> 20}M..${MAX_MEM / 1024 ** 3}G`);
+    const hint = cfg.mem > 0 && cfg.mem * 2 ** 20 >= MIN_MEM && cfg.mem * 2 ** 20 <= MAX_MEM ? ` (a number without a suffix is bytes: did you mean ${cfg.mem}M?)` : '';
+    throw new InputError(`${where('mem')}: mem=${cfg.mem} is outside ${MIN_MEM >> 20}M..${MAX_MEM / 1024 ** 3}G${hint}`);
   }
   if (cfg.mem % (1 << 20) !== 0) throw new InputError(`${where('mem')}: mem must be a whole number of MiB`);
+  const backends = opts.backends ?? [cfg.backend];
+  if (backends.includes('xen') && cfg.mem > XEN_MAX_MEM && !(opts.above4g && cfg.pae)) {
+    const why = backends.length > 1 ? 'compare runs it under Xen' : `backend=xen from ${where("backend")}`;
+    throw new InputError(
+      `${where('mem')}: mem=${cfg.mem / 2 ** 20}M is too large for the Xen model (${why}): Xen keeps its own frames (idle page tables, the hypervisor hole, the m2p) ` +
+        `in machine memory below 4 GiB next to the guest's, so a Xen guest gets at most ${XEN_MAX_MEM / 2 ** 20}M${cfg.pae ? ' (or 4G with --above-4g)' : ''}`,
+    );
+  }
   return cfg;
 }
 
 /** Parse a --mem SIZE flag (K/M/G suffixes). */
 export function parseSizeFlag(flag: string, v: string): number {
-  const m = /^(0x[0-9a-fA-F]+|[0-9]+)([KMG])?$/.exec(v);
+  const m = /^(0x[0-9a-fA-F]+|[0-9]+)([KMGkmg])?$/.exec(v);
   if (!m) throw new InputError(`${flag}: bad size '${v}' (e.g. 256M, 1G)`);
-  const n = Number(BigInt(m[1]!) * (m[2] === 'K' ? 1024n : m[2] === 'M' ? 1024n ** 2n : m[2] === 'G' ? 1024n ** 3n : 1n));
+  const u = m[2]?.toUpperCase();
+  const n = Number(BigInt(m[1]!) * (u === 'K' ? 1024n : u === 'M' ? 1024n ** 2n : u === 'G' ? 1024n ** 3n : 1n));
   if (!Number.isSafeInteger(n)) throw new InputError(`${flag}: size '${v}' is too large`);
   return n;
 }

@@ -15,12 +15,28 @@ import type { MachineConfig, ParavirtOps } from '../../hypervisor/paravirt-ops.j
 import { HypervisorRefusal } from '../../hypervisor/types.js';
 import { checkXenInvariants, createXenBackend, XenBackend } from '../../hypervisor/xen/index.js';
 import type { NameRef, Pos, Script, Stmt } from './ast.js';
-import { resolveName } from './check.js';
+import { resolveName, workOf } from './check.js';
 import { pageOffset, type RunConfig } from './config.js';
 import type { TraceWriter } from '../trace/writer.js';
 import { hex } from '../../emulator/hex.js';
 
-export type FailureKind = 'expect' | 'segv' | 'refusal' | 'bug' | 'oom' | 'invariant';
+export type FailureKind = 'expect' | 'segv' | 'refusal' | 'bug' | 'oom' | 'invariant' | 'interrupted';
+
+/** The full reason of a hypervisor refusal (Xen's wording, the Xen function, the frame). */
+export interface RefusalDetail {
+  /** The Xen function or hypercall that refused (e.g. "mmuext_op PIN_L3_TABLE"). */
+  op: string;
+  /** Xen's reason, as its MEM_LOG prints it. */
+  reason: string;
+  /** The machine frame concerned, in hex, when there is one. */
+  mfn: string | null;
+  /** Every MEM_LOG line of the refused operation. */
+  log: string[];
+  /** The statement that met it, as written (`exit p3`), and its place. */
+  statement: string;
+  line: number;
+  col: number;
+}
 
 export interface RunFailure {
   kind: FailureKind;
@@ -28,6 +44,10 @@ export interface RunFailure {
   col: number;
   /** "FILE:LINE:COL: message" */
   message: string;
+  /** The statement the run stopped at (`exit p3`, names resolved). */
+  statement?: string;
+  /** For kind 'refusal': the full reason. */
+  refusal?: RefusalDetail;
 }
 
 export interface MeasureAccount {
@@ -40,7 +60,7 @@ export interface MeasureAccount {
   breakdown: CostBreakdown;
 }
 
-/** The `boot --json` document (../shared/spec/cli.md), plus more fields. */
+/** The `boot --json` document (docs/cli.md), plus more fields. */
 export interface RunResult {
   workload: string;
   config: RunConfig;
@@ -75,8 +95,12 @@ export interface RunOptions {
   seed?: number;
   /** Wrap the backend before the kernel boots on it (test doubles: a hostile guest's corrupted op). */
   wrapBackend?: (ops: ParavirtOps) => ParavirtOps;
-  /** Machine layout of the Xen backend's p2m (default identity; 'shuffled' permutes it by `seed`). Used by the fuzzer. */
+  /** Machine layout of the Xen backend's p2m (default identity; 'shuffled' permutes it by `seed`). */
   xenP2m?: 'identity' | 'shuffled';
+  /** Xen, PAE: put half of the guest's machine frames above 4 GiB. */
+  xenAbove4g?: boolean;
+  /** Called after every statement with the work done so far (pages touched and statements; see check.ts countWork). */
+  onProgress?: (work: number, line: number) => void;
 }
 
 /** The emulated processor under a backend (tools may look at hardware; the guest may not). */
@@ -87,10 +111,19 @@ export function machineOf(ops: ParavirtOps): Mmu {
   return m;
 }
 
-export function createBackend(cfg: RunConfig, seed = 1, xenP2m?: 'identity' | 'shuffled'): ParavirtOps {
+export function createBackend(cfg: RunConfig, seed = 1, xenP2m?: 'identity' | 'shuffled', xenAbove4g = false): ParavirtOps {
   const mc: MachineConfig = { pae: cfg.pae, memBytes: cfg.mem, cpu: cfg.cpu, pageOffset: pageOffset(cfg.split), seed };
-  return cfg.backend === 'xen' ? createXenBackend(mc, xenP2m ? { p2m: xenP2m } : {}) : createNativeBackend(mc);
+  if (cfg.backend !== 'xen') return createNativeBackend(mc);
+  return createXenBackend(mc, { ...(xenP2m ? { p2m: xenP2m } : {}), ...(xenAbove4g ? { above4g: true } : {}) });
 }
+
+/** Drive a statement generator to its end (blocks run inside a kernel path cannot pause). */
+function drain(g: Generator<void>): void {
+  for (let r = g.next(); !r.done; r = g.next());
+}
+
+/** The pid of the trace track for the measure spans (not a guest process). */
+export const MEASURE_TRACK = 999_999;
 
 class StopRun extends Error {
   constructor(readonly failure: RunFailure) {
@@ -118,7 +151,7 @@ export class Interpreter {
     readonly cfg: RunConfig,
     private readonly opts: RunOptions = {},
   ) {
-    const backend = createBackend(cfg, opts.seed, opts.xenP2m);
+    const backend = createBackend(cfg, opts.seed, opts.xenP2m, opts.xenAbove4g);
     this.backend = backend;
     this.ops = opts.wrapBackend ? opts.wrapBackend(backend) : backend;
     this.mmu = machineOf(this.ops);
@@ -129,23 +162,96 @@ export class Interpreter {
       this.ops.stats.listener = (e) =>
         e.cycles === undefined ? trace.instant(`${e.kind} ${e.name}`, e.kind, e.at) : trace.complete(`${e.kind} ${e.name}`, e.kind, e.at, e.cycles, { cycles: e.cycles, ...e.args });
       trace.processName(0, 'kernel (boot, idle)');
+      trace.processName(MEASURE_TRACK, 'measure blocks');
     }
     this.kernel = bootKernel({ ops: this.ops, variant: cfg.kernel });
     if (opts.failAt !== undefined && opts.failAt !== null) this.kernel.failAt(opts.failAt);
     this.bootCycles = this.ops.stats.cycles;
+    if (trace) {
+      // Where user space, the direct map and vmalloc lie, for labelling pages in reports.
+      const L = this.kernel.L;
+      trace.instant('kernel layout', 'layout', this.bootCycles, {
+        PAGE_OFFSET: hex(L.PAGE_OFFSET),
+        high_memory: hex(L.high_memory),
+        VMALLOC_START: hex(L.VMALLOC_START),
+        VMALLOC_END: hex(L.VMALLOC_END),
+      });
+    }
     this.bootBreakdown = this.ops.stats.breakdown;
   }
 
   /** Run the whole script; a runtime failure is returned, not thrown. */
   run(): RunResult {
+    return this.finish(() => drain(this.block(this.script.body, undefined)));
+  }
+
+  /**
+   * The same run, pausing every ~50 ms of host time to let the event loop
+   * breathe (a Ctrl-C handler runs there); when `stop()` turns true the run
+   * ends at the next statement with a failure of kind 'interrupted'.
+   */
+  async runAsync(stop: () => boolean): Promise<RunResult> {
+    const g = this.block(this.script.body, undefined);
+    let failure: RunFailure | null = null;
+    let last = Date.now();
+    try {
+      for (let r = g.next(); !r.done; r = g.next()) {
+        const now = Date.now();
+        if (now - last < 50) continue;
+        last = now;
+        await new Promise((res) => setImmediate(res));
+        if (stop()) {
+          const pos = this.current ?? { line: 1, col: 1 };
+          failure = {
+            kind: 'interrupted',
+            line: pos.line,
+            col: pos.col,
+            message: `${this.script.file}:${pos.line}:${pos.col}: interrupted (Ctrl-C) after this statement`,
+            statement: this.currentText,
+          };
+          break;
+        }
+      }
+    } catch (e) {
+      if (!(e instanceof StopRun)) {
+        this.opts.trace?.abandon();
+        throw e;
+      }
+      failure = e.failure;
+    }
+    return this.finish(() => {
+      if (failure) throw new StopRun(failure);
+    });
+  }
+
+  private current: Pos | undefined;
+  private currentText = '';
+
+  private finish(body: () => void): RunResult {
     let failure: RunFailure | null = null;
     try {
-      this.block(this.script.body, undefined);
+      body();
     } catch (e) {
       if (e instanceof StopRun) failure = e.failure;
-      else throw e;
-    } finally {
-      this.opts.trace?.close();
+      else {
+        // An internal error: the trace is incomplete; remove it (the caller says so).
+        this.opts.trace?.abandon();
+        throw e;
+      }
+    }
+    const t = this.opts.trace;
+    if (t) {
+      if (failure) {
+        t.pid = MEASURE_TRACK;
+        t.instant(failure.kind === 'interrupted' ? 'run interrupted' : `run stopped: ${failure.kind}`, 'stop', this.ops.stats.cycles, {
+          kind: failure.kind,
+          message: failure.message,
+          statement: failure.statement ?? '',
+          line: failure.line,
+          ...(failure.refusal ? { refusal: failure.refusal } : {}),
+        });
+      }
+      t.close();
     }
     // The guest's checker (its state is meaningless after a BUG or a refusal
     // stopped a kernel path half-way) and the hypervisor's, which must hold
@@ -155,24 +261,35 @@ export class Interpreter {
     return this.result(failure, invariants);
   }
 
-  private fail(pos: Pos, kind: FailureKind, msg: string): never {
-    throw new StopRun({ kind, line: pos.line, col: pos.col, message: `${this.script.file}:${pos.line}:${pos.col}: ${msg}` });
+  private fail(pos: Pos, kind: FailureKind, msg: string, refusal?: RefusalDetail): never {
+    throw new StopRun({
+      kind,
+      line: pos.line,
+      col: pos.col,
+      message: `${this.script.file}:${pos.line}:${pos.col}: ${msg}`,
+      statement: this.currentText,
+      ...(refusal ? { refusal } : {}),
+    });
   }
 
-  private block(body: Stmt[], iter: number | undefined): void {
-    for (const s of body) this.stmt(s, iter);
+  private *block(body: Stmt[], iter: number | undefined): Generator<void> {
+    for (const s of body) yield* this.stmt(s, iter);
   }
+
+  /** Work done so far (statements + pages, as check.ts countWork estimates it), for progress. */
+  private work = 0;
 
   /** Every guest-kernel failure a statement can meet becomes a RunFailure naming it. */
-  private stmt(s: Stmt, iter: number | undefined): void {
+  private *stmt(s: Stmt, iter: number | undefined): Generator<void> {
     if (s.op === 'repeat') {
-      for (let i = 0; i < s.count; i++) this.block(s.body, i);
+      for (let i = 0; i < s.count; i++) yield* this.block(s.body, i);
       return;
     }
     if (s.op === 'measure') {
       const before = this.counters();
       const bBefore = this.ops.stats.breakdown;
-      this.block(s.body, iter);
+      const t0 = this.ops.stats.cycles;
+      yield* this.block(s.body, iter);
       const after = this.counters();
       const bDelta = breakdownDelta(this.ops.stats.breakdown, bBefore);
       let acc = this.measures.get(s.label);
@@ -186,25 +303,44 @@ export class Interpreter {
         const d = after[k]! - (before[k] ?? 0);
         if (d !== 0 || k in acc.events) acc.events[k] = (acc.events[k] ?? 0) + d;
       }
+      const t = this.opts.trace;
+      if (t) {
+        // The measure block as a span on its own track, with this run's cost by component.
+        const pid = t.pid;
+        t.pid = MEASURE_TRACK;
+        const breakdown: Record<string, number> = {};
+        for (const c of COST_COMPONENTS) if (bDelta[c] !== 0) breakdown[c] = bDelta[c];
+        t.complete(s.label, 'measure', t0, this.ops.stats.cycles - t0, { label: s.label, run: acc.runs, line: s.line, cycles: this.ops.stats.cycles - t0, breakdown });
+        t.pid = pid;
+      }
       return;
     }
     if (s.op === 'lazy') {
-      this.kernel.lazyMmu(() => this.block(s.body, iter));
+      this.kernel.lazyMmu(() => drain(this.block(s.body, iter)));
       return;
     }
     if (s.op === 'interrupt') {
       // The block runs inside whichever kernel path reaches the point next.
-      this.kernel.setHook(s.point as HookPoint, () => this.block(s.body, iter));
+      this.kernel.setHook(s.point as HookPoint, () => drain(this.block(s.body, iter)));
       this.observe(s, `interrupt armed at ${s.point}`);
       return;
     }
     this.statements++;
     const t0 = this.opts.trace ? this.ops.stats.cycles : 0;
+    const subject = this.subjectOf(s, iter);
+    this.current = s;
+    this.currentText = subject.text;
     try {
       this.exec(s, iter);
       if (this.opts.trace) {
+        const t = this.opts.trace;
         const t1 = this.ops.stats.cycles;
-        this.opts.trace.complete(s.op, 'kernel path', t0, t1 - t0, { line: s.line });
+        // The slice goes on the track of the process the statement acts on
+        // (`exit child` on child's, `kread` on the current process's).
+        const pid = t.pid;
+        if (subject.process !== null) t.pid = this.pidOf(subject.process);
+        t.complete(s.op, 'kernel path', t0, t1 - t0, { line: s.line, statement: subject.text });
+        t.pid = pid;
       }
       if (this.opts.checkEachStatement) {
         const v = this.kernel.checkInvariants();
@@ -212,15 +348,76 @@ export class Interpreter {
       }
     } catch (e) {
       if (e instanceof StopRun) throw e;
-      if (e instanceof HypervisorRefusal) this.fail(s, 'refusal', `${s.op}: hypervisor refused: ${e.message}`);
+      if (e instanceof HypervisorRefusal) {
+        const log = (e as { log?: readonly string[] }).log;
+        const detail: RefusalDetail = {
+          op: e.op,
+          reason: e.reason,
+          mfn: e.mfn !== undefined ? hex(e.mfn) : null,
+          log: log ? [...log] : [e.reason],
+          statement: subject.text,
+          line: s.line,
+          col: s.col,
+        };
+        if (this.opts.trace) {
+          this.opts.trace.instant('hypervisor refusal', 'refusal', this.ops.stats.cycles, { ...detail });
+        }
+        this.fail(s, 'refusal', `${s.op}: hypervisor refused: ${e.message}`, detail);
+      }
       if (e instanceof KernelBug) this.fail(s, 'bug', `${s.op}: ${e.message}`);
       if (e instanceof InvariantViolation) this.fail(s, 'invariant', `${s.op}: ${e.message}`);
       throw e;
     }
+    this.work += workOf(s);
+    this.opts.onProgress?.(this.work, s.line);
+    yield;
   }
 
   private name(n: NameRef, iter: number | undefined): string {
     return resolveName(n, iter);
+  }
+
+  /** The statement as written with its names resolved, and the process it acts on (null: the current one). */
+  private subjectOf(s: Stmt, iter: number | undefined): { text: string; process: string | null } {
+    const n = (r: NameRef): string => this.name(r, iter);
+    switch (s.op) {
+      case 'process':
+      case 'exec':
+      case 'exit':
+      case 'switch':
+        return { text: `${s.op} ${n(s.name)}`, process: n(s.name) };
+      case 'fork':
+        return { text: `fork ${n(s.parent)} ${n(s.child)}`, process: n(s.parent) };
+      case 'mmap':
+        return { text: `mmap ${n(s.name)} ${hex(s.addr)} ${hex(s.len)} ${s.prot}`, process: n(s.name) };
+      case 'munmap':
+        return { text: `munmap ${n(s.name)} ${hex(s.addr)} ${hex(s.len)}`, process: n(s.name) };
+      case 'touch':
+        return { text: `touch ${n(s.name)} ${hex(s.addr)} ${hex(s.len)} ${s.access}`, process: n(s.name) };
+      case 'write':
+        return { text: `write ${n(s.name)} ${hex(s.addr)} ${hex(s.value)}`, process: n(s.name) };
+      case 'read':
+        return { text: `read ${n(s.name)} ${hex(s.addr)}`, process: n(s.name) };
+      case 'vmalloc':
+        return { text: `vmalloc ${n(s.area)} ${hex(s.len)}`, process: null };
+      case 'vfree':
+        return { text: `vfree ${n(s.area)}`, process: null };
+      case 'kwrite':
+        return { text: `kwrite ${n(s.area)} ${hex(s.offset)} ${hex(s.value)}`, process: null };
+      case 'kread':
+        return { text: `kread ${n(s.area)} ${hex(s.offset)}`, process: null };
+      case 'cpa':
+        return { text: `cpa ${hex(s.phys)} ${s.pages} ${s.attr}`, process: null };
+      default:
+        return { text: s.op, process: null };
+    }
+  }
+
+  private pidOf(name: string): number {
+    let pid = this.pids.get(name);
+    if (pid === undefined) this.pids.set(name, (pid = this.pids.size + 1));
+    this.opts.trace?.processName(pid, name);
+    return pid;
   }
 
   private ensureCurrent(name: string): void {
@@ -236,10 +433,7 @@ export class Interpreter {
   private tracePid(name: string): void {
     const t = this.opts.trace;
     if (!t) return;
-    let pid = this.pids.get(name);
-    if (pid === undefined) this.pids.set(name, (pid = this.pids.size + 1));
-    t.pid = pid;
-    t.processName(pid, name);
+    t.pid = this.pidOf(name);
   }
 
   private observe(s: Stmt, what: string): void {
@@ -443,11 +637,15 @@ export class Interpreter {
   }
 }
 
-/** Boot and run a checked script; boot failures (e.g. Xen refusing the kernel) become a failure at the machine line or line 1. */
-export function runWorkload(script: Script, cfg: RunConfig, opts: RunOptions = {}): RunResult {
-  let it: Interpreter;
+/** runWorkload, pausing now and then so that `stop()` (a Ctrl-C) can end it at a statement boundary. */
+export async function runWorkloadAsync(script: Script, cfg: RunConfig, opts: RunOptions, stop: () => boolean): Promise<RunResult> {
+  const it = boot(script, cfg, opts);
+  return it instanceof Interpreter ? it.runAsync(stop) : it;
+}
+
+function boot(script: Script, cfg: RunConfig, opts: RunOptions): Interpreter | RunResult {
   try {
-    it = new Interpreter(script, cfg, opts);
+    return new Interpreter(script, cfg, opts);
   } catch (e) {
     const pos = script.machine.where['backend'] ?? { line: 1, col: 1 };
     if (e instanceof HypervisorRefusal || e instanceof KernelBug) {
@@ -458,12 +656,23 @@ export function runWorkload(script: Script, cfg: RunConfig, opts: RunOptions = {
         line: pos.line,
         col: pos.col,
         message: `${script.file}:${pos.line}:${pos.col}: boot: ${kind === 'refusal' ? 'hypervisor refused: ' : ''}${e.message}`,
+        statement: 'boot',
       };
+      if (e instanceof HypervisorRefusal) {
+        const log = (e as { log?: readonly string[] }).log;
+        failure.refusal = { op: e.op, reason: e.reason, mfn: e.mfn !== undefined ? hex(e.mfn) : null, log: log ? [...log] : [e.reason], statement: 'boot', line: pos.line, col: pos.col };
+      }
       return emptyResult(script, cfg, failure);
     }
+    opts.trace?.abandon();
     throw e;
   }
-  return it.run();
+}
+
+/** Boot and run a checked script; boot failures (e.g. Xen refusing the kernel) become a failure at the machine line or line 1. */
+export function runWorkload(script: Script, cfg: RunConfig, opts: RunOptions = {}): RunResult {
+  const it = boot(script, cfg, opts);
+  return it instanceof Interpreter ? it.run() : it;
 }
 
 function zeroBreakdown(): CostBreakdown {

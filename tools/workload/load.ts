@@ -6,12 +6,16 @@
 import type { Script } from './ast.js';
 import { checkScript } from './check.js';
 import { resolveConfig, type ConfigOverrides, type RunConfig } from './config.js';
-import { parseScript } from './parser.js';
+import { MAX_SCRIPT_BYTES, parseScript } from './parser.js';
 import { readInputFile } from '../read-input.js';
 
-export function loadWorkload(file: string, overrides: ConfigOverrides = {}): { script: Script; cfg: RunConfig } {
-  const script = parseScript(file, readInputFile(file));
-  const cfg = resolveConfig(file, script.machine, overrides);
+export function loadWorkload(
+  file: string,
+  overrides: ConfigOverrides = {},
+  opts: { backends?: ('native' | 'xen')[]; above4g?: boolean } = {},
+): { script: Script; cfg: RunConfig } {
+  const script = parseScript(file, readInputFile(file, MAX_SCRIPT_BYTES, 'a workload script'));
+  const cfg = resolveConfig(file, script.machine, overrides, opts);
   checkScript(script, cfg);
   return { script, cfg };
 }

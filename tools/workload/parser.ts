@@ -1,5 +1,5 @@
 /**
- * Lexer and parser of workload scripts (`.pvw`, ../shared/spec/workload-language.md).
+ * Lexer and parser of workload scripts (`.pvw`, docs/workloads.md).
  * Line oriented: one statement per line, `#` comments, `repeat N {` and
  * `measure LABEL {` blocks closed by `}` on a line of its own. Every syntax
  * error is an InputError "FILE:LINE:COL: message" raised before anything runs;
