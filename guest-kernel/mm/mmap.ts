@@ -108,7 +108,7 @@ export function do_munmap(k: KState, mm: MmStruct, start: number, len: number): 
 export function exit_mmap(k: KState, mm: MmStruct): void {
   k.ops.exit_mmap(mm);
   const vmas = mm.vmas;
-  for (const v of vmas) zap_page_range(k, mm, v.start, v.end);
+  for (const v of vmas) zap_page_range(k, mm, v.start, v.end, true);
   mm.vmas = [];
   for (const v of vmas) free_pgtables(k, mm, v.start, v.end);
   for (const v of vmas) free_vma(k, v);

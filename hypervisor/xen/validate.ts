@@ -59,8 +59,8 @@ export class PageTableRules implements PageTypeOps {
   scanPresent = 0;
   /** Entries per 64-byte cache line. */
   private readonly perLine: number;
-  /** Called after an L3 entry changed (pae_flush_pgd: reload the PDPTEs if it is loaded). */
-  onL3Changed: (l3mfn: number) => void = () => {};
+  /** Called after an L3 entry changed (mod_l3_entry -> pae_flush_pgd). */
+  onL3Changed: (l3mfn: number, idx: number) => void = () => {};
 
   private readonly n: number;
   private readonly l1Disallow: number;
@@ -334,8 +334,11 @@ export class PageTableRules implements PageTypeOps {
       const hi = this.hi(mfn, i);
       if (i === 3) {
         // Slot 3: present, legal flags, and an L2 typed L2 + pae_xen_l2.
+        // alloc_l3_table checks slot 3 itself (present, flags, get_page_and_type
+        // as L2|pae_xen_l2) and goes straight to its failure line; the
+        // "PAE L3 3rd slot is empty" line of create_pae_xen_mappings is never
+        // reached from here.
         if ((lo & PTE_P) === 0) {
-          this.log(R.l3SlotEmpty());
           ok = false;
         } else if ((this.flagsOf(lo, hi) & PAE_L3_DISALLOW) !== 0) {
           ok = false;
@@ -415,7 +418,7 @@ export class PageTableRules implements PageTypeOps {
     return true;
   }
 
-  /** mod_l3_entry (PAE): replace entry `i` (0..2) of L3 `mfn`; slot 3 is Xen's. */
+  /** mod_l3_entry (PAE): replace entry `i` (0..2) of L3 `mfn`; slot 3 is Xen's (refused without a log line, as Xen 3.1 does). */
   modL3Entry(mfn: number, i: number, nlo: number, nhi: number): boolean {
     if (i >= 3) {
       this.log(R.l3Slot3Update(this.entryMaddr(mfn, i)));
@@ -431,14 +434,14 @@ export class PageTableRules implements PageTypeOps {
       }
       if ((olo & PTE_P) !== 0 && this.frameOf(olo, ohi) === this.frameOf(nlo, nhi)) {
         this.write(mfn, i, nlo, nhi);
-        this.onL3Changed(mfn);
+        this.onL3Changed(mfn, i);
         return true;
       }
       if (!this.getPageFromL3e(nlo, nhi)) return false;
     }
     this.write(mfn, i, nlo, nhi);
     this.putPageFromL3e(olo, ohi, mfn);
-    this.onL3Changed(mfn);
+    this.onL3Changed(mfn, i);
     return true;
   }
 

@@ -232,6 +232,7 @@ function histogram(title: string, labels: string[], counts: number[], yMax: numb
       const x = left + i * bw;
       const h = y(0) - y(c);
       return `<rect x="${(x + 1).toFixed(1)}" y="${y(c).toFixed(1)}" width="${Math.max(1, bw - 2).toFixed(1)}" height="${h.toFixed(1)}" fill="${color}"><title>${esc(labels[i]!)} cycles: ${fmt(c, 0)} walks</title></rect>` +
+        (c > 0 ? `<text x="${(x + bw / 2).toFixed(1)}" y="${(y(c) - 3).toFixed(1)}" text-anchor="middle" class="v">${fmt(c, 0)}</text>` : '') +
         `<text x="${(x + bw / 2).toFixed(1)}" y="${H - bottom + 13}" text-anchor="middle" class="l">${esc(labels[i]!)}</text>`;
     })
     .join('');
@@ -242,7 +243,10 @@ function histogram(title: string, labels: string[], counts: number[], yMax: numb
 
 /** Walks over time: one strip per trace, all on the same cycle axis. */
 function overTime(traces: TraceSummary[], labels: string[], pick: (t: TraceSummary) => TimeHistogram, what: string): string {
-  const width = Math.max(...traces.map((t) => pick(t).width));
+  const title = `<figcaption>${esc(what[0]!.toUpperCase() + what.slice(1))} over the run</figcaption>`;
+  if (traces.every((t) => pick(t).bins.every((c) => c === 0))) return `<figure>${title}<p class="empty">none in ${traces.length > 1 ? 'either run' : 'this run'}</p></figure>`;
+  // One bar width for every chart of the page (walks and faulting walks), so their axes line up too.
+  const width = Math.max(...traces.flatMap((t) => [t.walkTimes.width, t.faultTimes.width]));
   const end = Math.max(...traces.map((t) => t.endCycles - t.workloadStart), 1);
   const nb = Math.min(TIME_BINS, Math.ceil(end / width) || 1);
   const series = traces.map((t) => {
@@ -283,7 +287,7 @@ function overTime(traces: TraceSummary[], labels: string[], pick: (t: TraceSumma
     })
     .join('');
   body += `<text x="${(left + W) / 2}" y="${axisY + 28}" text-anchor="middle" class="t">emulated cycles since the workload's first statement (boot left out; the same axis for every run; ${fmt(width, 0)} cycles per bar)</text>`;
-  return `<figure><figcaption>${esc(what[0]!.toUpperCase() + what.slice(1))} over the run</figcaption><svg viewBox="0 0 ${W} ${H}" role="img">${body}</svg></figure>`;
+  return `<figure>${title}<svg viewBox="0 0 ${W} ${H}" role="img">${body}</svg></figure>`;
 }
 
 /** The per-measure table: cycles per run of each trace, the ratio, and the breakdown as stacked bars on one scale. */
@@ -294,7 +298,7 @@ function measureTable(traces: TraceSummary[], labels: string[]): string {
   const perRun = (m: MeasureSummary | undefined): number => (m && m.runs ? m.cycles / m.runs : 0);
   const max = Math.max(1, ...traces.flatMap((t) => [...t.measures.values()].map(perRun)));
   const used = COST_COMPONENTS.filter((c) => traces.some((t) => [...t.measures.values()].some((m) => (m.breakdown[c] ?? 0) > 0)));
-  const barW = 520;
+  const barW = 400;
   const rows = names
     .map((name) => {
       const ms = traces.map((t) => t.measures.get(name));
@@ -323,11 +327,19 @@ function measureTable(traces: TraceSummary[], labels: string[]): string {
         const [a, b] = [perRun(ms[0]), perRun(ms[1])];
         ratio = `<td>${stopped ? '<span class="stop">stopped</span>' : a > 0 && b > 0 && ms[0]!.runs === ms[1]!.runs ? (b / a).toFixed(2) + '×' : '-'}</td>`;
       }
-      return `<tr><th>${esc(name)}</th>${cells}${ratio}<td class="bars">${bars}</td></tr>`;
+      const why = ms
+        .map((m, k) => {
+          if (!m) return '';
+          const total = Object.values(m.breakdown).reduce((a, b) => a + b, 0);
+          const top = Object.entries(m.breakdown).sort((a, b) => b[1] - a[1])[0];
+          return top && total > 0 ? `<div>${esc(labels[k]!)}: <b>${esc(top[0])}</b> ${fmt((100 * top[1]) / total, 0)}%</div>` : '';
+        })
+        .join('');
+      return `<tr><th>${esc(name)}</th>${cells}${ratio}<td class="txt why">${why}</td><td class="bars">${bars}</td></tr>`;
     })
     .join('');
-  const head = `<tr><th>measure</th>${labels.map((l) => `<th>${esc(l)} runs</th><th>${esc(l)} cycles/run</th>`).join('')}${traces.length === 2 ? `<th>${esc(labels[1]!)}/${esc(labels[0]!)}</th>` : ''}<th class="bars">cycles per run by cost component (one scale for all bars)</th></tr>`;
-  return `${legend(used.map((c) => [c, COMPONENT_COLORS[c] ?? '#999']))}<table class="measures">${head}${rows}</table>`;
+  const head = `<tr><th>measure</th>${labels.map((l) => `<th>${esc(l)} runs</th><th>${esc(l)} cycles/run</th>`).join('')}${traces.length === 2 ? `<th>${esc(labels[1]!)}/${esc(labels[0]!)}</th>` : ''}<th class="txt">largest component</th><th class="bars">cycles per run by cost component (one scale for all bars)</th></tr>`;
+  return `${legend(used.map((c) => [c, COMPONENT_COLORS[c] ?? '#999']))}<div class="scroll"><table class="measures">${head}${rows}</table></div>`;
 }
 
 function configTable(traces: TraceSummary[], labels: string[]): string {
@@ -454,13 +466,13 @@ body{font-family:system-ui,-apple-system,"Segoe UI",Helvetica,Arial,sans-serif;m
 h1{font-size:22px;margin:0 0 8px}h2{font-size:17px;margin:26px 0 8px;border-bottom:1px solid #ddd;padding-bottom:3px}
 table{border-collapse:collapse;margin:6px 0}th,td{padding:3px 10px;border-bottom:1px solid #e4e4e4;text-align:right;vertical-align:middle}th:first-child{text-align:left}
 td.txt,th.txt{text-align:left}td.bars,th.bars{text-align:left}
-.measures td.bars{padding:4px 10px}.bar{display:flex;align-items:center;gap:6px;height:17px}.bar .who{width:70px;font-size:11px;color:#555;text-align:right}
+.measures td.bars{padding:4px 10px}.bar{display:flex;align-items:center;gap:6px;height:17px}.bar .who{flex:0 0 44px;font-size:11px;color:#555;text-align:right}.bar svg{flex:none}
 figure{margin:10px 0}figure.half{display:inline-block;width:calc(50% - 14px);min-width:420px;margin-right:10px;vertical-align:top}figure svg{width:100%;height:auto}
 figcaption{font-weight:600;margin-bottom:4px}
 svg text.l{font-size:10px;fill:#333}svg text.v{font-size:10px;fill:#555}svg text.t{font-size:11px;fill:#444}.axis{stroke:#888}.grid{stroke:#eee}.empty{color:#888}
 .legend{display:flex;flex-wrap:wrap;gap:14px;font-size:12px;margin:4px 0}.legend i{display:inline-block;width:11px;height:11px;margin-right:4px;vertical-align:-1px}
 .banner{background:#fdecea;border:1px solid #e0a19b;border-left:5px solid #c8553d;padding:8px 12px;margin:10px 0}.banner .note{color:#777;font-size:12px;margin-top:3px}
-.stop{color:#c8553d}code{background:#f3f3f3;padding:1px 4px}
+.scroll{overflow-x:auto}.stop{color:#c8553d}.why{font-size:12px;white-space:nowrap}code{background:#f3f3f3;padding:1px 4px}
 </style></head><body>
 <h1>pvmmu report${workload ? `: <code>${esc(workload)}</code>` : ''}</h1>
 ${configTable(traces, labels)}

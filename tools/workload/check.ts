@@ -105,6 +105,7 @@ class Checker {
       }
       case 'exec':
       case 'switch':
+      case 'syscall':
         this.proc(s.name, iter);
         return;
       case 'exit':
