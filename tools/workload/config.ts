@@ -85,7 +85,8 @@ export function resolveConfig(
   for (const b of backends) {
     const why = backendKind(b).unsupported({ pae: cfg.pae, memBytes: cfg.mem });
     if (why !== null) {
-      const src = opts.backends && opts.backends.length > 1 ? `${where('pae')} (compare runs it on ${b})` : `${where('pae')} with backend=${b} from ${where('backend')}`;
+      const setting = from['pae'] === undefined ? `${file}: ${cfg.pae ? 'PAE' : '2-level paging'} (the default)` : `${from['pae']}`;
+      const src = opts.backends && opts.backends.length > 1 ? `${setting} (compare runs it on ${b})` : `${setting} with backend=${b} from ${where('backend')}`;
       throw new InputError(`${src}: ${why}`);
     }
   }
