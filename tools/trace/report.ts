@@ -351,7 +351,16 @@ function configTable(traces: TraceSummary[], labels: string[]): string {
 }
 
 function banners(traces: TraceSummary[], labels: string[]): string {
-  return traces
+  // Two runs of different things compared side by side would mislead silently: say so.
+  let mismatch = '';
+  if (traces.length === 2) {
+    const keys = ['workload', 'paging', 'split', 'mem', 'cpu', 'kernel'];
+    const differ = keys.filter((k) => traces[0]!.meta[k] !== undefined && traces[1]!.meta[k] !== undefined && traces[0]!.meta[k] !== traces[1]!.meta[k]);
+    if (differ.length) {
+      mismatch = `<div class="banner warn"><b>These two traces are not runs of the same thing:</b> they differ in ${differ.map((k) => `<code>${k}</code>`).join(', ')}. Their ratios compare more than the backends.</div>`;
+    }
+  }
+  return mismatch + traces
     .flatMap((t, k) =>
       t.stops.map((s) => {
         const r = s.refusal;
@@ -471,7 +480,7 @@ figure{margin:10px 0}figure.half{display:inline-block;width:calc(50% - 14px);min
 figcaption{font-weight:600;margin-bottom:4px}
 svg text.l{font-size:10px;fill:#333}svg text.v{font-size:10px;fill:#555}svg text.t{font-size:11px;fill:#444}.axis{stroke:#888}.grid{stroke:#eee}.empty{color:#888}
 .legend{display:flex;flex-wrap:wrap;gap:14px;font-size:12px;margin:4px 0}.legend i{display:inline-block;width:11px;height:11px;margin-right:4px;vertical-align:-1px}
-.banner{background:#fdecea;border:1px solid #e0a19b;border-left:5px solid #c8553d;padding:8px 12px;margin:10px 0}.banner .note{color:#777;font-size:12px;margin-top:3px}
+.banner{background:#fdecea;border:1px solid #e0a19b;border-left:5px solid #c8553d;padding:8px 12px;margin:10px 0}.banner .note{color:#777;font-size:12px;margin-top:3px}.banner.warn{background:#fff8e1;border-color:#e6c36a;border-left-color:#d4a017}
 .scroll{overflow-x:auto}.stop{color:#c8553d}.why{font-size:12px;white-space:nowrap}code{background:#f3f3f3;padding:1px 4px}
 </style></head><body>
 <h1>pvmmu report${workload ? `: <code>${esc(workload)}</code>` : ''}</h1>
