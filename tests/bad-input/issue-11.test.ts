@@ -189,7 +189,9 @@ test("report accepts what Chrome's format allows (jq ., one line, empty, array w
 });
 
 test('a script whose work is unbounded is refused (pages, not statements)', () => {
-  refused(['boot', S('endless-touch.pvw')], /endless-touch\.pvw:3:1: the script would touch \d+ pages in all \(limit 50000000/);
+  refused(['boot', S('endless-touch.pvw')], /endless-touch\.pvw:3:1: the script would walk about \d+ pages in all \(touch.*limit 50000000/);
+  // Few statements and a small touch, but every fork and exit walks a 1 GiB mapping.
+  refused(['boot', S('endless-fork.pvw'), '--mem', '2G'], /endless-fork\.pvw:6:1: the script would walk about \d+ pages in all/);
 });
 
 // ---- consistency ----
