@@ -38,6 +38,9 @@ export function checkInvariants(k: KState, tasks: { name: string; mm: MmStruct }
   checkFrames(k, tasks, report);
   checkLowPage(k, report);
   checkCr3(k, report);
+  for (const pfn of k.unbalancedReleasePd) {
+    report(`unbalanced paravirt_release_pd of pfn ${hex(pfn)}: never announced with alloc_pd/alloc_pd_clone (pvmmu's guest debug check)`);
+  }
   return out;
 }
 

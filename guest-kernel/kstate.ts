@@ -11,7 +11,7 @@
  * that re-enables them, as a real pending interrupt would.
  */
 import type { GuestMemory, LazyMode, MmHandle, ParavirtOps } from '../hypervisor/paravirt-ops.js';
-import type { GuestPhys } from '../hypervisor/types.js';
+import { KernelBug, type GuestPhys } from '../hypervisor/types.js';
 import type { KernelWork } from './kernel/work.js';
 import type { Layout } from './layout.js';
 import type { PageAllocator } from './mm/page-alloc.js';
@@ -22,15 +22,7 @@ export type Variant = 'patched' | 'seed' | 'prepatch';
 export const VARIANTS: readonly Variant[] = ['patched', 'seed', 'prepatch'];
 
 /** A kernel BUG() or oops: the run stops. `where` names the kernel function. */
-export class KernelBug extends Error {
-  constructor(
-    readonly where: string,
-    message: string,
-  ) {
-    super(`kernel BUG in ${where}: ${message}`);
-    this.name = 'KernelBug';
-  }
-}
+export { KernelBug };
 
 /** An invariant of the kernel's state does not hold. */
 export class InvariantViolation extends Error {
@@ -178,6 +170,15 @@ export class KState {
   /** Lazy MMU nesting depth and the mode last given to the backend. */
   lazyDepth = 0;
   lazyMode: LazyMode = 'none';
+  /**
+   * pvmmu's guest debug check on the page-directory hooks (not in Linux):
+   * which pfns were announced with paravirt_alloc_pd / _clone and not yet
+   * released, and the releases of pfns never announced (the seed's
+   * unbalanced release_pd). The backends need not notice (Xen's port makes
+   * these hooks nops); the guest's invariant checker reports them.
+   */
+  pdAnnounced!: Uint8Array;
+  readonly unbalancedReleasePd: number[] = [];
   /** seed/prepatch _vmalloc_sync_all statics: insync bitmap and start. */
   insync: Uint8Array;
   syncStart: number;
@@ -193,6 +194,7 @@ export class KState {
   ) {
     this.mem = ops.mem;
     this.insync = new Uint8Array(L.PTRS_PER_PGD);
+    this.pdAnnounced = new Uint8Array(ops.mem.nrPages);
     this.syncStart = L.TASK_SIZE;
   }
 

@@ -51,10 +51,12 @@ export const DEFAULT_VMALLOC_RESERVE = 128 << 20;
  * and PCI MMCONFIG (fixmap.h `enum fixed_addresses`): FIX_HOLE, FIX_VDSO,
  * FIX_DBGP_BASE, FIX_EARLYCON_MEM_BASE, FIX_APIC_BASE, 64 IO-APIC slots,
  * 14 KMAP slots, 4 ACPI slots, FIX_PCIE_MCFG = 88 permanent slots, followed
- * by NR_FIX_BTMAPS = 64 boot-time slots.
+ * by NR_FIX_BTMAPS = 16 boot-time slots (include/asm-i386/fixmap.h of
+ * 2.6.21/2.6.22; 64 is a much later kernel's value).
  */
 export const END_OF_PERMANENT_FIXED_ADDRESSES = 88;
-export const END_OF_FIXED_ADDRESSES = END_OF_PERMANENT_FIXED_ADDRESSES + 64;
+export const NR_FIX_BTMAPS = 16;
+export const END_OF_FIXED_ADDRESSES = END_OF_PERMANENT_FIXED_ADDRESSES + NR_FIX_BTMAPS;
 
 /** The kernel image: loaded at 1 MiB (CONFIG_PHYSICAL_START), 1 MiB of text then 1 MiB of data/bss. */
 export const KERNEL_TEXT_START_PFN = 0x100;

@@ -2,7 +2,9 @@
  * The paravirt interface: the only way the guest kernel reaches page tables,
  * control registers, the TLB and the processor's memory accesses. Shaped
  * after the MMU part of Linux 2.6.22's `struct paravirt_ops`
- * (include/asm-i386/paravirt.h); names are the kernel's.
+ * (include/asm-i386/paravirt.h); names are the kernel's. Two additions
+ * follow 2.6.23 (the first kernel with the Xen port): alloc_pt takes the mm,
+ * and an access may end in #GP as well as #PF.
  *
  * Address spaces (see types.ts):
  *  - the guest works in pseudo-physical terms: `Pfn`, `GuestPhys` (pfn << 12
@@ -79,10 +81,17 @@ export interface GuestMemory {
   read32s?(addr: GuestPhys, out: Uint32Array, words: number): void;
 }
 
-/** Result of a processor access made on behalf of the guest (user process or kernel). */
+/**
+ * Result of a processor access made on behalf of the guest (user process or
+ * kernel): the guest-physical address reached, a page fault (#PF, with its
+ * error code and CR2), or a general-protection fault (#GP(0): under Xen an
+ * access beyond the guest's segment limit, i.e. into the hypervisor hole;
+ * the guest handles it as do_general_protection does).
+ */
 export type AccessResult =
   | { ok: true; /** guest-physical address reached */ gpa: GuestPhys }
-  | { ok: false; /** #PF error code */ errorCode: number; /** CR2 */ cr2: VirtAddr };
+  | { ok: false; fault?: 'PF'; /** #PF error code */ errorCode: number; /** CR2 */ cr2: VirtAddr }
+  | { ok: false; fault: 'GP'; /** #GP error code (0: not a selector fault) */ errorCode: number; /** a #GP leaves CR2 alone */ cr2?: undefined };
 
 export interface ParavirtOps {
   // ---- identity (paravirt_ops fields) ----
@@ -99,7 +108,7 @@ export interface ParavirtOps {
   readonly largePagesAllowed: boolean;
   /**
    * Whether the guest may set _PAGE_GLOBAL (PTE_G) in its entries. Optional
-   * (added for the Xen backend): absent means allowed. Xen 3.0 refuses G in
+   * (added for the Xen backend): absent means allowed. Xen 3.1 refuses G in
    * PV guest entries ("Bad L1 flags") and hides PGE from the guest's CPUID,
    * so a Linux guest on Xen maps its kernel without G.
    */
@@ -122,8 +131,13 @@ export interface ParavirtOps {
   flush_tlb_single(va: VirtAddr): void;
 
   // ---- page-table page lifecycle ----
-  /** A page is about to become a page table (pte page). */
-  alloc_pt(pfn: Pfn): void;
+  /**
+   * A page is about to become a page table (pte page) of `mm` (2.6.23's
+   * alloc_pt(mm, pfn); the mm is optional here, absent meaning init_mm:
+   * 2.6.22's hook had no mm, Xen's port needs it to know whether the mm is
+   * pinned).
+   */
+  alloc_pt(pfn: Pfn, mm?: MmHandle): void;
   /** A page is about to become a pmd (PAE) / page directory (2-level). */
   alloc_pd(pfn: Pfn): void;
   /** 2-level: a new pgd whose kernel part was cloned from `clonePfn`. */

@@ -4,12 +4,21 @@
  */
 import type { CostBreakdown, MmuCounters } from '../emulator/cost-model.js';
 
-/** One countable backend event, for traces (hypercalls, traps, refusals). */
+/**
+ * One backend event, for traces. A refusal is an instant; a hypercall or a
+ * trap is reported once, when it ends, as a slice: from `at` for `cycles`
+ * (everything charged meanwhile: the round trip, validation, flushes), with
+ * its arguments (command, mfn, batch size, ...).
+ */
 export interface BackendEvent {
   kind: 'hypercall' | 'trap' | 'refusal';
   name: string;
-  /** The machine's cycle clock when it was counted. */
+  /** The machine's cycle clock when it started (a refusal: when it was counted). */
   at: number;
+  /** A slice's length in cycles (hypercalls and traps). */
+  cycles?: number;
+  /** A slice's arguments. */
+  args?: Record<string, number | string>;
 }
 
 export interface BackendStats {

@@ -95,3 +95,22 @@ export class HypervisorRefusal extends Error {
     this.name = 'HypervisorRefusal';
   }
 }
+
+/**
+ * The guest kernel hit BUG() or oopsed (a kernel-mode fault it cannot fix:
+ * do_page_fault's no_context, do_general_protection in kernel mode). The
+ * guest kernel throws it; a backend throws it too when a store the guest
+ * makes through GuestMemory faults and the fault is delivered to the
+ * guest's do_page_fault, which has no fixup for it (GuestMemory stores have
+ * no result to return the fault through). Defined here, on the interface,
+ * so both sides use one class; guest-kernel re-exports it.
+ */
+export class KernelBug extends Error {
+  constructor(
+    readonly where: string,
+    message: string,
+  ) {
+    super(`kernel BUG in ${where}: ${message}`);
+    this.name = 'KernelBug';
+  }
+}

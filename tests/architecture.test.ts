@@ -47,6 +47,32 @@ test('guest-kernel/ reaches hardware only through the paravirt interface', () =>
   assert.equal(violations('guest-kernel', ok), []);
 });
 
+/** The guest port of hypervisor/xen (Linux 2.6.23 arch/i386/xen) and what it may import of the hypervisor. */
+const GUEST_PORT = ['mmu.ts', 'multicalls.ts', 'direct-map.ts'].map((f) => `hypervisor/xen/${f}`);
+const PORT_MAY_IMPORT = ['abi', 'domain', 'hypercalls', 'multicalls', 'p2m', 'reasons', 'stats', 'direct-map', 'mmu'].map(
+  (f) => `hypervisor/xen/${f}.js`,
+);
+
+test('the Xen guest port reaches the hypervisor only through hypercalls, the p2m and the read-only view (issue 10)', () => {
+  const out: string[] = [];
+  for (const f of GUEST_PORT) {
+    for (const spec of imports(f)) {
+      const t = normalize(join(dirname(f), spec));
+      if (t.startsWith('hypervisor/xen/') && !PORT_MAY_IMPORT.includes(t)) out.push(`${f} imports ${spec}`);
+    }
+    const src = readFileSync(f, 'utf8');
+    // The domain is imported for its MachineView type only: no frame table, no machine memory, no MMU.
+    for (const bad of ['.frames', '.mmu.', 'frameW(', 'setWord(', '.rules.']) if (src.includes(bad)) out.push(`${f} uses ${bad}`);
+  }
+  assert.equal(out, []);
+});
+
+test("the hypervisor's invariant checker does not import the guest port", () => {
+  const port = ['enlighten', 'mmu', 'multicalls', 'direct-map', 'xen-backend'].map((f) => `hypervisor/xen/${f}.js`);
+  const bad = imports('hypervisor/xen/invariants.ts').filter((s) => port.includes(normalize(join('hypervisor/xen', s))));
+  assert.equal(bad, []);
+});
+
 test('the check sees imports (it can fail)', () => {
   assert.ok(imports('guest-kernel/kernel.ts').some((s) => s.includes('paravirt-ops')));
   assert.ok(violations('tools', (t) => t.startsWith('tools/')).length > 0, 'tools import the layers below');

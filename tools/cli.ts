@@ -13,6 +13,7 @@ import { registerBoot } from './commands/boot.js';
 import { registerCompare } from './commands/compare.js';
 import { registerReport } from './commands/report.js';
 import { registerInject } from './commands/inject.js';
+import { registerLmbench } from './commands/lmbench.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -30,6 +31,7 @@ export function buildProgram(): Command {
   registerCompare(program);
   registerVectors(program);
   registerInject(program);
+  registerLmbench(program);
   registerReport(program);
   registerDemo(program);
   for (const c of program.commands) c.exitOverride();

@@ -1,9 +1,16 @@
 /**
  * kernel/exit.c and kernel/fork.c's mmput/mmdrop: the last user of an mm
  * tears it down — exit_mmap (arch_exit_mmap, unmap every vma, free the user
- * page tables), then pgd_free and the mm_struct back to its slab. An mm that
- * is still loaded in CR3 is switched away from first (leave_mm), as the
- * scheduler does before the mm is dropped.
+ * page tables), then pgd_free and the mm_struct back to its slab.
+ *
+ * An exiting task's mm is still loaded while exit_mmap runs: 2.6.22's
+ * exit_mm drops tsk->mm but keeps it as active_mm (enter_lazy_tlb, an
+ * mm_count reference), mmput -> exit_mmap tears it down with CR3 still
+ * pointing at it, and the CR3 write comes at the next switch_mm, in
+ * schedule(); __mmdrop (pgd_free) runs after that, in finish_task_switch.
+ * The model's next task is the idle task (init_mm, leave_mm). Natively the
+ * zap's TLB flushes are then real CR3 reloads of the dying mm; Xen's
+ * arch_exit_mmap (xen_exit_mmap) loads swapper_pg_dir itself first.
  */
 import type { KState, MmStruct, Task } from '../kstate.js';
 import { exit_mmap } from '../mm/mmap.js';
@@ -13,8 +20,9 @@ import type { TaskList } from './tasks.js';
 
 /** mmput: exit_mmap then mmdrop. */
 export function mmput(k: KState, impl: PgtableImpl, mm: MmStruct): void {
-  if (k.active_mm === mm) leave_mm(k);
   exit_mmap(k, mm);
+  // schedule() away from the exiting task: switch_mm to the next one.
+  if (k.active_mm === mm) leave_mm(k);
   mmdrop(k, impl, mm);
 }
 

@@ -60,12 +60,20 @@ export function user_access(
   for (let faults = 0; ; faults++) {
     const r = k.ops.access(va, kind, true);
     if (r.ok) return r.gpa;
+    if (r.fault === 'GP') {
+      // do_general_protection, user mode: SIGSEGV (its frame, the handler, sigreturn).
+      k.stats.faultsSegv++;
+      k.work.path('signal');
+      k.work.syscall();
+      return 'segv';
+    }
     if (faults >= MAX_USER_FAULTS) {
       k.BUG('do_page_fault', `user fault at ${hex(va)} (error code ${hex(r.errorCode)}) persists after ${faults} handled faults`);
     }
     const before = tasks.sink !== null ? faultCounters(k) : null;
-    k.work.path('fault'); // do_page_fault's software path
     const out = do_page_fault(k, r.errorCode, t.mm);
+    // handle_mm_fault's path for a fault it resolved; a bad access leaves do_page_fault early (bad_area).
+    if (out !== 'segv') k.work.path('fault');
     if (before !== null) {
       tasks.emit({ type: 'fault', kind: faultKind(k, before, out), va, errorCode: r.errorCode, user: true, pid: t.pid });
     }
@@ -89,6 +97,10 @@ export function kernel_access(k: KState, tasks: TaskList, va: number, kind: Acce
   for (let faults = 0; ; faults++) {
     const r = k.ops.access(va, kind, false);
     if (r.ok) return r.gpa;
+    if (r.fault === 'GP') {
+      // do_general_protection, kernel mode: no fixup, die("general protection fault").
+      k.BUG('do_general_protection', `general protection fault: 0000 at ${hex(va)} (beyond the segment limit)`);
+    }
     if (faults >= MAX_KERNEL_FAULTS) {
       k.BUG(
         'do_page_fault',

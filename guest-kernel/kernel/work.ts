@@ -72,6 +72,7 @@ export class KernelWork {
 
   constructor(private readonly k: KState) {
     const names: KernelFigure[] = [
+      'adUpdate',
       'syscall',
       'clearPage',
       'copyPage',
@@ -130,6 +131,11 @@ export class KernelWork {
   /** copy_page_range's per-pte work for `n` present ptes. */
   pteCopies(n: number): void {
     if (n > 0) this.k.ops.kernel_work(n * this.fig.pteCopy, 'kernel');
+  }
+
+  /** `n` locked read-modify-writes of ptes by the kernel itself (ptep_set_wrprotect's clear_bit). */
+  lockedPteOps(n: number): void {
+    if (n > 0) this.k.ops.kernel_work(n * this.fig.adUpdate, 'kernel');
   }
 
   /** zap_pte_range's per-pte work for `n` present ptes. */

@@ -92,7 +92,9 @@ export function vmalloc_sync_all(k: KState): void {
 /**
  * The seed's _vmalloc_sync_all (fault.c, 2.6.21 with the patch): from
  * `start` by PGDIR_SIZE while the address stays in kernel space, a pgd_index
- * bitmap `insync` remembering what is done.
+ * bitmap `insync` remembering what is done. Over pgd_list, a sync that fails
+ * may only fail at the first pgd (the kernel's own entry is missing, so every
+ * pgd would fail alike): BUG_ON(page != pgd_list) otherwise, as 2.6.21 does.
  */
 function _vmalloc_sync_all(k: KState, bugOnShared: boolean): void {
   const L = k.L;
@@ -102,11 +104,14 @@ function _vmalloc_sync_all(k: KState, bugOnShared: boolean): void {
     if (k.insync[idx] === 0) {
       k.spin_lock_irqsave(k.pgd_lock);
       let all = true;
+      let first = true;
       for (const pgd of pgdListEntries(k)) {
         if (vmalloc_sync_one(k, pgd, address) < 0) {
+          k.BUG_ON(!first, '_vmalloc_sync_all', `BUG_ON(page != pgd_list): the sync of ${address.toString(16)} failed at pgd ${pgd.toString(16)}, not the first on pgd_list`);
           all = false;
           break;
         }
+        first = false;
       }
       k.spin_unlock_irqrestore(k.pgd_lock);
       if (all) k.insync[idx] = 1;
@@ -137,10 +142,8 @@ function vmalloc_sync_all_fixed(k: KState): void {
 export function do_page_fault(k: KState, error_code: number, mm: MmStruct | null): PageFaultOutcome {
   const address = k.ops.read_cr2() >>> 0;
   const user = (error_code & PFEC_U) !== 0;
-  if ((error_code & PFEC_RSVD) !== 0) {
-    // pgtable_bad
-    k.BUG('do_page_fault', `corrupted page table at ${hex(address)} (error code ${hex(error_code)}, reserved bit set)`);
-  }
+  // i386 do_page_fault (2.6.21/2.6.22) has no reserved-bit check (pgtable_bad
+  // is x86-64's): a reserved-bit fault takes the paths below like any other.
   if (address >= k.L.TASK_SIZE) {
     // Only a kernel-mode, not-present, non-reserved fault may be a vmalloc fault.
     if ((error_code & (PFEC_P | PFEC_U | PFEC_RSVD)) === 0 && vmalloc_fault(k, address) >= 0) {

@@ -12,7 +12,7 @@
 import type { KState } from '../kstate.js';
 import { END_OF_FIXED_ADDRESSES, PAGE_SIZE, alignUp, pageAlignDown } from '../layout.js';
 import { PG_pagetable } from './page-alloc.js';
-import { pgd_entry_for, set_pgd } from './pgtable-common.js';
+import { paravirt_alloc_pd, pgd_entry_for, set_pgd } from './pgtable-common.js';
 import { _PAGE_TABLE, pfn_pte, pmd_offset, pmd_read, pte_offset, present, pgd_read } from './pgtable-defs.js';
 
 function bootmemTable(k: KState): number {
@@ -30,7 +30,7 @@ function is_kernel_text(k: KState, addr: number): boolean {
 function one_md_table_init(k: KState, pgdp: number): void {
   if (!k.L.pae) return;
   const pfn = bootmemTable(k);
-  k.ops.alloc_pd(pfn);
+  paravirt_alloc_pd(k, pfn);
   set_pgd(k, pgdp, pgd_entry_for(pfn * PAGE_SIZE));
 }
 

@@ -9,8 +9,10 @@
  *    per pte;
  *  - zap_page_range (munmap/exit): ptes cleared, references dropped;
  *  - free_pgtables: pte pages no vma needs any more are unhooked and freed.
- * Updates go through the backend's set_pte_at / pte_clear / set_pmd; the
- * copy and zap loops run in lazy MMU mode, as 2.6.22 does.
+ * Updates go through the backend's set_pte_at / set_pmd, except where 2.6.22
+ * writes the pte itself (ptep_set_wrprotect, ptep_get_and_clear,
+ * ptep_set_access_flags: plain stores through the direct map); the copy and
+ * zap loops run in lazy MMU mode, as 2.6.22 does.
  */
 import type { KState, MmStruct, Vma } from '../kstate.js';
 import { VM_WRITE } from '../kstate.js';
@@ -28,7 +30,7 @@ import {
   pte_read,
 } from './pgtable-defs.js';
 import { PTE_A, PTE_P, PTE_RW } from '../../emulator/paging-bits.js';
-import { pteFromWords } from '../../hypervisor/types.js';
+import { pteFromWords, pteLo } from '../../hypervisor/types.js';
 import type { GuestMemory } from '../../hypervisor/paravirt-ops.js';
 import { pmd_clear, pmd_populate, pte_alloc_one, pte_free } from './pgtable.js';
 
@@ -48,12 +50,24 @@ export function mm_ptep(k: KState, mm: MmStruct, va: number): number {
 }
 
 /** __pte_alloc: a pte page under `pmdp` if there is none. False when out of memory. */
-function pte_alloc(k: KState, pmdp: number): boolean {
+function pte_alloc(k: KState, mm: MmStruct, pmdp: number): boolean {
   if (present(pmd_read(k, pmdp))) return true;
   const pfn = pte_alloc_one(k);
   if (pfn < 0) return false;
-  pmd_populate(k, pmdp, pfn);
+  pmd_populate(k, mm, pmdp, pfn);
   return true;
+}
+
+/**
+ * ptep_get_and_clear (include/asm-i386/pgtable-3level.h / -2level.h of
+ * 2.6.22): not a paravirt op. PAE: an xchg of the low word with 0, then a
+ * store of 0 to the high word; 2-level: an xchg of the word. Plain stores
+ * through the direct map: each traps into Xen when the table is pinned
+ * (read-only), and none is batched.
+ */
+function ptep_get_and_clear(k: KState, ptep: number): void {
+  k.mem.write32(ptep, 0);
+  if (k.L.pae) k.mem.write32(ptep + 4, 0);
 }
 
 /** maybe_mkwrite */
@@ -68,7 +82,7 @@ function flushIfActive(k: KState, mm: MmStruct, va: number): void {
 /** handle_mm_fault(mm, vma, address, write_access) */
 export function handle_mm_fault(k: KState, mm: MmStruct, vma: Vma, address: number, write: boolean): FaultResult {
   const pmdp = mm_pmdp(k, mm, address);
-  if (!pte_alloc(k, pmdp)) return 'oom';
+  if (!pte_alloc(k, mm, pmdp)) return 'oom';
   const ptep = pte_offset(k, pmd_read(k, pmdp), address);
   const pte = pte_read(k, ptep);
   if (!present(pte)) return do_anonymous_page(k, mm, vma, address, ptep, write);
@@ -102,9 +116,12 @@ function do_wp_page(k: KState, mm: MmStruct, vma: Vma, address: number, ptep: nu
   const old = entryPfn(orig);
   const pages = k.pages;
   if (old !== k.empty_zero_page && (pages.flags[old]! & PG_anon) !== 0 && pages._count[old] === 1) {
-    // Only this pte maps the page: reuse it.
+    // Only this pte maps the page: reuse it. ptep_set_access_flags (2.6.22
+    // pgtable.h, dirty): a plain store of the low word, pte_update_defer,
+    // flush_tlb_page.
     const entry = maybe_mkwrite(orig | _PAGE_DIRTY | _PAGE_ACCESSED, vma);
-    k.ops.set_pte_at(mm, address, ptep, k.ops.make_pte(entry));
+    k.mem.write32(ptep, pteLo(k.ops.make_pte(entry)));
+    k.ops.pte_update_defer(mm, address, ptep);
     flushIfActive(k, mm, address);
     k.stats.faultsCow++;
     return 'fixed';
@@ -122,8 +139,8 @@ function do_wp_page(k: KState, mm: MmStruct, vma: Vma, address: number, ptep: nu
   if (pfn < 0) return 'oom';
   pages.flags[pfn]! |= PG_anon;
   const entry = maybe_mkwrite(pfn_pte(pfn, vma.page_prot) | _PAGE_DIRTY, vma);
-  // ptep_clear_flush, then the new pte.
-  k.ops.pte_clear(mm, address, ptep);
+  // ptep_clear_flush (ptep_get_and_clear, flush_tlb_page), then the new pte.
+  ptep_get_and_clear(k, ptep);
   flushIfActive(k, mm, address);
   k.ops.set_pte_at(mm, address, ptep, k.ops.make_pte(entry));
   pages.put_page(old); // page_cache_release(old_page)
@@ -160,7 +177,7 @@ export function copy_page_range(k: KState, dst: MmStruct, src: MmStruct, vma: Vm
     const spmd = pmd_read(k, mm_pmdp(k, src, s));
     if (!present(spmd)) return;
     const dpmdp = mm_pmdp(k, dst, s);
-    if (!pte_alloc(k, dpmdp)) {
+    if (!pte_alloc(k, dst, dpmdp)) {
       ok = false;
       return false;
     }
@@ -176,6 +193,7 @@ export function copy_page_range(k: KState, dst: MmStruct, src: MmStruct, vma: Vm
     const wpe = ES / 4;
     const src32 = readEntryWords(mem, spte0, Math.ceil((e - s) / 4096) * wpe, SCRATCH_COPY);
     let copied = 0;
+    let wrprotected = 0;
     k.enterLazyMmu();
     try {
       for (let va = s, i = 0; va < e; va += 4096, i++) {
@@ -187,8 +205,15 @@ export function copy_page_range(k: KState, dst: MmStruct, src: MmStruct, vma: Vm
         // The values are built from the entry's two words (pte & NOT_RW etc.
         // without BigInt arithmetic: same values, far cheaper).
         const hi = pae ? src32[i * 2 + 1]! : 0;
-        // is_cow_mapping: write-protect in the parent and the child.
-        if ((lo & PTE_RW) !== 0) ops.set_pte_at(src, va, sptep, pteFromWords(lo & ~PTE_RW, hi)); // ptep_set_wrprotect
+        // is_cow_mapping: write-protect in the parent and the child. The
+        // parent's: ptep_set_wrprotect (2.6.22 pgtable.h), clear_bit of RW in
+        // pte_low, a plain locked store (one trapped write per pte when the
+        // parent's tables are pinned, never batched), then pte_update.
+        if ((lo & PTE_RW) !== 0) {
+          mem.write32(sptep, lo & ~PTE_RW);
+          ops.pte_update(src, va, sptep);
+          wrprotected++;
+        }
         // entryPfn(pte_val(pte)), from the words when the backend offers it (same value, no BigInt).
         k.pages.get_page(hasPfnOf ? ops.pte_val_pfn!(lo, hi) : entryPfn(ops.pte_val(pteFromWords(lo, hi))));
         // pte_wrprotect, pte_mkold (from the words when the backend offers it: the same store, no BigInt).
@@ -201,6 +226,7 @@ export function copy_page_range(k: KState, dst: MmStruct, src: MmStruct, vma: Vm
       k.leaveLazyMmu();
     }
     k.work.pteCopies(copied); // get_page + page_dup_rmap per pte
+    k.work.lockedPteOps(wrprotected); // ptep_set_wrprotect: clear_bit, a locked RMW (under Xen it also traps: charged by Xen)
   });
   return ok;
 }
@@ -229,7 +255,10 @@ export function zap_page_range(k: KState, mm: MmStruct, start: number, end: numb
         const hi = pae ? w32[i * 2 + 1]! : 0;
         if (lo === 0 && hi === 0) continue;
         const isPresent = (lo & PTE_P) !== 0;
-        ops.pte_clear(mm, va, ptep); // ptep_get_and_clear_full
+        // ptep_get_and_clear_full: plain stores for a present pte; a
+        // non-present one goes through pte_clear_not_present_full (pte_clear).
+        if (isPresent) ptep_get_and_clear(k, ptep);
+        else ops.pte_clear(mm, va, ptep);
         if (isPresent) {
           // entryPfn(pte_val(pte)), from the words when the backend offers it (same value, no BigInt).
           k.pages.put_page(hasPfnOf ? ops.pte_val_pfn!(lo, hi) : entryPfn(ops.pte_val(pteFromWords(lo, hi))));

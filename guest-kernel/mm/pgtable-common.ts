@@ -125,3 +125,28 @@ export function pgd_entry_for(pmd: number): bigint {
 export function pgdEntryRaw(k: KState, pgd: number, i: number): bigint {
   return readRaw(k, pgd + i * k.L.ENTRY_SIZE);
 }
+
+// ---- the page-directory hooks, with pvmmu's guest debug check ----
+
+/** paravirt_alloc_pd(pfn), noting the announcement for the debug check. */
+export function paravirt_alloc_pd(k: KState, pfn: number): void {
+  k.pdAnnounced[pfn] = 1;
+  k.ops.alloc_pd(pfn);
+}
+
+/** paravirt_alloc_pd_clone(pfn, clonepfn, start, count), noting the announcement. */
+export function paravirt_alloc_pd_clone(k: KState, pfn: number, clonePfn: number, start: number, count: number): void {
+  k.pdAnnounced[pfn] = 1;
+  k.ops.alloc_pd_clone(pfn, clonePfn, start, count);
+}
+
+/**
+ * paravirt_release_pd(pfn). The debug check: a release of a pfn never
+ * announced is recorded (the invariant checker reports it) and still passed
+ * to the backend, as the kernel would pass it.
+ */
+export function paravirt_release_pd(k: KState, pfn: number): void {
+  if (k.pdAnnounced[pfn] !== 1) k.unbalancedReleasePd.push(pfn);
+  k.pdAnnounced[pfn] = 0;
+  k.ops.release_pd(pfn);
+}

@@ -27,6 +27,9 @@ import {
   pmd_ctor,
   set_pgd,
   type PgtableImpl,
+  paravirt_alloc_pd,
+  paravirt_alloc_pd_clone,
+  paravirt_release_pd,
 } from './pgtable-common.js';
 import { memzero, pgd_read, present } from './pgtable-defs.js';
 
@@ -38,7 +41,7 @@ function pgd_ctor(k: KState, pgd: number): void {
   k.work.clearBytes(L.USER_PTRS_PER_PGD * ES);
   if (!L.pae || k.SHARED_KERNEL_PMD) {
     clone_pgd_range(k, pgd + L.USER_PTRS_PER_PGD * ES, k.swapper_pg_dir + L.USER_PTRS_PER_PGD * ES, L.KERNEL_PGD_PTRS);
-    if (!L.pae) k.ops.alloc_pd_clone(pgd / 4096, k.swapper_pg_dir / 4096, L.USER_PTRS_PER_PGD, L.KERNEL_PGD_PTRS);
+    if (!L.pae) paravirt_alloc_pd_clone(k, pgd / 4096, k.swapper_pg_dir / 4096, L.USER_PTRS_PER_PGD, L.KERNEL_PGD_PTRS);
   } else {
     memzero(k.mem, pgd + L.USER_PTRS_PER_PGD * ES, L.KERNEL_PGD_PTRS * ES);
     k.work.clearBytes(L.KERNEL_PGD_PTRS * ES);
@@ -49,7 +52,7 @@ function pgd_ctor(k: KState, pgd: number): void {
 
 /** pgd_dtor: unlist (no release_pd for a PAE pgd nobody announced). */
 function pgd_dtor(k: KState, pgd: number): void {
-  if (!k.L.pae) k.ops.release_pd(pgd / 4096);
+  if (!k.L.pae) paravirt_release_pd(k, pgd / 4096);
   if (k.SHARED_KERNEL_PMD) return;
   k.spin_lock_irqsave(k.pgd_lock);
   pgd_list_del(k, pgd);
@@ -84,7 +87,7 @@ function pgd_prepopulate_pmd(k: KState, pgd: number, pmds: number[]): void {
       copy_kernel_pmd(k, pmd, i);
       k.raiseHook('pgd_alloc:before-set_pgd');
     }
-    k.ops.alloc_pd(Math.floor(pmd / 4096));
+    paravirt_alloc_pd(k, Math.floor(pmd / 4096));
     set_pgd(k, pgd + i * 8, pgd_entry_for(pmd));
   }
 }
@@ -98,7 +101,7 @@ function pgd_mop_up_pmds(k: KState, pgd: number): void {
     const pmd = pgd_pmd(k, pgdp);
     // The pgd is no longer in use by the processor (native_make_pgd(0)).
     k.mem.write64(pgdp, 0n);
-    k.ops.release_pd(Math.floor(pmd / 4096));
+    paravirt_release_pd(k, Math.floor(pmd / 4096));
     pmd_cache_free(k, pmd, i);
   }
 }

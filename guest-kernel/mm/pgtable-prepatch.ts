@@ -21,6 +21,9 @@ import {
   pmd_ctor,
   set_pgd,
   type PgtableImpl,
+  paravirt_alloc_pd,
+  paravirt_alloc_pd_clone,
+  paravirt_release_pd,
 } from './pgtable-common.js';
 import { memzero } from './pgtable-defs.js';
 
@@ -39,14 +42,14 @@ function pgd_ctor(k: KState, pgd: number): void {
   );
   if (L.PTRS_PER_PMD > 1) return;
   // must happen under lock
-  k.ops.alloc_pd_clone(pgd / 4096, k.swapper_pg_dir / 4096, L.USER_PTRS_PER_PGD, L.PTRS_PER_PGD - L.USER_PTRS_PER_PGD);
+  paravirt_alloc_pd_clone(k, pgd / 4096, k.swapper_pg_dir / 4096, L.USER_PTRS_PER_PGD, L.PTRS_PER_PGD - L.USER_PTRS_PER_PGD);
   pgd_list_add(k, pgd);
   k.spin_unlock_irqrestore(k.pgd_lock);
 }
 
 /** never called when PTRS_PER_PMD > 1 */
 function pgd_dtor(k: KState, pgd: number): void {
-  k.ops.release_pd(pgd / 4096);
+  paravirt_release_pd(k, pgd / 4096);
   k.spin_lock_irqsave(k.pgd_lock);
   pgd_list_del(k, pgd);
   k.spin_unlock_irqrestore(k.pgd_lock);
@@ -82,14 +85,14 @@ export const prepatchPgtable: PgtableImpl = {
     for (; i < L.USER_PTRS_PER_PGD; ++i) {
       const pmd = user_pmd_alloc(k);
       if (pmd === 0) break;
-      k.ops.alloc_pd(Math.floor(pmd / 4096));
+      paravirt_alloc_pd(k, Math.floor(pmd / 4096));
       set_pgd(k, pgd + i * 8, pgd_entry_for(pmd));
     }
     if (i === L.USER_PTRS_PER_PGD) return pgd;
     // out_oom
     for (i--; i >= 0; i--) {
       const pmd = pgd_pmd(k, pgd + i * 8);
-      k.ops.release_pd(Math.floor(pmd / 4096));
+      paravirt_release_pd(k, Math.floor(pmd / 4096));
       k.slab.kmem_cache_free(k.pmd_cache!, pmd);
     }
     k.slab.kmem_cache_free(k.pgd_cache, pgd);
@@ -102,7 +105,7 @@ export const prepatchPgtable: PgtableImpl = {
     if (L.PTRS_PER_PMD > 1) {
       for (let i = 0; i < L.USER_PTRS_PER_PGD; ++i) {
         const pmd = pgd_pmd(k, pgd + i * 8);
-        k.ops.release_pd(Math.floor(pmd / 4096));
+        paravirt_release_pd(k, Math.floor(pmd / 4096));
         k.slab.kmem_cache_free(k.pmd_cache!, pmd);
       }
     }

@@ -25,6 +25,9 @@ import {
   pmd_ctor,
   set_pgd,
   type PgtableImpl,
+  paravirt_alloc_pd,
+  paravirt_alloc_pd_clone,
+  paravirt_release_pd,
 } from './pgtable-common.js';
 import { memzero } from './pgtable-defs.js';
 
@@ -36,7 +39,7 @@ function pgd_ctor_2level(k: KState, pgd: number): void {
   clone_pgd_range(k, pgd + L.USER_PTRS_PER_PGD * 4, k.swapper_pg_dir + L.USER_PTRS_PER_PGD * 4, L.KERNEL_PGD_PTRS);
   k.spin_lock_irqsave(k.pgd_lock);
   // must happen under lock
-  k.ops.alloc_pd_clone(pgd / 4096, k.swapper_pg_dir / 4096, L.USER_PTRS_PER_PGD, L.KERNEL_PGD_PTRS);
+  paravirt_alloc_pd_clone(k, pgd / 4096, k.swapper_pg_dir / 4096, L.USER_PTRS_PER_PGD, L.KERNEL_PGD_PTRS);
   pgd_list_add(k, pgd);
   k.spin_unlock_irqrestore(k.pgd_lock);
 }
@@ -63,7 +66,7 @@ export function seed_pgd_ctor(k: KState, pgd: number): void {
 export function seed_pgd_dtor(k: KState, pgd: number): void {
   k.BUG_ON(k.SHARED_KERNEL_PMD, 'pgd_dtor', 'pgd destructor called with a shared kernel pmd');
   // As posted: release_pd even for a PAE pgd nobody announced with alloc_pd.
-  k.ops.release_pd(pgd / 4096);
+  paravirt_release_pd(k, pgd / 4096);
   k.spin_lock_irqsave(k.pgd_lock);
   pgd_list_del(k, pgd);
   k.spin_unlock_irqrestore(k.pgd_lock);
@@ -98,7 +101,7 @@ export const seedPgtable: PgtableImpl = {
     for (; i < k.UNSHARED_PTRS_PER_PGD; ++i) {
       const pmd = pmd_cache_alloc(k, i);
       if (pmd === 0) break;
-      k.ops.alloc_pd(Math.floor(pmd / 4096));
+      paravirt_alloc_pd(k, Math.floor(pmd / 4096));
       if (i >= L.USER_PTRS_PER_PGD) k.raiseHook('pgd_alloc:before-set_pgd');
       set_pgd(k, pgd + i * 8, pgd_entry_for(pmd));
     }
@@ -106,7 +109,7 @@ export const seedPgtable: PgtableImpl = {
     // out_oom: unwind every pmd already installed.
     for (i--; i >= 0; i--) {
       const pmd = pgd_pmd(k, pgd + i * 8);
-      k.ops.release_pd(Math.floor(pmd / 4096));
+      paravirt_release_pd(k, Math.floor(pmd / 4096));
       pmd_cache_free(k, pmd, i);
     }
     k.slab.kmem_cache_free(k.pgd_cache, pgd);
@@ -119,7 +122,7 @@ export const seedPgtable: PgtableImpl = {
     if (L.PTRS_PER_PMD > 1) {
       for (let i = 0; i < k.UNSHARED_PTRS_PER_PGD; ++i) {
         const pmd = pgd_pmd(k, pgd + i * 8);
-        k.ops.release_pd(Math.floor(pmd / 4096));
+        paravirt_release_pd(k, Math.floor(pmd / 4096));
         pmd_cache_free(k, pmd, i);
       }
     }

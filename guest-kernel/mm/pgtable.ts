@@ -49,16 +49,16 @@ export function pte_alloc_one_kernel(k: KState): number {
   return pfn;
 }
 
-/** pmd_populate(mm, pmd, pte page): announce the pte page, then point the pmd at it. */
-export function pmd_populate(k: KState, pmdp: number, ptePfn: number): void {
-  k.ops.alloc_pt(ptePfn);
+/** pmd_populate(mm, pmd, pte page): announce the pte page (paravirt_alloc_pt(mm, pfn) as 2.6.23 passes it), then point the pmd at it. */
+export function pmd_populate(k: KState, mm: MmStruct, pmdp: number, ptePfn: number): void {
+  k.ops.alloc_pt(ptePfn, mm);
   k.ops.set_pmd(pmdp, k.ops.make_pmd(BigInt(ptePfn * 4096) | _PAGE_TABLE));
 }
 
-/** pmd_populate_kernel(&init_mm, pmd, pte) */
+/** pmd_populate_kernel(&init_mm, pmd, pte): pgalloc.h of 2.6.21/2.6.22 uses _PAGE_TABLE here too (not _KERNPG_TABLE). */
 export function pmd_populate_kernel(k: KState, pmdp: number, ptePfn: number): void {
-  k.ops.alloc_pt(ptePfn);
-  k.ops.set_pmd(pmdp, k.ops.make_pmd(BigInt(ptePfn * 4096) | _KERNPG_TABLE));
+  k.ops.alloc_pt(ptePfn, k.init_mm);
+  k.ops.set_pmd(pmdp, k.ops.make_pmd(BigInt(ptePfn * 4096) | _PAGE_TABLE));
 }
 
 /** pmd_clear (PAE op) / set_pmd(pmd, 0) in 2-level. */

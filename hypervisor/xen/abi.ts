@@ -1,6 +1,6 @@
 /**
  * The hypercall interface numbers and the hypervisor's address-space layout,
- * as Xen 3.0/3.1 defines them (xen/include/public/xen.h,
+ * as Xen 3.1.0 defines them (xen/include/public/xen.h,
  * xen/include/asm-x86/config.h, x86_32/page-{2,3}level.h). Kept apart so
  * both sides of the interface (the guest-side ops and the hypervisor model)
  * and the tests use the same numbers.
@@ -44,6 +44,17 @@ export const VMASST_CMD_DISABLE = 1;
 export const VMASST_TYPE_WRITABLE_PAGETABLES = 2;
 /** PAE L3 tables may live above 4 GiB (Xen keeps a low copy for CR3). */
 export const VMASST_TYPE_PAE_EXTENDED_CR3 = 3;
+
+/** Highest vm_assist type Xen 3.1 accepts (public/xen.h MAX_VMASST_TYPE). */
+export const MAX_VMASST_TYPE = 3;
+
+// ---- update_va_mapping flags (public/xen.h) ----
+export const UVMF_NONE = 0;
+export const UVMF_TLB_FLUSH = 1;
+export const UVMF_INVLPG = 2;
+export const UVMF_FLUSHTYPE_MASK = 3;
+export const UVMF_LOCAL = 0;
+export const UVMF_ALL = 4;
 
 // ---- error numbers a hypercall returns ----
 export const ENOMEM = 12;

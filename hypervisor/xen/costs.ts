@@ -1,55 +1,65 @@
 /**
  * What the Xen model charges, derived from the CPU preset's documented
- * figures (emulator/cost-model.ts, ../shared/reference/cost-model-sources.md).
- * No figure here is tuned: each is a preset figure, or a product of preset
- * figures with a published ratio, and the table below says which.
+ * figures (emulator/cost-model.ts; docs/cost-model.md). No figure here is
+ * tuned, and none comes from a Xen lmbench measurement: each is a preset
+ * figure, or a sum of preset figures for the steps Xen 3.1.0's code takes,
+ * and the table below says which.
  *
- * No sourced figure exists for a Xen PV hypercall round trip on these
- * processors. A hypercall on x86_32 is a software interrupt (int $0x82) into
- * ring 0 and an iret back: the same entry/exit mechanism as the #PF round trip
- * the presets carry (`pageFault`: ~440 cycles entry + ~270 return, Xeon E5
- * v3). So the round trip is charged as `pageFault`, and the work Xen does
- * inside is charged per unit from the walk and locked-RMW figures.
+ * Gate crossings: a hypercall on x86_32 is int $0x82 into ring 0 and an
+ * iret back, the same IDT-gate mechanism as the #PF round trip the preset
+ * carries (`pageFault`, itself the era's int $0x80 round trip: the lmbench
+ * null call on the preset's class). No sourced Xen PV hypercall figure of
+ * the era was found.
  *
- * A #PF taken by a PV guest is delivered to Xen first and bounced into the
- * guest kernel (and the guest's iret goes back through Xen). The only
- * published figure for that path is Xen's "faster int 0x80 handling"
- * changeset: a system call bounced through Xen's #GP path took 0.87 µs
- * against 0.33 µs direct. The model applies that ratio to the native #PF
- * round trip: bounced = pageFault × 0.87 / 0.33, and charges the difference
- * on top of what the MMU already charged for the fault.
+ * A #PF taken by a PV guest is delivered to Xen (the #PF round trip the MMU
+ * charges as `exception`: into Xen and out into the guest's ring-1 handler),
+ * Xen decides it is the guest's (fixup_page_fault: the ptwr and spurious
+ * checks walk the guest's tables) and builds the bounce frame
+ * (propagate_page_fault, create_bounce_frame): that work is `bounce`; and
+ * the guest's handler returns with the iret hypercall (2.6.23's Xen iret
+ * op), charged as a hypercall by the backend.
+ *
+ * The Xen changeset "faster int 0x80 handling" gives the only measured trap
+ * paths: 0.327 µs for a 32-bit guest's int $0x80 straight through the trap
+ * table, 0.868 µs for a 32-on-64 guest's int $0x80 bounced through Xen's
+ * #GP handler. Neither is a native figure, and neither is charged here:
+ * docs/cost-model.md sets the model's bounce against them as a check.
  *
  * A trapped-and-emulated L1 write (writable page tables) is a #PF into Xen
- * and the return (one `pageFault` round trip), the emulation (fetching and
- * decoding the faulting instruction: no figure found, a GUESS of one
- * walk-entry memory access for the instruction bytes) and the validated
- * update itself (charged per entry like mmu_update).
+ * and back (`pageFault`), the emulation (ptwr_do_page_fault fetches the
+ * faulting instruction through the guest's page tables and x86_emulate
+ * decodes it: `ptwrDecode`, a GUESS with a range), and the validated update
+ * (charged per entry like mmu_update).
+ *
+ * Validation scans (alloc_l1_table and friends, free_l1_table) stream the
+ * table: one cache line per 8 PAE / 16 two-level entries, plus a flags check
+ * per present entry; a non-present entry costs nothing beyond its line.
  */
 import type { CycleFigures } from '../../emulator/cost-model.js';
-
-/** The Xen PV trap path ratio: bounced 0.87 µs vs direct 0.33 µs (Xen changeset "faster int 0x80 handling"). */
-export const BOUNCE_BOUNCED_US = 0.87;
-export const BOUNCE_DIRECT_US = 0.33;
 
 export interface XenCosts {
   /** One hypercall entry + exit (int $0x82 + iret). */
   hypercall: number;
   /** Dispatching one entry of a multicall (copying its arguments from guest memory). */
   multicallEntry: number;
-  /** Reading one page-table entry while validating or updating. */
+  /** Reading one page-table entry at random (an update's target, an L3 slot). */
   entryRead: number;
+  /** One 64-byte line of a table streamed by a validation or release scan. */
+  scanLine: number;
+  /** Checking one present entry in a scan (its flags and frame, from the line in L1D). */
+  entryCheck: number;
   /** Xen writing one entry (UPDATE_ENTRY: a locked cmpxchg). */
   entryWrite: number;
   /** One type-count change (cmpxchg on page_info.type_info). */
   typeRef: number;
   /** The #PF into Xen and back for a trapped L1 write. */
   ptwrTrap: number;
-  /** Emulating the faulting store (decode): GUESS. */
+  /** Emulating the faulting store: fetch through the guest's tables + decode (GUESS). */
   ptwrDecode: number;
-  /** A fault bounced through Xen, in total. */
-  bouncedFault: number;
-  /** What a bounce adds over the native #PF round trip the MMU charges. */
+  /** Xen's work to bounce a fault to the guest (fixup checks, bounce frame). */
   bounceExtra: number;
+  /** A fault Xen raises itself and bounces (the segment-limit #GP): the round trip and the bounce. */
+  bouncedFault: number;
 }
 
 export interface CostRow {
@@ -58,15 +68,22 @@ export interface CostRow {
   derivation: string;
 }
 
-/** The whole table, every figure with its derivation (docs and `pvmmu` reports print it). */
-export function xenCostTable(c: CycleFigures): CostRow[] {
-  const bounced = Math.round((c.pageFault * BOUNCE_BOUNCED_US) / BOUNCE_DIRECT_US);
+/** GUESS: x86_emulate decoding one mov to memory, the instruction bytes copied from guest memory; range 150-500. */
+export const X86_EMULATE_DECODE_GUESS = 250;
+/** GUESS: create_bounce_frame pushing the guest's exception frame (about ten stores, a few checks); range 30-150. */
+export const BOUNCE_FRAME_GUESS = 60;
+
+/** The whole table, every figure with its derivation (docs/cost-model.md prints it). */
+export function xenCostTable(c: CycleFigures, pae: boolean): CostRow[] {
+  const levels = pae ? 3 : 2;
+  const guestWalk = levels * c.walkEntryMemory;
+  const bounceExtra = guestWalk + BOUNCE_FRAME_GUESS;
   return [
     {
       name: 'hypercall',
       cycles: c.pageFault,
       derivation:
-        'DERIVED: int $0x82 into ring 0 + iret back, the same entry/exit mechanism as the #PF round trip (preset pageFault = 440 entry + 270 return, Xeon E5 v3 measurement); no sourced Xen PV hypercall figure',
+        'DERIVED: int $0x82 into ring 0 + iret back: the same IDT-gate mechanism as the #PF round trip (preset pageFault, the era int $0x80 round trip); no sourced Xen PV hypercall figure',
     },
     {
       name: 'multicallEntry',
@@ -76,43 +93,53 @@ export function xenCostTable(c: CycleFigures): CostRow[] {
     {
       name: 'entryRead',
       cycles: c.walkEntryMemory,
-      derivation: 'per entry validated or updated: one page-table entry read from memory, as in a walk (preset walkEntryMemory)',
+      derivation: 'DERIVED: one entry read at random (an update target, an L3 slot): one memory access, as in a walk (preset walkEntryMemory)',
+    },
+    {
+      name: 'scanLine',
+      cycles: c.walkEntryMemory,
+      derivation: `DERIVED: a validation/release scan streams the table: one line fill per ${pae ? 8 : 16} entries (preset walkEntryMemory per 64-byte line)`,
+    },
+    {
+      name: 'entryCheck',
+      cycles: c.walkEntryCached,
+      derivation: 'DERIVED: a present entry checked in a scan (flags against the disallow mask, the frame looked up): one L1D access (preset walkEntryCached); a non-present entry costs nothing beyond its line',
     },
     {
       name: 'entryWrite',
       cycles: c.adUpdate,
-      derivation: 'UPDATE_ENTRY writes the entry with a locked cmpxchg (preset adUpdate, locked RMW)',
+      derivation: 'DERIVED: UPDATE_ENTRY writes the entry with a locked cmpxchg (preset adUpdate, locked RMW)',
     },
     {
       name: 'typeRef',
       cycles: c.adUpdate,
-      derivation: 'each type-count change is a locked cmpxchg on page_info.type_info (preset adUpdate, locked RMW)',
+      derivation: 'DERIVED: each type-count change is a locked cmpxchg on page_info.type_info (preset adUpdate, locked RMW)',
     },
     {
       name: 'ptwrTrap',
       cycles: c.pageFault,
-      derivation: 'a store to a read-only L1 faults into Xen and returns: one #PF round trip (preset pageFault)',
+      derivation: 'DERIVED: a store to a read-only L1 faults into Xen and returns: one #PF round trip (preset pageFault)',
     },
     {
       name: 'ptwrDecode',
-      cycles: c.walkEntryMemory,
-      derivation: 'GUESS: emulating the store (x86_emulate) charged as one memory access for the instruction bytes; no figure found',
-    },
-    {
-      name: 'bouncedFault',
-      cycles: bounced,
-      derivation: `DERIVED: pageFault × ${BOUNCE_BOUNCED_US}/${BOUNCE_DIRECT_US} (Xen PV trap path: a trap bounced through Xen 0.87 µs vs 0.33 µs direct, Xen changeset "faster int 0x80 handling")`,
+      cycles: guestWalk + X86_EMULATE_DECODE_GUESS,
+      derivation: `GUESS (range ${guestWalk + 150}-${guestWalk + 500}): ptwr_do_page_fault fetches the faulting instruction through the guest's page tables (${levels} entries × walkEntryMemory) and x86_emulate decodes it (${X86_EMULATE_DECODE_GUESS} cycles, GUESS); no measured figure found`,
     },
     {
       name: 'bounceExtra',
-      cycles: bounced - c.pageFault,
-      derivation: 'bouncedFault − pageFault: charged on top of the #PF the MMU already charged',
+      cycles: bounceExtra,
+      derivation: `DERIVED + GUESS: Xen's fixup_page_fault checks walk the guest's tables (${levels} × walkEntryMemory) and create_bounce_frame builds the guest's frame (${BOUNCE_FRAME_GUESS} cycles, GUESS); the #PF round trip is charged by the MMU and the guest's return is the iret hypercall`,
+    },
+    {
+      name: 'bouncedFault',
+      cycles: c.pageFault + bounceExtra,
+      derivation: 'DERIVED: a fault Xen raises itself (a #GP for an access above the guest segment limit): the round trip (pageFault) + bounceExtra',
     },
   ];
 }
 
-export function xenCosts(c: CycleFigures): XenCosts {
+export function xenCosts(c: CycleFigures, pae: boolean): XenCosts {
   const out = {} as XenCosts;
-  for (const row of xenCostTable(c)) out[row.name] = row.cycles;
+  for (const row of xenCostTable(c, pae)) out[row.name] = row.cycles;
   return out;
 }

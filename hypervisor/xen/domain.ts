@@ -7,16 +7,34 @@
  * table, the page-table rules, the VM assists, the current base pointer, the
  * MEM_LOG buffer of the operation in progress, and the cost charging.
  *
- * Machine CR3 under PAE: Xen 3.0 loads the guest's L3 itself; an L3 above
+ * Machine CR3 under PAE: Xen 3.1 loads the guest's L3 itself; an L3 above
  * 4 GiB cannot be loaded into the 32-bit CR3, so with the pae_extended_cr3
  * assist Xen keeps a low copy of its four entries in a frame of its own
- * below 4 GiB and loads that (refreshing it when the L3 changes).
+ * below 4 GiB and loads that. When an L3 entry changes (mod_l3_entry ->
+ * pae_flush_pgd, xen/arch/x86/mm.c), Xen refreshes the low copy of an L3
+ * above 4 GiB and flushes; for an L3 below 4 GiB it does nothing, so the
+ * processor's PDPTE registers keep the old entry until the next CR3 load:
+ * the stale-PDPTE hazard of Intel application note 317080 section 8.1,
+ * which the guest must handle itself (the model shows it, as hardware does).
+ *
+ * TLB flushes Xen does on its own (xen/arch/x86/mm.c): get_page_type
+ * flushes on a type change unless the frame's stamp is older than the last
+ * flush (tlbflush_filter); free_page_type queues DOP_FLUSH_ALL_TLBS, done
+ * at the end of the hypercall (process_deferred_ops). Both go through the
+ * MMU's CR3 reload (its flush path and charge).
+ *
+ * Faults: bouncePageFault is Xen's propagate_page_fault (the guest's
+ * virtual CR2 set, the fault delivered to the guest's handler, charged as a
+ * bounce); a guest access beyond its segment limit (the hypervisor hole) is
+ * a #GP (bounceGeneralProtection).
  */
-import { CC_KERNEL, CC_PAGE_COPY, CC_VALIDATION } from '../../emulator/cost-model.js';
+import { CC_BOUNCE, CC_KERNEL, CC_PAGE_COPY, CC_VALIDATION, type KernelFigure } from '../../emulator/cost-model.js';
+import { hex } from '../../emulator/hex.js';
 import { Mmu } from '../../emulator/mmu.js';
 import { PTE_P } from '../../emulator/paging-bits.js';
 import { createMmu, enablePaging } from '../machine.js';
-import type { MachineConfig } from '../paravirt-ops.js';
+import type { AccessKind } from '../../emulator/paging-bits.js';
+import type { AccessResult, MachineConfig } from '../paravirt-ops.js';
 import { PAE_L3_LIMIT_MFN, VMASST_TYPE_PAE_EXTENDED_CR3, VMASST_TYPE_WRITABLE_PAGETABLES } from './abi.js';
 import { xenCosts, type XenCosts } from './costs.js';
 import { FrameTable } from './frame-table.js';
@@ -33,6 +51,28 @@ export interface XenOptions {
   above4g?: boolean;
   /** The pae_extended_cr3 assist (the guest's ELF note; Linux's Xen port sets it). Default true. */
   paeExtendedCr3?: boolean;
+}
+
+/**
+ * What the guest port may see of the machine: its own frames' words, read
+ * only (a PV guest reads its page tables through its read-only mappings of
+ * them), and the vcpu_info's cr2 Xen writes when it bounces a #PF.
+ */
+/**
+ * The processor as the guest's own code uses it (cost accounting only): the
+ * guest kernel's work runs on the processor directly, as natively; the guest
+ * port charges its own stores with it. Not a way into the hypervisor.
+ */
+export interface GuestProcessor {
+  /** The processor executes `cycles` of guest work, charged to `component`. */
+  work(cycles: number, component: 'kernel' | 'page_copy'): void;
+  /** The CPU preset's figure (emulator/cost-model.ts). */
+  figure(name: KernelFigure | 'pteStore'): number;
+}
+
+export interface MachineView {
+  word(mfn: number, w: number): number;
+  readonly guestCr2: number;
 }
 
 /** Number of Xen frames the hole's L1 maps (Xen's read-only m2p pages). */
@@ -56,13 +96,23 @@ export class XenDomain {
   readonly lowL3: number;
   /** The guest's current base pointer (mfn), -1 while Xen's idle table is loaded. */
   baseMfn = -1;
+  /** The guest's virtual CR2 (vcpu_info arch.cr2), written when Xen bounces a #PF. */
+  guestCr2 = 0;
+  /** DOP_FLUSH_ALL_TLBS queued by free_page_type, done by processDeferredOps. */
+  private deferredFlush = false;
   /** MEM_LOG lines of the operation in progress. */
   memlog: LogLine[] = [];
   readonly log = (l: LogLine): void => {
     this.memlog.push(l);
   };
 
+  /** The guest port's read-only view of the machine. */
+  readonly view: MachineView;
+  readonly processor: GuestProcessor;
+
   private chargedReads = 0;
+  private chargedLines = 0;
+  private chargedPresent = 0;
   private chargedWrites = 0;
   private chargedRefs = 0;
 
@@ -71,6 +121,17 @@ export class XenDomain {
       throw new RangeError(`memBytes ${config.memBytes} is not a positive multiple of the page size`);
     }
     this.pae = config.pae;
+    const dom = this;
+    this.view = {
+      word: (mfn, w) => dom.mmu.mem.word(mfn, w),
+      get guestCr2() {
+        return dom.guestCr2;
+      },
+    };
+    this.processor = {
+      work: (cycles, component) => dom.guestWork(cycles, component),
+      figure: (name) => dom.mmu.preset.cycles[name],
+    };
     const nrPages = config.memBytes / 4096;
     const above4g = (opts.above4g ?? false) && this.pae;
     this.p2m = new P2m(nrPages, opts.p2m ?? 'identity', above4g, config.seed ?? 1, this.pae);
@@ -110,11 +171,16 @@ export class XenDomain {
       this.log,
       () => this.assists.has(VMASST_TYPE_PAE_EXTENDED_CR3),
     );
-    this.rules.onL3Changed = (l3mfn) => {
-      // pae_flush_pgd: an L3 in use is reloaded (and its low copy refreshed).
-      if (l3mfn === this.baseMfn) this.loadCr3();
+    this.rules.onL3Changed = (l3mfn, idx) => this.paeFlushPgd(l3mfn, idx);
+    this.frames.flushTime = () => this.tlbflushTime();
+    this.frames.onTypeChange = (_mfn, stamp) => {
+      // tlbflush_filter: no flush if the TLB was flushed since the stamp.
+      if (stamp >= 0 && this.tlbflushTime() <= stamp && this.baseMfn >= 0) this.flushTlbLocal();
     };
-    this.costs = xenCosts(this.mmu.preset.cycles);
+    this.frames.onFreePageType = () => {
+      this.deferredFlush = true;
+    };
+    this.costs = xenCosts(this.mmu.preset.cycles, this.pae);
     this.stats = new XenStats(this.mmu, this.frames);
     if (opts.paeExtendedCr3 ?? true) this.assists.add(VMASST_TYPE_PAE_EXTENDED_CR3);
 
@@ -142,13 +208,19 @@ export class XenDomain {
 
   /** Charge the entries read/written and type-count changes done since the last call. */
   chargeWork(): void {
-    const r = this.rules.entriesRead - this.chargedReads;
-    const w = this.rules.entriesWritten - this.chargedWrites;
+    const rules = this.rules;
+    const r = rules.entriesRead - this.chargedReads;
+    const l = rules.scanLines - this.chargedLines;
+    const p = rules.scanPresent - this.chargedPresent;
+    const w = rules.entriesWritten - this.chargedWrites;
     const t = this.frames.typeRefChanges - this.chargedRefs;
-    this.chargedReads = this.rules.entriesRead;
-    this.chargedWrites = this.rules.entriesWritten;
+    this.chargedReads = rules.entriesRead;
+    this.chargedLines = rules.scanLines;
+    this.chargedPresent = rules.scanPresent;
+    this.chargedWrites = rules.entriesWritten;
     this.chargedRefs = this.frames.typeRefChanges;
-    const c = r * this.costs.entryRead + w * this.costs.entryWrite + t * this.costs.typeRef;
+    const co = this.costs;
+    const c = r * co.entryRead + l * co.scanLine + p * co.entryCheck + w * co.entryWrite + t * co.typeRef;
     if (c > 0) this.charge(c, CC_VALIDATION);
   }
 
@@ -158,6 +230,104 @@ export class XenDomain {
     this.stats.count('refusals', r.rule);
     this.memlog = [];
     return r;
+  }
+
+  /**
+   * tlbflush_current_time: the machine's full-flush count (every CR3 write
+   * flushes all of a PV guest's TLB entries: Xen gives it no global pages).
+   */
+  tlbflushTime(): number {
+    const c = this.mmu.counters;
+    return c.cr3Writes + c.flushesFull;
+  }
+
+  /** local_flush_tlb: reload CR3 (the MMU's flush path charges it). */
+  flushTlbLocal(): void {
+    if (this.mmu.writeCr3(this.mmu.cpu.cr3) === 'GP') throw new Error('Xen: #GP on CR3 reload');
+  }
+
+  /** process_deferred_ops at the end of a hypercall: the flush free_page_type queued. */
+  processDeferredOps(): void {
+    if (!this.deferredFlush) return;
+    this.deferredFlush = false;
+    if (this.baseMfn >= 0) this.flushTlbLocal();
+  }
+
+  /**
+   * pae_flush_pgd (xen/arch/x86/mm.c): after L3 `l3mfn` entry `idx` changed.
+   * Below 4 GiB nothing is reloaded. Above, the low copy of the loaded L3 is
+   * refreshed and the TLB flushed (which reloads the PDPTEs from the copy).
+   */
+  private paeFlushPgd(l3mfn: number, idx: number): void {
+    if (!this.pae || l3mfn < PAE_L3_LIMIT_MFN) return;
+    const mem = this.mmu.mem;
+    if (l3mfn === this.baseMfn) {
+      mem.setWord(this.lowL3, 2 * idx, mem.word(l3mfn, 2 * idx));
+      mem.setWord(this.lowL3, 2 * idx + 1, mem.word(l3mfn, 2 * idx + 1));
+    }
+    if (this.baseMfn >= 0) this.flushTlbLocal();
+  }
+
+  /**
+   * propagate_page_fault (xen/arch/x86/traps.c): a #PF Xen does not fix is
+   * delivered to the guest: the guest's virtual CR2 is written and the
+   * bounce charged. Returns the error code.
+   */
+  bouncePageFault(va: number, errorCode: number): number {
+    const at = this.mmu.cycles;
+    this.stats.count('traps', 'page_fault_bounce');
+    this.charge(this.costs.bounceExtra, CC_BOUNCE);
+    if (this.stats.listener !== null) this.stats.slice('trap', 'page_fault_bounce', at, { va: hex(va), errorCode: hex(errorCode) });
+    this.guestCr2 = va >>> 0;
+    return errorCode;
+  }
+
+  /**
+   * A guest access beyond its segment limit (the guest's segments end below
+   * HYPERVISOR_VIRT_START): the processor raises #GP(0), which Xen's
+   * do_general_protection bounces to the guest (no CR2).
+   */
+  bounceGeneralProtection(): void {
+    const at = this.mmu.cycles;
+    this.stats.count('traps', 'general_protection_bounce');
+    this.charge(this.costs.bouncedFault, CC_BOUNCE);
+    if (this.stats.listener !== null) this.stats.slice('trap', 'general_protection_bounce', at, {});
+  }
+
+  /**
+   * The processor runs one guest access at `va` (user = CPL 3): the
+   * guest-physical address reached; a #PF, which Xen bounces to the guest
+   * (bouncePageFault); or, beyond the guest's segment limit (the hole), a
+   * #GP(0), bounced too.
+   */
+  guestAccess(va: number, kind: AccessKind, user: boolean): AccessResult {
+    va >>>= 0;
+    if (va >= this.hole.start) {
+      this.bounceGeneralProtection();
+      return { ok: false, fault: 'GP', errorCode: 0 };
+    }
+    const r = this.mmu.access(va, kind, user);
+    if (r < 0) {
+      const errorCode = this.bouncePageFault(this.mmu.cpu.cr2, -1 - r);
+      return { ok: false, errorCode, cr2: this.guestCr2 };
+    }
+    return { ok: true, gpa: this.gpaOf(r) };
+  }
+
+  /** guestAccess without side effects (no TLB fill, no A/D, no bounce): for checkers and traces. */
+  guestProbe(va: number, kind: AccessKind, user: boolean): AccessResult {
+    va >>>= 0;
+    if (va >= this.hole.start) return { ok: false, fault: 'GP', errorCode: 0 };
+    const r = this.mmu.probePa(va, kind * 2 + (user ? 1 : 0));
+    if (r < 0) return { ok: false, errorCode: -1 - r, cr2: va };
+    return { ok: true, gpa: this.gpaOf(r) };
+  }
+
+  private gpaOf(pa: number): number {
+    const mfn = Math.floor(pa / 4096);
+    const pfn = this.p2m.mfnToPfn(mfn);
+    if (pfn < 0) throw new Error(`Xen model: the guest reached machine frame 0x${mfn.toString(16)}, which it does not own`);
+    return pfn * 4096 + (pa - mfn * 4096);
   }
 
   /** Load the machine CR3 for the current base (write_ptbase), via the low copy above 4 GiB. */

@@ -13,10 +13,16 @@
  * The first reference of a page-table type validates the frame
  * (alloc_l1/l2/l3_table, which take references on what the entries point
  * to); the last put releases it (free_lX_table drops those references).
- * Xen keeps the stale type with the validated bit clear when the count
- * reaches zero; the model resets it to `none`, which behaves the same (a
- * frame at count zero can take any type, and is validated again on its next
- * page-table use).
+ * As Xen 3.1 does (put_page_type), the type stays recorded when the count
+ * reaches zero, with the validated bit clear: do_mmu_update dispatches on
+ * that recorded type, so an update into a former page table revalidates it
+ * (get_page_type of the old type at count zero), and only a different type
+ * is a type change.
+ *
+ * TLB flush filter (get_page_type, put_page_type): when the count drops to
+ * zero the frame is stamped with the current TLB-flush time; a later type
+ * change flushes the TLB unless a full flush happened since the stamp
+ * (tlbflush_filter). The domain does the flush (`onTypeChange`).
  */
 import { R, typeName, type LogLine } from './reasons.js';
 
@@ -36,6 +42,8 @@ export interface FrameInfo {
   /** PAE: the L2 sits in slot 3 of an L3 and carries Xen's private mappings. */
   xenL2: boolean;
   validated: boolean;
+  /** TLB-flush time when the count last dropped to zero (page->tlbflush_timestamp). */
+  stamp: number;
 }
 
 /** The page-table validation the frame table calls on a type's first and last reference. */
@@ -76,6 +84,12 @@ export class FrameTable {
   ops!: PageTypeOps;
   /** Number of type-count changes (each a locked cmpxchg on type_info in Xen): the cost model charges them. */
   typeRefChanges = 0;
+  /** The current TLB-flush time (tlbflush_current_time); set by the domain. */
+  flushTime: () => number = () => 0;
+  /** get_page_type's type change of a frame stamped at `stamp` (the domain flushes if tlbflush_filter says so). */
+  onTypeChange: (mfn: number, stamp: number) => void = () => {};
+  /** free_page_type ran (the domain queues DOP_FLUSH_ALL_TLBS). */
+  onFreePageType: () => void = () => {};
 
   /** `denseBase`/`denseCount`: the machine frames kept in the dense array (default none). */
   constructor(
@@ -96,7 +110,7 @@ export class FrameTable {
   }
 
   private insert(mfn: number): Slot {
-    const f: Slot = { type: PGT_NONE, count: 0, pinned: false, xenL2: false, validated: false, mfn, prev: this.tail, next: null };
+    const f: Slot = { type: PGT_NONE, count: 0, pinned: false, xenL2: false, validated: false, stamp: -1, mfn, prev: this.tail, next: null };
     if (this.tail !== null) this.tail.next = f;
     else this.head = f;
     this.tail = f;
@@ -104,24 +118,6 @@ export class FrameTable {
     if (i >= 0 && i < this.dense.length && Number.isInteger(i)) this.dense[i] = f;
     else this.extra.set(mfn, f);
     return f;
-  }
-
-  private remove(mfn: number): void {
-    const i = mfn - this.base;
-    let f: Slot | undefined;
-    if (i >= 0 && i < this.dense.length && this.dense[i] !== undefined) {
-      f = this.dense[i];
-      this.dense[i] = undefined;
-    } else {
-      f = this.extra.get(mfn);
-      this.extra.delete(mfn);
-    }
-    if (f === undefined) return;
-    if (f.prev !== null) f.prev.next = f.next;
-    else this.head = f.next;
-    if (f.next !== null) f.next.prev = f.prev;
-    else this.tail = f.prev;
-    f.prev = null; // (f.next is kept: an iteration standing on f goes on from there)
   }
 
   get(mfn: number): FrameInfo | undefined {
@@ -152,17 +148,14 @@ export class FrameTable {
 
   /** Every frame with state (typed, counted or pinned), in insertion order (as the Map it replaces iterated). */
   *frames(): IterableIterator<[number, FrameInfo]> {
-    for (let f = this.head; f !== null; f = f.next) {
-      if (f.prev === null && f !== this.head) continue; // removed while iterating
-      yield [f.mfn, f];
-    }
+    for (let f = this.head; f !== null; f = f.next) yield [f.mfn, f];
   }
 
   /** A deep copy for before/after comparisons (tests, invariant checks). */
   snapshot(): Map<number, FrameInfo> {
     const m = new Map<number, FrameInfo>();
     for (const [k, v] of this.frames()) {
-      if (v.count > 0 || v.pinned) m.set(k, { type: v.type, count: v.count, pinned: v.pinned, xenL2: v.xenL2, validated: v.validated });
+      if (v.count > 0 || v.pinned) m.set(k, { type: v.type, count: v.count, pinned: v.pinned, xenL2: v.xenL2, validated: v.validated, stamp: v.stamp });
     }
     return m;
   }
@@ -176,19 +169,23 @@ export class FrameTable {
   getPageType(mfn: number, type: PageType, xenL2 = false, quiet = false): boolean {
     const f = this.slot(mfn) ?? this.insert(mfn);
     if (f.count === 0) {
-      f.type = type;
-      f.xenL2 = xenL2;
+      if (f.type !== type || f.xenL2 !== xenL2) {
+        // A type change: flush stale TLB entries unless the stamp is old enough.
+        if (f.type !== PGT_NONE || f.stamp >= 0) this.onTypeChange(mfn, f.stamp);
+        f.type = type;
+        f.xenL2 = xenL2;
+        f.validated = type === PGT_WRITABLE;
+      }
       f.count = 1;
-      f.validated = type === PGT_WRITABLE;
       this.typeRefChanges++;
       if (!f.validated) {
         if (!this.ops.alloc(mfn, type, xenL2)) {
           this.log(R.errorValidating(mfn, this.pfnOf(mfn), typeName(type, xenL2)));
+          // "Noone else can get a reference": type_info = 0.
           f.type = PGT_NONE;
           f.xenL2 = false;
           f.count = 0;
           this.typeRefChanges++;
-          if (!f.pinned) this.remove(mfn);
           return false;
         }
         f.validated = true;
@@ -208,7 +205,11 @@ export class FrameTable {
     return true;
   }
 
-  /** put_page_type: drop a type reference; at zero a page table is released (free_lX_table). */
+  /**
+   * put_page_type: drop a type reference; at zero a page table is released
+   * (free_page_type: free_lX_table), the validated bit is cleared, the type
+   * is kept and the frame stamped with the TLB-flush time.
+   */
   putPageType(mfn: number): void {
     const f = this.slot(mfn);
     if (f === undefined || f.count === 0) throw new Error(`put_page_type: mfn ${mfn.toString(16)} has no type reference`);
@@ -217,12 +218,10 @@ export class FrameTable {
     if (f.count === 0) {
       if (f.validated && f.type >= PGT_L1 && f.type <= PGT_L4) {
         f.validated = false;
+        this.onFreePageType();
         this.ops.free(mfn, f.type, f.xenL2);
       }
-      f.type = PGT_NONE;
-      f.xenL2 = false;
-      f.validated = false;
-      if (!f.pinned) this.remove(mfn);
+      f.stamp = this.flushTime();
     }
   }
 
@@ -231,7 +230,6 @@ export class FrameTable {
     if (f === undefined) throw new Error(`pin flag on an untyped mfn ${mfn.toString(16)}`);
     if (f.pinned !== pinned) this.pinned += pinned ? 1 : -1;
     f.pinned = pinned;
-    if (!pinned && f.count === 0) this.remove(mfn);
   }
 
   /** Tests and the invariant checker's self-test only: corrupt a count. */

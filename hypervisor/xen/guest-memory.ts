@@ -3,21 +3,33 @@
  * pseudo-physical addresses, translated through the p2m to the machine
  * frames the domain owns.
  *
- * Page tables are mapped read-only for the guest, so a store into a frame
- * Xen has typed as a page table faults into Xen:
- *  - an L1: with the writable_pagetables assist, Xen emulates the store as a
- *    validated update (a trap, charged as one);
- *  - an L2/L3: Xen does not emulate it; the fault goes back to the guest,
- *    which cannot handle it: the store is refused.
- * Stores into any other frame are plain stores (no cost: the guest kernel's
- * own work is not the backend's).
+ * The direct map's protection is the hardware's: a store to a frame goes
+ * through the direct-map pte (PAGE_OFFSET + pfn << 12) of the loaded page
+ * tables, and if that pte is read-only the processor raises #PF (present,
+ * write, supervisor), which goes to Xen (xen/arch/x86/traps.c
+ * do_page_fault -> fixup_page_fault):
+ *  - the frame is typed L1 (count > 0) and the guest has the
+ *    writable_pagetables assist: ptwr_do_page_fault emulates the store as a
+ *    validated L1 update (a trap, charged as one);
+ *  - anything else (an L2/L3, a frame mapped read-only but untyped, no
+ *    assist): the #PF is bounced to the guest (propagate_page_fault), whose
+ *    do_page_fault has no fixup for a kernel-mode protection fault on a
+ *    kernel address: no_context, an oops (thrown as KernelBug after the
+ *    bounce is charged).
+ * Where no direct-map pte exists (highmem, before the guest's first base
+ * pointer) a frame typed as a page table is taken as read-only (Xen never
+ * lets one be mapped writable). Plain stores cost nothing here (the guest
+ * kernel's own work is not the backend's).
  */
+import { PFEC_P, PFEC_W, PTE_P, PTE_PS, PTE_RW } from '../../emulator/paging-bits.js';
 import type { GuestMemory } from '../paravirt-ops.js';
-import { pteFromWords, pteHi, pteLo, type GuestPhys, type Pfn } from '../types.js';
+import { KernelBug, pteFromWords, pteHi, pteLo, type GuestPhys, type Pfn } from '../types.js';
 import type { XenDomain } from './domain.js';
 import { PGT_L1 } from './frame-table.js';
 import type { XenHypercalls } from './hypercalls.js';
-import { R, typeName } from './reasons.js';
+
+/** dmLo's answer when the direct map has no pte for the frame. */
+const NO_PTE = -1;
 
 export class XenGuestMemory implements GuestMemory {
   readonly nrPages: number;
@@ -48,18 +60,72 @@ export class XenGuestMemory implements GuestMemory {
     return mfn;
   }
 
-  /** The store hits a page-table frame: emulate (L1) or refuse (L2/L3). Returns true if handled. */
-  private trapped(ma: number, bytes: 4 | 8, value: bigint): boolean {
-    const mfn = Math.floor(ma / 4096);
-    const f = this.d.frames.get(mfn);
-    if (f === undefined || f.count === 0 || f.type < 1 || f.type > 4) return false;
-    if (f.type === PGT_L1) {
-      this.hv.ptwr(mfn, ma - mfn * 4096, bytes, value);
-      return true;
+  /**
+   * The low word of the direct-map pte of `pfn` in the loaded page tables
+   * (the large-page pde if the direct map uses one), or NO_PTE. Reads the
+   * machine's tables as the processor's walk would (no cost: the TLB holds
+   * the kernel's direct map in the common case).
+   */
+  private dmLo(pfn: number): number {
+    const d = this.d;
+    const base = d.baseMfn;
+    if (base < 0) return NO_PTE;
+    const va = d.config.pageOffset + pfn * 4096;
+    if (va >= d.hole.start) return NO_PTE;
+    const mem = d.mmu.mem;
+    const rules = d.rules;
+    if (d.pae) {
+      const i3 = va >>> 30;
+      const lo3 = mem.word(base, 2 * i3);
+      if ((lo3 & PTE_P) === 0) return NO_PTE;
+      const l2 = rules.frameOf(lo3, mem.word(base, 2 * i3 + 1));
+      if (!d.p2m.isGuestMfn(l2)) return NO_PTE;
+      const i2 = (va >>> 21) & 511;
+      const lo2 = mem.word(l2, 2 * i2);
+      if ((lo2 & PTE_P) === 0) return NO_PTE;
+      if ((lo2 & PTE_PS) !== 0) return lo2;
+      const l1 = rules.frameOf(lo2, mem.word(l2, 2 * i2 + 1));
+      if (!d.p2m.isGuestMfn(l1)) return NO_PTE;
+      const lo1 = mem.word(l1, 2 * ((va >>> 12) & 511));
+      return (lo1 & PTE_P) === 0 ? NO_PTE : lo1 & ~PTE_RW | (lo1 & PTE_RW & lo2);
     }
-    this.d.memlog.length = 0;
-    this.d.log(R.writeToPageTable(mfn, typeName(f.type, f.xenL2)));
-    throw this.d.refuse('guest store to a page table', mfn);
+    const lo2 = mem.word(base, va >>> 22);
+    if ((lo2 & PTE_P) === 0) return NO_PTE;
+    if ((lo2 & PTE_PS) !== 0) return lo2;
+    const l1 = rules.frameOf(lo2, 0);
+    if (!d.p2m.isGuestMfn(l1)) return NO_PTE;
+    const lo1 = mem.word(l1, (va >>> 12) & 1023);
+    return (lo1 & PTE_P) === 0 ? NO_PTE : lo1 & ~PTE_RW | (lo1 & PTE_RW & lo2);
+  }
+
+  /** Does a store to frame `mfn` (guest `pfn`) fault? (Its direct-map pte is read-only.) */
+  private storeFaults(pfn: number, mfn: number): boolean {
+    const lo = this.dmLo(pfn);
+    if (lo === NO_PTE) return this.d.frames.isPageTable(mfn);
+    return (lo & PTE_RW) === 0;
+  }
+
+  /**
+   * The #PF of a store at machine address `ma` (guest-physical `addr`):
+   * ptwr emulation of an L1 store, or the fault bounced to the guest, whose
+   * kernel oopses.
+   */
+  private storeFault(addr: number, ma: number, bytes: 4 | 8, value: bigint): void {
+    const d = this.d;
+    const mfn = Math.floor(ma / 4096);
+    const f = d.frames.get(mfn);
+    const va = (d.config.pageOffset + addr) >>> 0;
+    if (d.writablePagetables && f !== undefined && f.count > 0 && f.type === PGT_L1) {
+      this.hv.ptwr(mfn, ma - mfn * 4096, bytes, value, va);
+      return;
+    }
+    d.bouncePageFault(va, PFEC_P | PFEC_W);
+    throw new KernelBug(
+      'do_page_fault',
+      `unable to handle kernel paging request at virtual address ${va.toString(16).padStart(8, '0')} ` +
+        `(a store through the read-only direct-map pte of pfn 0x${Math.floor(addr / 4096).toString(16)}; ` +
+        `Xen bounced the #PF, error code 0x3)`,
+    );
   }
 
   read32(addr: GuestPhys): number {
@@ -85,17 +151,20 @@ export class XenGuestMemory implements GuestMemory {
   }
 
   write32(addr: GuestPhys, value: number): void {
-    // Fast path: an aligned store into a frame that is not a page table (a plain store, as below).
+    // Fast path: an aligned store through a writable direct-map pte (a plain store, as below).
     if ((addr >>> 0) === addr && (addr & 3) === 0) {
       const mfn = this.d.p2m.pfnToMfn(addr >>> 12);
-      if (mfn >= 0 && !this.d.frames.isPageTable(mfn)) {
+      if (mfn >= 0 && !this.storeFaults(addr >>> 12, mfn)) {
         this.d.mmu.mem.frameW(mfn)[(addr & 0xfff) >>> 2] = value | 0;
         return;
       }
     }
     const ma = this.ma(addr, 4);
-    // The value is only made a bigint for a store that may trap.
-    if (this.d.frames.isPageTable(Math.floor(ma / 4096)) && this.trapped(ma, 4, BigInt(value >>> 0))) return;
+    // The value is only made a bigint for a store that faults.
+    if (this.storeFaults(Math.floor(addr / 4096), Math.floor(ma / 4096))) {
+      this.storeFault(addr, ma, 4, BigInt(value >>> 0));
+      return;
+    }
     this.d.mmu.mem.write32(ma, value);
   }
 
@@ -117,10 +186,13 @@ export class XenGuestMemory implements GuestMemory {
       return;
     }
     const ma = this.ma(addr, 8);
-    const pt = this.d.frames.isPageTable(Math.floor(ma / 4096));
-    if (pt && (ma & 7) === 0 && this.trapped(ma, 8, value & 0xffffffffffffffffn)) return;
-    if (pt && (ma & 7) !== 0) {
-      // A misaligned 8-byte store into a page table: two 4-byte halves, each trapped.
+    const faults = this.storeFaults(Math.floor(addr / 4096), Math.floor(ma / 4096));
+    if (faults && (ma & 7) === 0) {
+      this.storeFault(addr, ma, 8, value & 0xffffffffffffffffn);
+      return;
+    }
+    if (faults) {
+      // A misaligned 8-byte store into a read-only frame: two 4-byte halves, each faulting.
       this.write32(addr, pteLo(value));
       this.write32(addr + 4, pteHi(value));
       return;
@@ -146,7 +218,7 @@ export class XenGuestMemory implements GuestMemory {
       const n = Math.min(bytes - off, 4096 - (da % 4096), 4096 - (sa % 4096));
       const dmfn = Number.isInteger(da) && da >= 0 ? p2m.pfnToMfn(Math.floor(da / 4096)) : -1;
       const smfn = Number.isInteger(sa) && sa >= 0 ? p2m.pfnToMfn(Math.floor(sa / 4096)) : -1;
-      if (dmfn >= 0 && smfn >= 0 && dmfn !== smfn && (da & 3) === 0 && (sa & 3) === 0 && n % 4 === 0 && !this.d.frames.isPageTable(dmfn)) {
+      if (dmfn >= 0 && smfn >= 0 && dmfn !== smfn && (da & 3) === 0 && (sa & 3) === 0 && n % 4 === 0 && !this.storeFaults(Math.floor(da / 4096), dmfn)) {
         const sw = (sa % 4096) >>> 2;
         mem.frameW(dmfn).set(mem.frame(smfn).subarray(sw, sw + n / 4), (da % 4096) >>> 2);
       } else {
@@ -163,7 +235,7 @@ export class XenGuestMemory implements GuestMemory {
       const a = addr + off;
       const n = Math.min(bytes - off, 4096 - (a % 4096));
       const mfn = Number.isInteger(a) && a >= 0 ? this.d.p2m.pfnToMfn(Math.floor(a / 4096)) : -1;
-      if (mfn >= 0 && (a & 3) === 0 && n % 4 === 0 && !this.d.frames.isPageTable(mfn)) {
+      if (mfn >= 0 && (a & 3) === 0 && n % 4 === 0 && !this.storeFaults(Math.floor(a / 4096), mfn)) {
         const w = (a % 4096) >>> 2;
         mem.frameW(mfn).fill(value | 0, w, w + n / 4);
       } else {
@@ -175,22 +247,23 @@ export class XenGuestMemory implements GuestMemory {
 
   zeroPage(pfn: Pfn): void {
     const mfn = this.mfnOfPfn(pfn);
-    if (!this.d.frames.isPageTable(mfn)) {
+    if (!this.storeFaults(pfn, mfn)) {
       this.d.mmu.mem.zeroFrame(mfn);
       return;
     }
-    // Zeroing a live table: every non-zero entry is a trapped store (or refused above L1).
+    // Zeroing a read-only frame: every store that changes an entry faults
+    // (a live L1: one trapped write each).
     const esz = this.d.pae ? 8 : 4;
     for (let off = 0; off < 4096; off += esz) {
       const v = esz === 8 ? this.d.mmu.mem.read64(mfn * 4096 + off) : BigInt(this.d.mmu.mem.read32(mfn * 4096 + off));
-      if (v !== 0n) this.trapped(mfn * 4096 + off, esz as 4 | 8, 0n);
+      if (v !== 0n) this.storeFault(pfn * 4096 + off, mfn * 4096 + off, esz as 4 | 8, 0n);
     }
   }
 
   copyPage(dst: Pfn, src: Pfn): void {
     const dmfn = this.mfnOfPfn(dst);
     const smfn = this.mfnOfPfn(src);
-    if (!this.d.frames.isPageTable(dmfn)) {
+    if (!this.storeFaults(dst, dmfn)) {
       this.d.mmu.mem.copyFrame(dmfn, smfn);
       return;
     }
@@ -199,7 +272,7 @@ export class XenGuestMemory implements GuestMemory {
     for (let off = 0; off < 4096; off += esz) {
       const v = esz === 8 ? mem.read64(smfn * 4096 + off) : BigInt(mem.read32(smfn * 4096 + off));
       const o = esz === 8 ? mem.read64(dmfn * 4096 + off) : BigInt(mem.read32(dmfn * 4096 + off));
-      if (v !== o) this.trapped(dmfn * 4096 + off, esz as 4 | 8, v);
+      if (v !== o) this.storeFault(dst * 4096 + off, dmfn * 4096 + off, esz as 4 | 8, v);
     }
   }
 }

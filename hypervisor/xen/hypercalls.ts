@@ -10,14 +10,30 @@
  *    writable); MMU_MACHPHYS_UPDATE sets m2p[ptr >> 12] = val. Stops at the
  *    first failure, reporting how many were done; the failing request
  *    changes nothing.
+ *    The dispatch is on the frame's recorded type, even at count zero (Xen
+ *    keeps it): an update into a former page table revalidates it first
+ *    (get_page_type), and if that fails it is written as a plain frame
+ *    (not_a_pt), as do_mmu_update does.
  *  - mmuext_op(ops): PIN_L1..L3 (validate and keep typed), UNPIN, NEW_BASEPTR
  *    (type the root, load it, drop the old one), TLB_FLUSH_LOCAL/ALL,
- *    INVLPG_LOCAL/ALL. Stops at the first failure too.
+ *    INVLPG_LOCAL/ALL. Stops at the first failure too. A pin of a level the
+ *    hypervisor lacks (PIN_L4 on x86_32 PAE, PIN_L3/L4 on 2-level) is
+ *    ignored and succeeds ("Ignore pinning of invalid paging levels").
+ *  - update_va_mapping(va, val, flags) (do_update_va_mapping): the L1 entry
+ *    mapping `va` in the current page tables (guest_map_l1e) is replaced
+ *    through mod_l1_entry, then the TLB is flushed as `flags` say.
  *  - multicall(entries): runs each entry in order, writes each result back,
  *    and goes on after a failure; one ring transition for the whole batch.
- *  - vm_assist(cmd, type): writable_pagetables, pae_extended_cr3.
+ *  - vm_assist(cmd, type) (common/domain.c): any type up to MAX_VMASST_TYPE
+ *    (3): 4gb_segments, 4gb_segments_notify, writable_pagetables,
+ *    pae_extended_cr3.
  *  - ptwr: a guest store to a read-only mapped L1 traps into Xen, which
- *    emulates it as a validated L1 update (writable_pagetables assist).
+ *    emulates it as a validated L1 update (writable_pagetables assist); a
+ *    4-byte store to the upper half of a PAE pte whose combined value fails
+ *    get_page_from_l1e is accepted with P cleared ("fixing up invalid PAE
+ *    PTE", ptwr_emulated_update).
+ *  - every hypercall ends with process_deferred_ops (the TLB flush
+ *    free_page_type queued).
  *  - fault injection (pvmmu inject --refuse-hypercall): `failMmuUpdateAt(k)`
  *    makes the k-th mmu_update call from now fail part-way: its first
  *    request is applied, the second is refused with -ENOMEM (a one-request
@@ -40,12 +56,17 @@ import {
   MMUEXT_TLB_FLUSH_ALL,
   MMUEXT_TLB_FLUSH_LOCAL,
   MMUEXT_UNPIN_TABLE,
+  MAX_VMASST_TYPE,
+  UVMF_ALL,
+  UVMF_FLUSHTYPE_MASK,
+  UVMF_INVLPG,
+  UVMF_TLB_FLUSH,
   VMASST_CMD_DISABLE,
   VMASST_CMD_ENABLE,
-  VMASST_TYPE_PAE_EXTENDED_CR3,
-  VMASST_TYPE_WRITABLE_PAGETABLES,
 } from './abi.js';
 import { CC_HYPERCALL, CC_TRAP } from '../../emulator/cost-model.js';
+import { hex } from '../../emulator/hex.js';
+import { PTE_P, PTE_PS } from '../../emulator/paging-bits.js';
 import { pteHi, pteLo, pteSplit } from '../types.js';
 import type { XenDomain } from './domain.js';
 import { PGT_L1, PGT_L2, PGT_L3, PGT_WRITABLE, type PageType } from './frame-table.js';
@@ -68,7 +89,8 @@ export interface MmuextOp {
 export type MulticallCall =
   | { op: 'mmu_update'; reqs: MmuUpdate[] }
   | { op: 'mmuext_op'; ops: MmuextOp[] }
-  | { op: 'vm_assist'; cmd: number; type: number };
+  | { op: 'vm_assist'; cmd: number; type: number }
+  | { op: 'update_va_mapping'; va: number; val: bigint; flags: number };
 
 /** A multicall entry; `result` (and `refusal`) are written back. */
 export type MulticallEntry = MulticallCall & { result?: number; refusal?: XenRefusal };
@@ -111,6 +133,22 @@ export class XenHypercalls {
   // ---- mmu_update ----
 
   mmu_update(reqs: readonly MmuUpdate[], batched = false): HypercallResult {
+    const at = this.d.mmu.cycles;
+    const r = this.mmuUpdate(reqs, batched);
+    if (this.d.stats.listener !== null) {
+      const first = reqs[0];
+      this.d.stats.slice('hypercall', 'mmu_update', at, {
+        batch: reqs.length,
+        done: r.done,
+        rc: r.rc,
+        ...(first !== undefined ? { mfn: hex(Math.floor(first.ptr / 4096)), ptr: hex(first.ptr) } : {}),
+        ...(batched ? { in: 'multicall' } : {}),
+      });
+    }
+    return r;
+  }
+
+  private mmuUpdate(reqs: readonly MmuUpdate[], batched: boolean): HypercallResult {
     this.enter('mmu_update', batched);
     const failAt = this.mmuUpdateCountdown > 0 && --this.mmuUpdateCountdown === 0 ? Math.min(1, reqs.length - 1) : -1;
     for (let i = 0; i < reqs.length; i++) {
@@ -125,9 +163,11 @@ export class XenHypercalls {
       this.d.chargeWork();
       if (rc !== 0) {
         const mfn = Math.floor(r.ptr / 4096);
+        this.d.processDeferredOps();
         return { rc, done: i, refusal: this.d.refuse('mmu_update', mfn) };
       }
     }
+    this.d.processDeferredOps();
     return { rc: 0, done: reqs.length };
   }
 
@@ -147,14 +187,23 @@ export class XenHypercalls {
       const hi = d.pae ? w[1]! | 0 : 0;
       const f = d.frames.get(mfn);
       const rules = d.rules;
-      if (f !== undefined && f.count > 0 && f.type >= PGT_L1 && f.type <= PGT_L3) {
-        // get_page_type / put_page_type around the update.
-        d.frames.typeRefChanges += 2;
-        let ok: boolean;
-        if (f.type === PGT_L1) ok = rules.modL1Entry(mfn, idx, lo, hi);
-        else if (f.type === PGT_L2) ok = rules.modL2Entry(mfn, idx, lo, hi, f.xenL2);
-        else ok = d.pae ? rules.modL3Entry(mfn, idx, lo, hi) : false;
-        return ok ? 0 : -EINVAL;
+      if (f !== undefined && f.type >= PGT_L1 && f.type <= PGT_L3) {
+        // The recorded type, even at count zero (Xen keeps it).
+        const type = f.type;
+        const xenL2 = f.xenL2;
+        if (f.count > 0) {
+          // get_page_type / put_page_type around the update.
+          d.frames.typeRefChanges += 2;
+          return this.modEntry(type, mfn, idx, lo, hi, xenL2) ? 0 : -EINVAL;
+        }
+        // A former page table: get_page_type of its type revalidates it, the
+        // update is checked against it, put_page_type releases it again.
+        if (d.frames.getPageType(mfn, type, xenL2)) {
+          const ok = this.modEntry(type, mfn, idx, lo, hi, xenL2);
+          d.frames.putPageType(mfn);
+          return ok ? 0 : -EINVAL;
+        }
+        // Revalidation failed (logged): do_mmu_update goes on to not_a_pt.
       }
       // not_a_pt: an ordinary write, if the frame can be typed writable.
       if (!d.frames.getPageType(mfn, PGT_WRITABLE)) return -EINVAL;
@@ -175,9 +224,34 @@ export class XenHypercalls {
     return -ENOSYS;
   }
 
+  private modEntry(type: PageType, mfn: number, idx: number, lo: number, hi: number, xenL2: boolean): boolean {
+    const rules = this.d.rules;
+    if (type === PGT_L1) return rules.modL1Entry(mfn, idx, lo, hi);
+    if (type === PGT_L2) return rules.modL2Entry(mfn, idx, lo, hi, xenL2);
+    return this.d.pae ? rules.modL3Entry(mfn, idx, lo, hi) : false;
+  }
+
   // ---- mmuext_op ----
 
   mmuext_op(ops: readonly MmuextOp[], batched = false): HypercallResult {
+    const at = this.d.mmu.cycles;
+    const r = this.mmuextOp(ops, batched);
+    if (this.d.stats.listener !== null) {
+      const first = ops[0];
+      this.d.stats.slice('hypercall', 'mmuext_op', at, {
+        batch: ops.length,
+        done: r.done,
+        rc: r.rc,
+        cmd: ops.map((o) => MMUEXT_NAMES[o.cmd] ?? `cmd${o.cmd}`).join(','),
+        ...(first?.mfn !== undefined ? { mfn: hex(first.mfn) } : {}),
+        ...(first?.linearAddr !== undefined ? { va: hex(first.linearAddr) } : {}),
+        ...(batched ? { in: 'multicall' } : {}),
+      });
+    }
+    return r;
+  }
+
+  private mmuextOp(ops: readonly MmuextOp[], batched: boolean): HypercallResult {
     this.enter('mmuext_op', batched);
     for (let i = 0; i < ops.length; i++) {
       const op = ops[i]!;
@@ -185,8 +259,12 @@ export class XenHypercalls {
       this.d.stats.count('hypercalls', `mmuext_op:${name}`);
       const rc = this.oneExt(op);
       this.d.chargeWork();
-      if (rc !== 0) return { rc, done: i, refusal: this.d.refuse(`mmuext_op ${name}`, op.mfn) };
+      if (rc !== 0) {
+        this.d.processDeferredOps();
+        return { rc, done: i, refusal: this.d.refuse(`mmuext_op ${name}`, op.mfn) };
+      }
     }
+    this.d.processDeferredOps();
     return { rc: 0, done: ops.length };
   }
 
@@ -200,10 +278,10 @@ export class XenHypercalls {
       case MMUEXT_PIN_L4_TABLE: {
         const level = op.cmd - MMUEXT_PIN_L1_TABLE + 1;
         const levels = d.pae ? 3 : 2;
-        if (level > levels) {
-          d.log(R.invalidPinLevel(MMUEXT_NAMES[op.cmd]!, levels));
-          return -EINVAL;
-        }
+        // do_mmuext_op: "Ignore pinning of invalid paging levels" (PIN_L4 on
+        // any x86_32 guest, PIN_L3 on a 2-level hypervisor): nothing is
+        // done and the op succeeds.
+        if (level > levels) return 0;
         const type = level as PageType;
         if (!d.p2m.isGuestMfn(mfn)) {
           d.log(R.noPageRef(mfn));
@@ -239,7 +317,7 @@ export class XenHypercalls {
       case MMUEXT_TLB_FLUSH_LOCAL:
       case MMUEXT_TLB_FLUSH_ALL:
         // local_flush_tlb: reload CR3 (one vcpu: ALL is the same).
-        if (d.mmu.writeCr3(d.mmu.cpu.cr3) === 'GP') throw new Error('Xen: #GP on CR3 reload');
+        d.flushTlbLocal();
         return 0;
       case MMUEXT_INVLPG_LOCAL:
       case MMUEXT_INVLPG_ALL:
@@ -275,12 +353,22 @@ export class XenHypercalls {
 
   /** Run each entry in order, write back its result, go on after a failure. Returns the results. */
   multicall(entries: MulticallEntry[]): number[] {
+    const at = this.d.mmu.cycles;
+    const out = this.multicallBody(entries);
+    if (this.d.stats.listener !== null) {
+      this.d.stats.slice('hypercall', 'multicall', at, { batch: entries.length, calls: entries.map((e) => e.op).join(','), failed: out.filter((rc) => rc !== 0).length });
+    }
+    return out;
+  }
+
+  private multicallBody(entries: MulticallEntry[]): number[] {
     this.enter('multicall', false);
     const out: number[] = [];
     for (const e of entries) {
       let r: HypercallResult;
       if (e.op === 'mmu_update') r = this.mmu_update(e.reqs, true);
       else if (e.op === 'mmuext_op') r = this.mmuext_op(e.ops, true);
+      else if (e.op === 'update_va_mapping') r = this.update_va_mapping(e.va, e.val, e.flags, true);
       else r = this.vm_assist(e.cmd, e.type, true);
       e.result = r.rc;
       if (r.refusal !== undefined) e.refusal = r.refusal;
@@ -297,23 +385,99 @@ export class XenHypercalls {
    * this hypercall): the round trip, Xen restoring the frame.
    */
   iret(): void {
+    const at = this.d.mmu.cycles;
     this.enter('iret', false);
+    if (this.d.stats.listener !== null) this.d.stats.slice('hypercall', 'iret', at, {});
   }
 
   // ---- vm_assist ----
 
   vm_assist(cmd: number, type: number, batched = false): HypercallResult {
     this.enter('vm_assist', batched);
-    if (
-      (type !== VMASST_TYPE_WRITABLE_PAGETABLES && type !== VMASST_TYPE_PAE_EXTENDED_CR3) ||
-      (cmd !== VMASST_CMD_ENABLE && cmd !== VMASST_CMD_DISABLE)
-    ) {
+    // xen/common/domain.c vm_assist: -EINVAL above MAX_VMASST_TYPE, -ENOSYS
+    // for an unknown command, silently in both cases.
+    if (!Number.isInteger(type) || type < 0 || type > MAX_VMASST_TYPE) {
       this.d.log(R.vmAssistBadType(type));
       return { rc: -EINVAL, done: 0, refusal: this.d.refuse('vm_assist') };
+    }
+    if (cmd !== VMASST_CMD_ENABLE && cmd !== VMASST_CMD_DISABLE) {
+      this.d.log(R.vmAssistBadCmd(cmd));
+      return { rc: -ENOSYS, done: 0, refusal: this.d.refuse('vm_assist') };
     }
     if (cmd === VMASST_CMD_ENABLE) this.d.assists.add(type);
     else this.d.assists.delete(type);
     return { rc: 0, done: 1 };
+  }
+
+  // ---- update_va_mapping ----
+
+  /**
+   * do_update_va_mapping: replace the L1 entry that maps `va` in the
+   * current page tables (guest_map_l1e walks them; no L1 gives -EINVAL
+   * without a log line) through mod_l1_entry, process the deferred ops, then
+   * flush as `flags` say (UVMF_TLB_FLUSH: the local TLB; UVMF_INVLPG: the
+   * one entry; 0: nothing).
+   */
+  update_va_mapping(va: number, val: bigint, flags: number, batched = false): HypercallResult {
+    const at = this.d.mmu.cycles;
+    const r = this.updateVaMapping(va, val, flags, batched);
+    if (this.d.stats.listener !== null) {
+      this.d.stats.slice('hypercall', 'update_va_mapping', at, { va: hex(va), val: hex(val), flags, rc: r.rc, ...(batched ? { in: 'multicall' } : {}) });
+    }
+    return r;
+  }
+
+  private updateVaMapping(va: number, val: bigint, flags: number, batched: boolean): HypercallResult {
+    this.enter('update_va_mapping', batched);
+    const d = this.d;
+    va >>>= 0;
+    let rc = 0;
+    const l1 = this.guestMapL1e(va);
+    if (l1 < 0) {
+      rc = -EINVAL; // silent: the caller builds R.uvmNoL1 if it BUGs on it
+    } else {
+      const w = pteSplit(val);
+      const lo = w[0]! | 0;
+      const hi = d.pae ? w[1]! | 0 : 0;
+      if (!d.rules.modL1Entry(l1, this.uvmIdx, lo, hi)) rc = -EINVAL;
+      d.chargeWork();
+    }
+    d.processDeferredOps();
+    const how = flags & UVMF_FLUSHTYPE_MASK;
+    if (how === UVMF_TLB_FLUSH) d.flushTlbLocal();
+    else if (how === UVMF_INVLPG) d.mmu.invlpg(va);
+    void UVMF_ALL; // one vcpu: ALL is the same as LOCAL
+    if (rc !== 0) return l1 < 0 ? { rc, done: 0 } : { rc, done: 0, refusal: d.refuse('update_va_mapping', l1) };
+    return { rc: 0, done: 1 };
+  }
+
+  private uvmIdx = 0;
+
+  /** guest_map_l1e: the L1 frame mapping `va` in the current page tables (index left in uvmIdx), or -1. */
+  private guestMapL1e(va: number): number {
+    const d = this.d;
+    if (d.baseMfn < 0 || va >= d.hole.start) return -1;
+    const rules = d.rules;
+    let l2 = d.baseMfn;
+    if (d.pae) {
+      const i3 = va >>> 30;
+      const lo3 = rules.lo(l2, i3);
+      if ((lo3 & PTE_P) === 0) return -1;
+      l2 = rules.frameOf(lo3, rules.hi(l2, i3));
+      const i2 = (va >>> 21) & 511;
+      const lo2 = rules.lo(l2, i2);
+      if ((lo2 & (PTE_P | PTE_PS)) !== PTE_P) return -1;
+      const l1 = rules.frameOf(lo2, rules.hi(l2, i2));
+      if (!d.p2m.isGuestMfn(l1)) return -1;
+      this.uvmIdx = (va >>> 12) & 511;
+      return l1;
+    }
+    const lo2 = rules.lo(l2, va >>> 22);
+    if ((lo2 & (PTE_P | PTE_PS)) !== PTE_P) return -1;
+    const l1 = rules.frameOf(lo2, 0);
+    if (!d.p2m.isGuestMfn(l1)) return -1;
+    this.uvmIdx = (va >>> 12) & 1023;
+    return l1;
   }
 
   // ---- writable page tables ----
@@ -324,20 +488,26 @@ export class XenHypercalls {
    * validated L1 update (a 4-byte store to half of a PAE entry is combined
    * with the other half, as ptwr_emulated_update does). Throws the refusal.
    */
-  ptwr(mfn: number, off: number, bytes: 4 | 8, value: bigint): void {
+  ptwr(mfn: number, off: number, bytes: 4 | 8, value: bigint, va: number): void {
+    const at = this.d.mmu.cycles;
+    try {
+      this.ptwrBody(mfn, off, bytes, value, va);
+    } finally {
+      if (this.d.stats.listener !== null) this.d.stats.slice('trap', 'ptwr_emulate', at, { mfn: hex(mfn), offset: hex(off), bytes, value: hex(value), va: hex(va) });
+    }
+  }
+
+  private ptwrBody(mfn: number, off: number, bytes: 4 | 8, value: bigint, va: number): void {
     const d = this.d;
     d.stats.count('traps', 'ptwr_emulate');
     d.memlog.length = 0;
     d.charge(d.costs.ptwrTrap + d.costs.ptwrDecode, CC_TRAP);
-    if (!d.writablePagetables) {
-      d.log(R.ptwrNotEnabled(mfn));
-      throw d.refuse('ptwr_emulated_update', mfn);
-    }
     const esz = d.pae ? 8 : 4;
     const idx = Math.floor(off / esz);
     const within = off % esz;
-    if (within + bytes > esz || within % 4 !== 0) {
-      d.log(R.ptwrBadAccess(mfn * 4096 + off, bytes));
+    if (within + bytes > esz || off % bytes !== 0) {
+      // "Only allow naturally-aligned stores within the original %cr2 page."
+      d.log(R.ptwrBadAccess(va, va, bytes));
       throw d.refuse('ptwr_emulated_update', mfn);
     }
     let lo = d.rules.lo(mfn, idx);
@@ -347,8 +517,17 @@ export class XenHypercalls {
       hi = pteHi(value) | 0;
     } else if (within === 0) lo = pteLo(value) | 0;
     else hi = pteLo(value) | 0;
-    const ok = d.rules.modL1Entry(mfn, idx, lo, hi);
+    let ok = d.rules.modL1Entry(mfn, idx, lo, hi);
+    if (!ok && d.pae && bytes === 4 && within === 4 && (lo & PTE_P) !== 0) {
+      // An upper-half write of a PAE pte: Xen assumes the two halves come in
+      // the wrong order, clears P and lets the low half follow.
+      d.log(R.ptwrFixup((hi >>> 0).toString(16).padStart(8, '0') + (lo >>> 0).toString(16).padStart(8, '0')));
+      ok = d.rules.modL1Entry(mfn, idx, lo & ~PTE_P, hi);
+    }
     d.chargeWork();
-    if (!ok) throw d.refuse('ptwr_emulated_update', mfn);
+    if (!ok) {
+      d.log(R.ptwrCouldNotGet());
+      throw d.refuse('ptwr_emulated_update', mfn);
+    }
   }
 }

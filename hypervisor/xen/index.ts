@@ -1,9 +1,9 @@
 /**
- * The Xen-like backend: a hypervisor model enforcing Xen 3.0/3.1's direct
- * paging rules (frame types and counts, validation, pinning, refusals with
- * Xen's reasons, the hypervisor hole, pseudo-physical memory) and the
- * guest-side ops of Linux 2.6.22's Xen port on top of it. See
- * docs/hypervisor.md.
+ * The Xen backend: a model of Xen 3.1.0's direct paging (frame types and
+ * counts, validation, pinning, refusals with Xen's reasons, the hypervisor
+ * hole, pseudo-physical memory) and, on top of it, the guest port of Linux
+ * 2.6.23's arch/i386/xen (enlighten.ts, mmu.ts, multicalls.ts,
+ * direct-map.ts). See docs/hypervisor.md.
  */
 import type { MachineConfig } from '../paravirt-ops.js';
 import type { XenOptions } from './domain.js';

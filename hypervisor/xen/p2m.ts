@@ -12,7 +12,7 @@
  *    them at mfn >= 0x100000, so Xen's "PAE pgd must be below 4GB" rule can
  *    bite a PAE guest without the pae_extended_cr3 assist.
  *
- * Entry conversion (Linux 2.6.22 arch/i386/xen/mmu.c xen_make_pte /
+ * Entry conversion (Linux 2.6.23 arch/i386/xen/mmu.c xen_make_pte /
  * xen_pte_val): a present entry's frame field is translated, its flags are
  * left alone; a non-present entry (swap entry, file pte) is left as it is.
  */

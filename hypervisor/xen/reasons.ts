@@ -1,5 +1,5 @@
 /**
- * Xen's refusal reasons, worded as Xen 3.0/3.1 words them in its MEM_LOG
+ * Xen's refusal reasons, worded as Xen 3.1.0 words them in its MEM_LOG
  * lines (xen/arch/x86/mm.c), in one place so the hypervisor model, the
  * guest-side ops, the docs and the hostile-guest tests agree on the text.
  *
@@ -12,6 +12,11 @@
  *
  * Numbers are printed as Xen prints them: `%lx` (hex, no 0x prefix) unless
  * Xen's format has an explicit 0x.
+ *
+ * Where Xen 3.1 fails a call without any log line (mod_l3_entry on slot 3,
+ * guest_map_l1e finding no L1, vm_assist), the text starts with "(no log
+ * line)" and names the function: the refusal is Xen's, the words are the
+ * model's. The table in docs/hypervisor.md lists every refusal.
  */
 import { HypervisorRefusal } from '../types.js';
 import { GUEST_DOMID } from './abi.js';
@@ -57,17 +62,19 @@ export const R = {
   noPageRef: (mfn: number) => line('Could not get page ref for pfn …', `Could not get page ref for pfn ${lx(mfn)}`),
   allocFailure: (level: 1 | 2 | 3, entry: number) =>
     line(`Failure in alloc_l${level}_table: entry …`, `Failure in alloc_l${level}_table: entry ${entry}`),
-  l3SlotEmpty: () => line('PAE L3 3rd slot is empty', 'PAE L3 3rd slot is empty'),
   l3SlotShared: () => line('PAE L3 3rd slot is shared', 'PAE L3 3rd slot is shared'),
   pgdAbove4G: (mfn: number) =>
     line('PAE pgd must be below 4GB', `PAE pgd must be below 4GB (0x${lx(mfn)} >= 0x100000)`),
   illegalL2Update: (maddr: number) =>
     line('Illegal L2 update attempt in Xen-private area …', `Illegal L2 update attempt in Xen-private area ${lx(maddr)}`),
-  /** mod_l3_entry refuses slot 3 silently in Xen 3.1; the model names the rule. */
+  /**
+   * mod_l3_entry refuses an update of slot 3 without a log line in Xen 3.1
+   * (the hypercall just fails): the text says so and names the function.
+   */
   l3Slot3Update: (maddr: number) =>
     line(
-      'Disallowed update to PAE L3 slot 3 (Xen-private mappings) …',
-      `Disallowed update to PAE L3 slot 3 (Xen-private mappings) ${lx(maddr)}`,
+      '(no log line) mod_l3_entry: update of PAE L3 slot 3 refused …',
+      `(no log line) mod_l3_entry: update of PAE L3 slot 3 refused at ${lx(maddr)}`,
     ),
   errorPinning: (mfn: number) => line('Error while pinning mfn …', `Error while pinning mfn ${lx(mfn)}`),
   alreadyPinned: (mfn: number) => line('Mfn … already pinned', `Mfn ${lx(mfn)} already pinned`),
@@ -75,30 +82,21 @@ export const R = {
   badDomain: (mfn: number) => line('Mfn … bad domain', `Mfn ${lx(mfn)} bad domain (dom=xen)`),
   newBaseptr: (mfn: number) =>
     line('Error while installing new baseptr …', `Error while installing new baseptr ${lx(mfn)}`),
-  /** Xen 3.1 silently ignores pins of levels the hypervisor lacks; the brief asks for a refusal. */
-  invalidPinLevel: (name: string, levels: number) =>
-    line(
-      'Invalid paging level for pin …',
-      `Invalid paging level for pin: ${name} on a ${levels}-level x86_32 hypervisor`,
-    ),
   normalUpdateNoPage: () => line('Could not get page for normal update', 'Could not get page for normal update'),
   machphysNoPage: () => line('Could not get page for mach->phys update', 'Could not get page for mach->phys update'),
   invalidUpdateCmd: (cmd: number) => line('Invalid page update command …', `Invalid page update command ${lx(cmd)}`),
   invalidExtCmd: (cmd: number) => line('Invalid extended pt command …', `Invalid extended pt command 0x${lx(cmd)}`),
-  unalignedEntry: (maddr: number) =>
-    line('Misaligned page-table update …', `Misaligned page-table update at ${lx(maddr)}`),
-  ptwrBadAccess: (maddr: number, bytes: number) =>
-    line('ptwr_emulate: bad access …', `ptwr_emulate: bad access (addr=${lx(maddr)}, bytes=${bytes})`),
-  ptwrNotEnabled: (mfn: number) =>
+  ptwrBadAccess: (cr2: number, addr: number, bytes: number) =>
+    line('Bad ptwr access (cr2=…, addr=…, bytes=…)', `Bad ptwr access (cr2=${lx(cr2)}, addr=${lx(addr)}, bytes=${bytes})`),
+  /** A warning, not a refusal: ptwr_emulated_update clears P of a half-written PAE pte and goes on. */
+  ptwrFixup: (entry: string) =>
+    line('ptwr_emulate: fixing up invalid PAE PTE …', `ptwr_emulate: fixing up invalid PAE PTE ${entry}`),
+  ptwrCouldNotGet: () => line('ptwr_emulate: could not get_page_from_l1e()', 'ptwr_emulate: could not get_page_from_l1e()'),
+  /** do_update_va_mapping: guest_map_l1e found no L1 for the address; Xen 3.1 returns -EINVAL without a log line. */
+  uvmNoL1: (va: number) =>
     line(
-      'Write to a read-only L1 without the writable_pagetables assist …',
-      `Write to a read-only L1 without the writable_pagetables assist: mfn ${lx(mfn)}`,
-    ),
-  /** A store to an L2/L3 frame: ptwr only emulates L1 writes; the #PF is bounced to the guest. */
-  writeToPageTable: (mfn: number, type: string) =>
-    line(
-      'Write to a read-only page-table frame (only L1 writes are emulated) …',
-      `Write to a read-only page-table frame (only L1 writes are emulated): mfn ${lx(mfn)} is ${type}`,
+      '(no log line) update_va_mapping: no L1 maps the address …',
+      `(no log line) update_va_mapping: no L1 maps the address ${lx(va)}`,
     ),
   // ---- refusals of the guest-side Xen port (the interface cannot express the request) ----
   pgdNotAtOffset0: (gpa: number) =>
@@ -106,20 +104,18 @@ export const R = {
       'pgd not at offset 0 of its own frame …',
       `pgd not at offset 0 of its own frame: 0x${lx(gpa)} (Xen types whole frames; a base pointer is an mfn)`,
     ),
-  releaseNeverAllocated: (what: 'release_pt' | 'release_pd', mfn: number, pfn: number) =>
-    line(
-      `${what} of mfn … that was never allocated as a ${what === 'release_pt' ? 'page table' : 'page directory'}`,
-      `${what} of mfn ${lx(mfn)} (pfn ${lx(pfn)}) that was never allocated as a ${
-        what === 'release_pt' ? 'page table' : 'page directory'
-      }`,
-    ),
   /** Not a Xen message: the failure pvmmu inject --refuse-hypercall provokes (Xen out of memory part-way). */
   injectedMmuUpdate: (i: number, n: number) =>
     line(
       'Injected mmu_update failure (out of memory) at request … of …',
       `Injected mmu_update failure (out of memory) at request ${i} of ${n}: ${i} done, the rest not applied`,
     ),
-  vmAssistBadType: (type: number) => line('Unknown vm_assist type …', `Unknown vm_assist type ${type}`),
+  /** vm_assist (xen/common/domain.c) returns -EINVAL for a type above MAX_VMASST_TYPE (3) without a log line. */
+  vmAssistBadType: (type: number) =>
+    line('(no log line) vm_assist: type above MAX_VMASST_TYPE …', `(no log line) vm_assist: type ${type} above MAX_VMASST_TYPE (3)`),
+  /** vm_assist returns -ENOSYS for a command other than enable/disable, without a log line. */
+  vmAssistBadCmd: (cmd: number) =>
+    line('(no log line) vm_assist: unknown command …', `(no log line) vm_assist: unknown command ${cmd}`),
 } as const;
 
 /**

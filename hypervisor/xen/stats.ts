@@ -41,12 +41,15 @@ export class XenStats implements BackendStats {
     rec[key] = (rec[key] ?? 0) + 1;
   }
 
-  /** Count one event of a kind, and tell the listener if one is attached. */
+  /** Count one event of a kind; a refusal is also an instant for the listener (hypercalls and traps are slices: see slice()). */
   count(kind: 'hypercalls' | 'traps' | 'refusals', key: string): void {
     // (A direct reference rather than this[kind]: this runs on every hypercall.)
     XenStats.bump(kind === 'hypercalls' ? this.hypercalls : kind === 'traps' ? this.traps : this.refusals, key);
-    if (this.listener !== null) {
-      this.listener({ kind: kind === 'hypercalls' ? 'hypercall' : kind === 'traps' ? 'trap' : 'refusal', name: key, at: this.machine.cycles });
-    }
+    if (kind === 'refusals' && this.listener !== null) this.listener({ kind: 'refusal', name: key, at: this.machine.cycles });
+  }
+
+  /** A hypercall or trap that started at cycle `at` has ended: tell the listener (callers check `listener` first, so nothing is built without one). */
+  slice(kind: 'hypercall' | 'trap', name: string, at: number, args: Record<string, number | string>): void {
+    if (this.listener !== null) this.listener({ kind, name, at, cycles: this.machine.cycles - at, args });
   }
 }

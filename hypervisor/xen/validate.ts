@@ -45,11 +45,22 @@ const PAE_L3_DISALLOW = 0xfff1e6;
 const TWO_LEVEL_BASE_DISALLOW = 0x180;
 
 export class PageTableRules implements PageTypeOps {
-  /** Entries read and written by validation and updates (the cost model charges them). */
+  /**
+   * What the cost model charges (costs.ts, domain.chargeWork): single
+   * entries read (an update's target, an L3 slot: one random access each),
+   * entries written, and for the whole-table scans of validation and
+   * release the cache lines streamed (one per 8 PAE / 16 two-level entries)
+   * and the present entries checked (a non-present entry costs nothing
+   * beyond its line in Xen's loop: one test of _PAGE_PRESENT).
+   */
   entriesRead = 0;
   entriesWritten = 0;
-  /** Called after an L3 entry changed (pae_flush_pgd: reload the PDPTEs if it is loaded). */
-  onL3Changed: (l3mfn: number) => void = () => {};
+  scanLines = 0;
+  scanPresent = 0;
+  /** Entries per 64-byte cache line. */
+  private readonly perLine: number;
+  /** Called after an L3 entry changed (mod_l3_entry -> pae_flush_pgd). */
+  onL3Changed: (l3mfn: number, idx: number) => void = () => {};
 
   private readonly n: number;
   private readonly l1Disallow: number;
@@ -66,6 +77,7 @@ export class PageTableRules implements PageTypeOps {
     private readonly paeExtendedCr3: () => boolean,
   ) {
     this.n = pae ? 512 : 1024;
+    this.perLine = pae ? 8 : 16;
     this.l1Disallow = pae ? PAE_BASE_DISALLOW : TWO_LEVEL_BASE_DISALLOW;
     this.l2Disallow = this.l1Disallow;
     frames.ops = this;
@@ -213,31 +225,38 @@ export class PageTableRules implements PageTypeOps {
     if (type === PGT_L1) {
       const f = this.mem.frame(mfn);
       const n = this.n;
-      this.entriesRead += n;
+      this.scanLines += n / this.perLine;
       if (zeroPrefix(f, pae ? 2 * n : n)) return; // nothing present: no reference to drop
+      let present = 0;
       if (pae) {
         for (let w = 0; w < 2 * n; w += 2) {
           const lo = f[w]!;
-          if ((lo & (PTE_P | PTE_RW)) !== (PTE_P | PTE_RW)) continue;
+          if ((lo & PTE_P) === 0) continue;
+          present++;
+          if ((lo & PTE_RW) === 0) continue;
           this.putPageFromL1e(lo >>> 0, f[w + 1]! >>> 0);
         }
       } else {
         for (let i = 0; i < n; i++) {
           const lo = f[i]!;
-          if ((lo & (PTE_P | PTE_RW)) !== (PTE_P | PTE_RW)) continue;
+          if ((lo & PTE_P) === 0) continue;
+          present++;
+          if ((lo & PTE_RW) === 0) continue;
           this.putPageFromL1e(lo >>> 0, 0);
         }
       }
+      this.scanPresent += present;
     } else if (type === PGT_L2) {
       const f = this.mem.frame(mfn);
       const n = this.guestL2Slots(xenL2);
-      this.entriesRead += n;
+      this.scanLines += Math.ceil(n / this.perLine);
       const step = pae ? 2 : 1;
       const end = n * step;
       if (zeroPrefix(f, end)) return; // nothing present: no reference to drop
       for (let w = 0; w < end; w += step) {
         const lo = f[w]!;
         if ((lo & PTE_P) === 0) continue;
+        this.scanPresent++;
         this.putPageFromL2e(lo >>> 0, pae ? f[w + 1]! >>> 0 : 0, mfn);
       }
     } else if (type === PGT_L3) {
@@ -257,18 +276,22 @@ export class PageTableRules implements PageTypeOps {
     const n = this.n;
     const step = pae ? 2 : 1;
     const end = n * step;
+    let present = 0;
     for (let w = zeroPrefix(f, end) ? end : 0; w < end; w += step) {
       const lo = f[w]!;
       if ((lo & PTE_P) === 0) continue;
+      present++;
       if (!this.getPageFromL1e(lo >>> 0, pae ? f[w + 1]! >>> 0 : 0)) {
         let i = w / step;
-        this.entriesRead += i + 1;
+        this.scanLines += Math.ceil((i + 1) / this.perLine);
+        this.scanPresent += present;
         this.log(R.allocFailure(1, i));
         while (i-- > 0) this.putPageFromL1e(this.lo(mfn, i), this.hi(mfn, i));
         return false;
       }
     }
-    this.entriesRead += n;
+    this.scanLines += n / this.perLine;
+    this.scanPresent += present;
     return true;
   }
 
@@ -278,18 +301,22 @@ export class PageTableRules implements PageTypeOps {
     const slots = this.guestL2Slots(xenL2);
     const step = pae ? 2 : 1;
     const end = slots * step;
+    let present = 0;
     for (let w = zeroPrefix(f, end) ? end : 0; w < end; w += step) {
       const lo = f[w]!;
       if ((lo & PTE_P) === 0) continue;
+      present++;
       if (!this.getPageFromL2e(lo >>> 0, pae ? f[w + 1]! >>> 0 : 0)) {
         let i = w / step;
-        this.entriesRead += i + 1;
+        this.scanLines += Math.ceil((i + 1) / this.perLine);
+        this.scanPresent += present;
         this.log(R.allocFailure(2, i));
         while (i-- > 0) if (this.isGuestL2Slot(xenL2, i)) this.putPageFromL2e(this.lo(mfn, i), this.hi(mfn, i), mfn);
         return false;
       }
     }
-    this.entriesRead += slots;
+    this.scanLines += Math.ceil(slots / this.perLine);
+    this.scanPresent += present;
     // 2-level: every L2 is a root and carries Xen's private mappings.
     if (!this.pae) this.entriesWritten += this.hole.install(mfn);
     return true;
@@ -307,8 +334,11 @@ export class PageTableRules implements PageTypeOps {
       const hi = this.hi(mfn, i);
       if (i === 3) {
         // Slot 3: present, legal flags, and an L2 typed L2 + pae_xen_l2.
+        // alloc_l3_table checks slot 3 itself (present, flags, get_page_and_type
+        // as L2|pae_xen_l2) and goes straight to its failure line; the
+        // "PAE L3 3rd slot is empty" line of create_pae_xen_mappings is never
+        // reached from here.
         if ((lo & PTE_P) === 0) {
-          this.log(R.l3SlotEmpty());
           ok = false;
         } else if ((this.flagsOf(lo, hi) & PAE_L3_DISALLOW) !== 0) {
           ok = false;
@@ -388,7 +418,7 @@ export class PageTableRules implements PageTypeOps {
     return true;
   }
 
-  /** mod_l3_entry (PAE): replace entry `i` (0..2) of L3 `mfn`; slot 3 is Xen's. */
+  /** mod_l3_entry (PAE): replace entry `i` (0..2) of L3 `mfn`; slot 3 is Xen's (refused without a log line, as Xen 3.1 does). */
   modL3Entry(mfn: number, i: number, nlo: number, nhi: number): boolean {
     if (i >= 3) {
       this.log(R.l3Slot3Update(this.entryMaddr(mfn, i)));
@@ -404,14 +434,14 @@ export class PageTableRules implements PageTypeOps {
       }
       if ((olo & PTE_P) !== 0 && this.frameOf(olo, ohi) === this.frameOf(nlo, nhi)) {
         this.write(mfn, i, nlo, nhi);
-        this.onL3Changed(mfn);
+        this.onL3Changed(mfn, i);
         return true;
       }
       if (!this.getPageFromL3e(nlo, nhi)) return false;
     }
     this.write(mfn, i, nlo, nhi);
     this.putPageFromL3e(olo, ohi, mfn);
-    this.onL3Changed(mfn);
+    this.onL3Changed(mfn, i);
     return true;
   }
 

@@ -249,7 +249,7 @@ function makeWorld(make: (cfg: MachineConfig) => ParavirtOps, cfg: MachineConfig
 }
 
 function expectOk(r: AccessResult, gpa: number, what: string): void {
-  if (!r.ok) assert.unreachable(`${what}: faulted with error code ${hex(r.errorCode)} at ${hex(r.cr2)}`);
+  if (!r.ok) assert.unreachable(`${what}: faulted with error code ${hex(r.errorCode)} at ${hex(r.cr2 ?? -1)}`);
   else assert.is(r.gpa, gpa, `${what}: reached ${hex(r.gpa)}, expected ${hex(gpa)}`);
 }
 
@@ -257,7 +257,8 @@ function expectFault(r: AccessResult, errorCode: number, cr2: number, what: stri
   if (r.ok) assert.unreachable(`${what}: reached ${hex(r.gpa)}, expected a #PF`);
   else {
     assert.is(r.errorCode, errorCode, `${what}: error code`);
-    assert.is(r.cr2 >>> 0, cr2 >>> 0, `${what}: CR2`);
+    assert.is(r.fault, undefined, `${what}: a #PF, not a #GP`);
+    assert.is((r.cr2 ?? -1) >>> 0, cr2 >>> 0, `${what}: CR2`);
   }
 }
 
@@ -454,9 +455,13 @@ export function backendSuite(
     const lazyOps = (w: World, lazy: boolean): void => {
       const b = w.b;
       if (lazy) b.set_lazy_mode('mmu');
+      // Entry 2 is cleared, not set first: under Xen (2.6.23) pte_clear is a
+      // plain store, done at once, while a set_pte_at of the current mm is a
+      // queued update_va_mapping, so a set-then-clear of one pte in one lazy
+      // section would be applied in the other order (Linux never does that).
       for (let i = 0; i < 6; i++) {
         const va = U_LAZY + i * 0x1000;
-        b.set_pte_at(w.mm2, va, ptep(w, w.upt, va), mkpte(w, w.D0 + 32 + i, i % 2 === 0 ? USER_RW : USER_RO));
+        if (i !== 2) b.set_pte_at(w.mm2, va, ptep(w, w.upt, va), mkpte(w, w.D0 + 32 + i, i % 2 === 0 ? USER_RW : USER_RO));
       }
       b.pte_clear(w.mm2, U_LAZY + 0x2000, ptep(w, w.upt, U_LAZY + 0x2000));
       b.set_pte_at(w.mm2, U_RO, ptep(w, w.upt, U_RO), mkpte(w, w.D0 + 40, USER_RW));
@@ -499,16 +504,15 @@ export function backendSuite(
       expectOk(b.access(U_LAZY, ACCESS_WRITE, true), (w.D0 + 45) * 4096, 'after');
     });
 
-    t('a second user mm: separate user parts, same kernel, switch with activate_mm', (w) => {
+    t('a second user mm: separate user parts, same kernel, switch with write_cr3', (w) => {
       const b = w.b;
       const { pgd, pmds } = pgdAlloc(w);
       const mm3: MmHandle = { pgd: pgd * 4096 };
-      b.dup_mmap(w.mm2, mm3);
+      b.dup_mmap(w.mm2, mm3); // (Xen pins it here: a second activate_mm would pin it twice)
       const pt = alloc(w);
-      b.alloc_pt(pt);
+      b.alloc_pt(pt, mm3);
       linkPt(w, pgd, pmds, UVA, pt, PAGE_TABLE);
       b.set_pte_at(mm3, U_RW, ptep(w, pt, U_RW), mkpte(w, w.D0 + 50, USER_RW));
-      b.activate_mm(w.mm2, mm3);
       b.write_cr3(pgd * 4096);
       expectOk(b.access(U_RW, ACCESS_WRITE, true), (w.D0 + 50) * 4096, 'mm3');
       expectFault(b.access(U_RO, ACCESS_READ, true), PFEC_U, U_RO, 'mm3 lacks mm2 pages');

@@ -8,7 +8,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { checkXenInvariants, ENOMEM, type MulticallEntry } from '../../hypervisor/xen/index.js';
-import { makeWorld, mfn, mkpte, PAGE_KERNEL, ptep, kva, userMm, USER_RW, UVA, type XW } from './xen-world.js';
+import { makeWorld, mfn, mkpte, PAGE_KERNEL, pdep, ptep, kva, userMm, USER_RW, UVA, type XW } from './xen-world.js';
 
 const RULE = 'Injected mmu_update failure (out of memory) at request … of …';
 
@@ -89,14 +89,17 @@ for (const pae of [true, false]) {
 
   test(`${label}: through the guest-side port the refusal is thrown (Linux BUGs), Xen's state stays consistent`, () => {
     const w = makeWorld(pae);
-    const { pt, mm } = userMm(w);
+    const u = userMm(w);
     w.b.hv.failMmuUpdateAt(1);
-    // set_pte_at on a typed L1 is an mmu_update.
+    // set_pmd is always an mmu_update (2.6.23 xen_set_pmd).
+    const pmdp = pdep(w, u.pgd, u.pmds, UVA);
+    const old = entry(w, pmdp);
     assert.throws(
-      () => w.b.set_pte_at(mm, UVA + 4096, ptep(w, pt, UVA + 4096), mkpte(w, w.D0 + 9, USER_RW)),
+      () => w.b.set_pmd(pmdp, 0n),
       (e: Error) => /Injected mmu_update failure/.test(e.message),
     );
-    assert.is(entry(w, ptep(w, pt, UVA + 4096)), 0n);
+    assert.is(entry(w, pmdp), old);
+    assert.ok(old !== 0n);
     assert.equal(checkXenInvariants(w.b), []);
   });
 }

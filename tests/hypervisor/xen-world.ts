@@ -155,7 +155,7 @@ export function userMm(w: XW): { pgd: number; pmds: number[]; pt: number; mm: Mm
   b.activate_mm(w.initMm, mm);
   b.write_cr3(pgd * 4096);
   const pt = alloc(w);
-  b.alloc_pt(pt);
+  b.alloc_pt(pt, mm);
   b.set_pmd(pdep(w, pgd, pmds, UVA), mkpmd(w, pt, PAGE_TABLE));
   b.set_pte_at(mm, UVA, ptep(w, pt, UVA), mkpte(w, w.D0 + 8, USER_RW));
   return { pgd, pmds, pt, mm };

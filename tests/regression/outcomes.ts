@@ -66,6 +66,16 @@ function checkBackend(workload: string, name: string, run: BackendRun, exp: Back
     for (const v of run.backendInvariants) p.push(`${name}: backend invariant: ${v}`);
     return p;
   }
+  if (!r.failure && exp.outcome === 'invariant') {
+    // A run that completes with the guest's invariant checker reporting
+    // (what it checks at the end of every run): no statement to stop at.
+    if (r.invariants.length === 0) return [`${name}: expected an invariant report, the run completed clean`];
+    if (exp.message !== undefined && !r.invariants.some((v) => new RegExp(exp.message!).test(v))) {
+      p.push(`${name}: no guest invariant report matches /${exp.message}/: ${r.invariants.slice(0, 2).join('; ')}`);
+    }
+    for (const v of run.backendInvariants) p.push(`${name}: backend invariant: ${v}`);
+    return p;
+  }
   if (!r.failure) return [`${name}: expected a ${exp.outcome}, the run completed`];
   if (r.failure.kind !== exp.outcome) p.push(`${name}: expected a ${exp.outcome}, got a ${r.failure.kind}: ${r.failure.message}`);
   if (exp.at !== undefined) {

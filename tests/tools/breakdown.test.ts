@@ -9,6 +9,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { breakdownSum, COST_COMPONENTS, PRESET_NAMES } from '../../emulator/cost-model.js';
 import { bootJson } from '../../tools/workload/summary.js';
+import { compareJson, compareRuns, compareText } from '../../tools/workload/compare.js';
 import { parseScript } from '../../tools/workload/parser.js';
 import { checkScript } from '../../tools/workload/check.js';
 import { DEFAULT_CONFIG, type RunConfig } from '../../tools/workload/config.js';
@@ -75,6 +76,27 @@ for (const cpu of PRESET_NAMES) {
       });
     }
   }
+}
+
+for (const pae of [true, false]) {
+  test(`compare ${pae ? 'PAE' : '2-level'}: --json breakdowns per backend sum to each measure's cycles; the text shows them side by side, no boot ratio`, () => {
+    const script = parseScript('t.pvw', SCRIPT);
+    const cfg: RunConfig = { ...DEFAULT_CONFIG, mem: 32 << 20, pae };
+    checkScript(script, cfg);
+    const native = runWorkload(script, { ...cfg, backend: 'native' });
+    const xen = runWorkload(script, { ...cfg, backend: 'xen' });
+    const c = { workload: 't.pvw', equivalent: true, divergences: compareRuns(native, xen), native, xen };
+    const doc = JSON.parse(JSON.stringify(compareJson([c]))) as {
+      workloads: { native: { measures: Record<string, { cycles: number; breakdown: Record<string, number> }> }; xen: { measures: Record<string, { cycles: number; breakdown: Record<string, number> }> } }[];
+    };
+    for (const side of [doc.workloads[0]!.native, doc.workloads[0]!.xen]) {
+      for (const [label, m] of Object.entries(side.measures)) assert.is(Object.values(m.breakdown).reduce((a, b) => a + b, 0), m.cycles, label);
+    }
+    const text = compareText(c);
+    assert.match(text, /cycles\/run by component\s+fork\+exit native\s+fork\+exit xen/);
+    assert.match(text, /\n\(boot\)\s+1\s+[\d,]+\s+[\d,]+\s+-\n/);
+    assert.match(text, /\nvalidation\s/);
+  });
 }
 
 test.run();

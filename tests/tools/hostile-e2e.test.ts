@@ -120,7 +120,7 @@ function runHostile(pae: boolean, corrupt: Corrupt): { r: RunResult; h: Hostile 
 }
 
 /** The refusal stopped the run at LINE, named, with Xen's reason; nothing changed; invariants clean. */
-function assertRefused(r: RunResult, h: Hostile, line: number, op: string, reason: RegExp, opts: { unbalanced?: boolean } = {}): void {
+function assertRefused(r: RunResult, h: Hostile, line: number, op: string, reason: RegExp, opts: { unbalanced?: boolean; partial?: boolean } = {}): void {
   assert.ok(r.failure, 'the run stopped');
   assert.is(r.failure!.kind, 'refusal', r.failure!.message);
   assert.is(r.failure!.line, line, r.failure!.message);
@@ -128,7 +128,7 @@ function assertRefused(r: RunResult, h: Hostile, line: number, op: string, reaso
   assert.match(r.failure!.message, reason);
   assert.is(h.corrupted, 1, 'one op was corrupted');
   assert.ok(h.before !== null && h.after !== null, 'the corrupted op was refused');
-  assert.is(h.after, h.before, 'the refused op changed nothing in the hypervisor or memory');
+  if (!opts.partial) assert.is(h.after, h.before, 'the refused op changed nothing in the hypervisor or memory');
   const x = h.xen!;
   assert.equal(checkXenInvariants(x.domain), [], "hypervisor state: type counts, pins, hole, CR3");
   const guestSide = checkXenInvariants(x);
@@ -155,7 +155,10 @@ for (const pae of [true, false]) {
         return real.set_pte_at(mm as never, va, ptep, pte);
       },
     }));
-    assertRefused(r, h, 4, 'touch', /Bad type \(saw l1 != exp writable\)/);
+    // 2.6.23's xen_set_pte_at: the refused update_va_mapping falls back to
+    // xen_set_pte, whose PAE high-word store is accepted (the half entry is
+    // not present) before the low word's store is refused: a partial change.
+    assertRefused(r, h, 4, 'touch', /Bad type \(saw l1 != exp writable\)/, { partial: pae });
   });
 
   s(`${L}: a pgd loaded off its page boundary is refused (a base pointer is an mfn)`, () => {
@@ -196,13 +199,15 @@ for (const pae of [true, false]) {
     assertRefused(r, h, 7, 'vmalloc', /Illegal L2 update attempt in Xen-private area/);
   });
 
-  s(`${L}: release_pt of a frame never announced is refused at the exit`, () => {
+  s(`${L}: release_pt of a frame never pinned does nothing on Xen (2.6.23's xen_release_pt acts on PG_pinned pages only)`, () => {
     const { r, h } = runHostile(pae, (real, hs, call) => ({
       // The first pte page released is swapped for a kernel-image frame (pfn 0x100), never a page table.
       release_pt: (pfn: number) => (hs.corrupted === 0 ? call('release_pt', 0x100) : real.release_pt(pfn)),
     }));
-    assertRefused(r, h, 9, 'exit', /release_pt of mfn 100 \(pfn 100\) that was never allocated as a page table/, { unbalanced: true });
-    assert.equal(h.xen!.unbalancedReleases, [{ pfn: 0x100, what: 'release_pt' }]);
+    assert.is(h.corrupted, 1);
+    assert.is(r.failure, null, r.failure?.message);
+    assert.equal(r.refusals, {}, 'nothing for Xen to refuse: the hook did nothing');
+    assert.equal(checkXenInvariants(h.xen!.domain), []);
   });
 }
 
@@ -297,19 +302,18 @@ cli('pre-patch kernel on Xen PAE: its 32-byte pgd is refused at `process init`; 
   assert.is(two.code, 0, two.err);
 });
 
-cli("seed kernel on Xen PAE: pgd_dtor's release_pd of a pgd never announced is refused at `exit p#`", () => {
+cli("seed kernel on Xen PAE: pgd_dtor's unbalanced release_pd is a nop for Xen (2.6.23) and caught by the guest's own debug check [item 1]", () => {
   const f = 'tests/tools/fixtures/hostile-seed-release-pd.pvw';
   const b = boot([f, '--json']);
   assert.is(b.code, 1, b.err);
-  assert.match(b.err, /hostile-seed-release-pd\.pvw:8:3: exit: hypervisor refused: paravirt release_pd: release_pd of mfn [0-9a-f]+ \(pfn [0-9a-f]+\) that was never allocated as a page directory/);
-  const j = JSON.parse(b.out) as { failure: { kind: string; line: number }; refusals: Record<string, number> };
-  assert.is(j.failure.kind, 'refusal');
-  assert.is(j.failure.line, 8);
-  assert.is(j.refusals['release_pd of mfn … that was never allocated as a page directory'], 1);
+  assert.match(b.err, /invariant violations:\n\s+unbalanced paravirt_release_pd of pfn 0x[0-9a-f]+: never announced with alloc_pd/);
+  const j = JSON.parse(b.out) as { failure: unknown; refusals: Record<string, number>; invariants: string[] };
+  assert.is(j.failure, null);
+  assert.equal(j.refusals, {}, 'Xen refuses nothing');
+  assert.ok(j.invariants.length >= 1);
   const { r, x } = runFile(f);
-  assert.is(r.failure?.kind, 'refusal');
+  assert.is(r.failure, null);
   assert.equal(checkXenInvariants(x.domain), [], 'hypervisor state intact');
-  assert.is(x.unbalancedReleases.length, 1, 'the guest-side record names the one bad release');
   // The patched kernel runs the same workload to the end.
   assert.is(boot([f, '--kernel', 'patched']).code, 0);
 });

@@ -153,14 +153,16 @@ for (const backend of ['native', 'xen'] as const) {
   });
 }
 
-leak("a kernel variant known to be wrong: the seed's pgd_dtor under Xen PAE is caught at teardown", () => {
+leak("a kernel variant known to be wrong: the seed's pgd_dtor is caught at teardown by the guest's own debug check, on both backends [item 1]", () => {
   const { script, cfg } = load('inject-fork.pvw', { backend: 'xen', pae: true, kernel: 'seed' });
+  // Seed bug 2: releasing the pgd cache's slab page runs pgd_dtor, whose
+  // release_pd was never announced. Xen's paravirt_ops make the hook a nop
+  // (2.6.23): the guest kernel's debug check reports it.
   const r = injectSweep(script, cfg, { maxRuns: 4 });
-  // Seed bug 2: releasing the pgd cache's slab page runs pgd_dtor, whose release_pd Xen refuses.
-  assert.match(r.clean.teardown ?? '', /release_pd of mfn [0-9a-f]+ \(pfn [0-9a-f]+\) that was never allocated as a page directory/);
   assert.ok(r.crashes >= 3, `${r.crashes} crashes`);
-  assert.match(r.results.find((x) => x.crash !== null)!.crash!, /^teardown: paravirt release_pd/);
-  // Natively the hook is a no-op: the same sweep is clean.
+  assert.match(r.results.find((x) => x.crash !== null)!.crash!, /^invariants broken after teardown: unbalanced paravirt_release_pd of pfn/);
+  assert.match(r.clean.teardown ?? '', /unbalanced paravirt_release_pd/);
+  // Natively the kernel pmd is shared, and the seed's pgd_dtor takes the balanced path: the same sweep is clean.
   const n = injectSweep(script, { ...cfg, backend: 'native' }, { maxRuns: 4 });
   assertClean(n, 'native seed');
 });
@@ -174,8 +176,9 @@ for (const pae of [true, false]) {
     const { script, cfg } = load('inject-fork.pvw', { backend: 'xen', pae });
     // Every call under PAE; a spread of 20 under 2-level (time).
     const r = injectSweep(script, cfg, { mode: 'mmu_update', maxRuns: pae ? undefined : 20 });
-    assert.ok(r.clean.points >= 40, `${r.clean.points} mmu_update calls`);
-    assert.is(r.runs, pae ? r.clean.points : 20);
+    // 2.6.23: set_pmd/set_pud are mmu_updates; set_pte_at of the current mm is an update_va_mapping.
+    assert.ok(r.clean.points >= (pae ? 20 : 8), `${r.clean.points} mmu_update calls`);
+    assert.is(r.runs, pae ? r.clean.points : Math.min(20, r.clean.points));
     assert.is(r.crashes, 0, JSON.stringify(r.results.filter((x) => x.crash).slice(0, 3)));
     assert.ok(r.results.every((x) => /: stopped, mmu_update refused$/.test(x.outcome) && x.line !== null), [...outcomes(r)].join(', '));
     assert.ok(r.results.some((x) => x.site.includes('in a multicall')), 'some refusals hit a multicall (partial completion of the batch)');

@@ -105,6 +105,15 @@ test('the split in force decides user space: flags override the machine line', (
   refuses('process a\nmmap a 0x40000000 4K rw', /TASK_SIZE 0x40000000 with split=1G/, { split: '1G' });
 });
 
+test('addition: syscall NAME (a null system call), with FILE:LINE:COL errors', () => {
+  check('process p\nsyscall p\nrepeat 2 {\n  measure null {\n    syscall p\n  }\n}');
+  const s = parseScript('w.pvw', 'process p\nsyscall p');
+  assert.equal(s.body[1], { line: 2, col: 1, op: 'syscall', name: { line: 2, col: 9, text: 'p', template: false } });
+  refuses('process p\nsyscall', /^w\.pvw:2:8: missing process name/);
+  refuses('process p\nsyscall p q', /^w\.pvw:2:11: unexpected 'q' \(usage: syscall NAME\)/);
+  refuses('syscall ghost', /^w\.pvw:1:9: unknown process 'ghost'/);
+});
+
 test('additions: idle, vmalloc_sync_all, lazy and interrupt blocks', () => {
   const s = parseScript(
     'x.pvw',

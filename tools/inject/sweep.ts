@@ -62,7 +62,7 @@ export interface InjectReport {
     failure: string | null;
     leaked: Leaked;
     invariants: string[];
-    /** A crash or broken invariant while tearing the clean run down (e.g. the seed's release_pd under Xen PAE). */
+    /** A crash or broken invariant while tearing the clean run down (e.g. the seed's unbalanced release_pd, reported by the guest's own check under Xen PAE). */
     teardown: string | null;
   };
   runs: number;

@@ -43,6 +43,8 @@ export type Stmt = Pos &
     | { op: 'vmalloc_sync_all' }
     /** Run the block in lazy MMU mode (arch_enter/leave_lazy_mmu_mode). */
     | { op: 'lazy'; body: Stmt[] }
+    /** A null system call (getppid) by a process: int $0x80 in and out (lmbench lat_syscall null). */
+    | { op: 'syscall'; name: NameRef }
     /** Arm a one-shot interrupt: the block runs when the kernel reaches POINT. */
     | { op: 'interrupt'; point: string; body: Stmt[] }
   );

@@ -119,6 +119,7 @@ class Checker {
         return;
       }
       case 'switch':
+      case 'syscall':
         this.proc(s.name, iter);
         return;
       case 'exec':

@@ -158,7 +158,9 @@ export class Interpreter {
     const trace = opts.trace;
     if (trace) {
       this.mmu.setTraceSink(trace);
-      this.ops.stats.listener = (e) => trace.instant(`${e.kind} ${e.name}`, e.kind, e.at);
+      // Refusals are instants; hypercalls and traps are slices with their cycles and arguments.
+      this.ops.stats.listener = (e) =>
+        e.cycles === undefined ? trace.instant(`${e.kind} ${e.name}`, e.kind, e.at) : trace.complete(`${e.kind} ${e.name}`, e.kind, e.at, e.cycles, { cycles: e.cycles, ...e.args });
       trace.processName(0, 'kernel (boot, idle)');
       trace.processName(MEASURE_TRACK, 'measure blocks');
     }
@@ -468,6 +470,12 @@ export class Interpreter {
       case 'switch':
         this.switchTo(this.name(s.name, iter));
         return;
+      case 'syscall': {
+        const n = this.name(s.name, iter);
+        if (this.kernel.currentProcess !== n) this.tracePid(n);
+        this.kernel.syscall(n);
+        return;
+      }
       case 'mmap': {
         const n = this.name(s.name, iter);
         const r = k.mmap(n, s.addr, s.len, s.prot);

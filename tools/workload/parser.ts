@@ -166,7 +166,8 @@ class Parser {
       case 'process':
       case 'exec':
       case 'exit':
-      case 'switch': {
+      case 'switch':
+      case 'syscall': {
         const name = this.name(toks[1], 'process name', end());
         this.noMore(toks, 2, `${op} NAME`);
         return { ...pos, op, name };
