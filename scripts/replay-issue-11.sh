@@ -128,9 +128,9 @@ check "library code out of command modules (nothing imports tools/commands/)" 0 
 check "one hex()" 0 '^1$' -- bash -c "grep -rn 'function hex(\\|const hex = ' --include=*.ts emulator hypervisor guest-kernel tools tests | wc -l"
 
 echo "== What the refusal and the report tell"
-check "--json refusal carries the full reason" 1 '"op": "paravirt release_pd"' -- "${P[@]}" boot tools/workloads/seed-release-pd.pvw --json
-check "compare: no ratio for a stopped run" 1 '\(workload\) .* stopped' -- "${P[@]}" compare tools/workloads/seed-release-pd.pvw
-"${P[@]}" compare tools/workloads/seed-release-pd.pvw --trace "$T/rp.json" >/dev/null 2>&1
+check "--json refusal carries the full reason" 1 '"op": "[a-z_ ]+",' -- "${P[@]}" boot tools/workloads/prepatch-on-xen.pvw --json
+check "compare: no ratio for a stopped run" 1 '\(workload\) .* stopped' -- "${P[@]}" compare tools/workloads/prepatch-on-xen.pvw
+"${P[@]}" compare tools/workloads/prepatch-on-xen.pvw --trace "$T/rp.json" >/dev/null 2>&1
 check "trace event args carry the refusal (op, mfn, log)" 0 '"name":"hypervisor refusal".*"mfn":"0x' -- cat "$T/rp.xen.json"
 check "traces carry the configuration as metadata" 0 '"otherData":\{.*"backend":"xen","paging":"PAE"' -- head -c 600 "$T/rp.xen.json"
 "${P[@]}" compare tools/workloads/default.pvw --trace "$T/d.json" >/dev/null

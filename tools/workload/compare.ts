@@ -97,7 +97,7 @@ export function compareText(c: Comparison): string {
   rows.push(['(boot)', '1', num(c.native.bootCycles), num(c.xen.bootCycles), '-']);
   rows.push(['(workload)', '1', num(work(c.native)), num(work(c.xen)), stopped ? 'stopped' : ratio(work(c.xen), work(c.native))]);
   lines.push(table(['measure', 'runs', 'native cycles/run', 'xen cycles/run', 'xen/native'], rows, [1, 2, 3, 4]));
-  lines.push(breakdownTable(c, labels));
+  if (labels.length > 0) lines.push(breakdownTable(c, labels));
   const ev = (r: RunResult) => `walks ${num(r.walks.count)}, faults ${num(faultTotal(r))}, hypercalls ${num(hypercallTotal(r.hypercalls))}`;
   lines.push(`native: ${ev(c.native)}`);
   lines.push(`xen:    ${ev(c.xen)}`);
