@@ -30,6 +30,8 @@ export function lineCol(text: string, offset: number): { line: number; col: numb
  * found by firstJsonErrorOffset; a truncated file is reported at its end).
  */
 export function parseJsonFile(file: string, text: string): unknown {
+  // A byte-order mark (some editors write one) is not part of the document, as for scripts.
+  if (text.charCodeAt(0) === 0xfeff) return parseJsonFile(file, ' ' + text.slice(1));
   try {
     return JSON.parse(text);
   } catch {

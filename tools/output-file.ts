@@ -47,6 +47,7 @@ export class OutputFile {
     readonly flag: string,
     readonly path: string,
   ) {
+    if (path.trim() === '') throw new InputError(`${flag}: empty file name`);
     const st = statOf(path);
     if (st?.isDirectory()) throw new InputError(`${flag}: cannot write ${path} (EISDIR)`);
     this.tmp = st && !st.isFile() ? path : join(dirname(path), `.${basename(path)}.${process.pid}.partial`);

@@ -189,7 +189,9 @@ test("report accepts what Chrome's format allows (jq ., one line, empty, array w
 });
 
 test('a script whose work is unbounded is refused (pages, not statements)', () => {
-  refused(['boot', S('endless-touch.pvw')], /endless-touch\.pvw:3:1: the script would touch \d+ pages in all \(limit 50000000/);
+  refused(['boot', S('endless-touch.pvw')], /endless-touch\.pvw:3:1: the script would walk about \d+ pages in all \(touch.*limit 50000000/);
+  // Few statements and a small touch, but every fork and exit walks a 1 GiB mapping.
+  refused(['boot', S('endless-fork.pvw'), '--mem', '2G'], /endless-fork\.pvw:6:1: the script would walk about \d+ pages in all/);
 });
 
 // ---- consistency ----
@@ -203,6 +205,39 @@ test('flags: --pae with --no-pae, --mem 256 (did you mean 256M), 256m accepted',
   assert.is(JSON.parse(r.stdout).config.mem, 256 << 20);
   refused(['inject', W, '--trace', join(tmp, 'i.json')], /unknown option '--trace'/);
   refused(['boot', W, '--seed', '0'], /--seed: 0 is not a seed/);
+});
+
+// ---- the next bugs of the same classes, found by feeding every command edge values ----
+
+test('an empty output name is refused before anything runs (it used to run, then fail at the rename)', () => {
+  refused(['boot', W, '--trace', ''], /--trace: empty file name/);
+  refused(['compare', W, '--trace', ''], /--trace: empty file name/);
+  refused(['report', T('ok-empty.json'), '-o', ''], /-o: empty file name/);
+});
+
+test('a Xen-only flag on a native run is refused, not silently ignored (--above-4g)', () => {
+  refused(['boot', W, '--above-4g'], /--above-4g: only the Xen backend/);
+  refused(['inject', W, '--above-4g'], /--above-4g: only the Xen backend/);
+  const r = pvmmu(['compare', W, '--seed', '3']);
+  assert.is(r.status, 0, 'compare runs Xen too, so --seed applies there');
+});
+
+test('a JSON file with a byte-order mark is accepted, as a script with one is', () => {
+  const f = join(tmp, 'bom.json');
+  writeFileSync(f, '\ufeff{"format":"x86-mmu-vectors/1","cases":[]}');
+  const r = pvmmu(['vectors', f]);
+  assert.is(r.status, 0, r.stderr);
+  assert.match(r.stdout, /x86-mmu-results\/1/);
+});
+
+test('report warns when the two traces are not runs of the same thing', () => {
+  const a = join(tmp, 'wa.json');
+  const b = join(tmp, 'wb.json');
+  assert.is(pvmmu(['boot', W, '--trace', a]).status, 0);
+  assert.is(pvmmu(['boot', W, '--backend', 'xen', '--no-pae', '--trace', b]).status, 0);
+  const out = join(tmp, 'warn.html');
+  assert.is(pvmmu(['report', a, b, '-o', out]).status, 0);
+  assert.match(readFileSync(out, 'utf8'), /not runs of the same thing:<\/b> they differ in <code>paging<\/code>/);
 });
 
 test('plain pvmmu: usage on stderr, exit 2', () => {

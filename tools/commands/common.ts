@@ -79,6 +79,9 @@ export function seedOf(f: CommonFlags): number {
  */
 export function loadWorkloadFlags(file: string, flags: CommonFlags, backends?: Backend[]): { script: Script; cfg: RunConfig } {
   const w = loadWorkload(file, overridesOf(flags), { backends, above4g: flags.above4g === true });
+  const xen = (backends ?? [w.cfg.backend]).includes('xen');
+  // --seed is accepted on native (nothing there is randomised) so that one command line serves both backends.
+  if (!xen && flags.above4g) throw new InputError(`--above-4g: only the Xen backend places the guest in machine memory, and this run is native (add --backend xen)`);
   if (flags.above4g && !w.cfg.pae) throw new InputError(`--above-4g: machine frames above 4 GiB need PAE (a 2-level entry holds 20 frame bits); drop --no-pae`);
   return w;
 }
@@ -95,6 +98,7 @@ export function tracePaths(flag: string, file: string, backends: string[], input
   } catch {
     st = undefined;
   }
+  if (file.trim() === '') throw new InputError(`${flag}: empty file name`);
   if (st?.isDirectory()) throw new InputError(`${flag}: ${file} is a directory; give a file name such as ${join(file, 'trace.json')}`);
   const paths = backends.length === 1 ? [file] : backends.map((b) => (extname(file) ? file.slice(0, -extname(file).length) : file) + `.${b}${extname(file) || '.json'}`);
   for (const p of paths) refuseOutputOverInput(flag, p, inputs);

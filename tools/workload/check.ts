@@ -50,12 +50,23 @@ class Checker {
       const big = findBigRepeat(body) ?? body[0]!;
       this.fail(big, `the script would run ${total} statements (limit ${MAX_STATEMENTS}); lower the repeat count`);
     }
-    const work = countWork(body);
-    if (work > MAX_WORK) {
-      const big = findBigRepeat(body) ?? body[0]!;
-      this.fail(big, `the script would touch ${work} pages in all (limit ${MAX_WORK}, a few minutes of emulation); lower the repeat count or the lengths`);
-    }
     this.block(body, undefined);
+    if (this.work > MAX_WORK) {
+      const big = findBigRepeat(body) ?? body[0]!;
+      this.fail(
+        big,
+        `the script would walk about ${Math.round(this.work)} pages in all (touch, munmap, vmalloc, cpa, and the mappings fork, exec and exit copy or tear down; limit ${MAX_WORK}, a few minutes of emulation); lower the repeat count or the lengths`,
+      );
+    }
+  }
+
+  /** Work so far (see workOf), with fork/exec/exit charged the pages their process may have mapped. */
+  private work = 0;
+  /** Pages each process may have mapped (an upper bound: mmap lengths, inherited by fork). */
+  private readonly mapped = new Map<string, number>();
+
+  private mappedOf(name: string): number {
+    return this.mapped.get(name) ?? 0;
   }
 
   private name(n: NameRef, iter: number | undefined): string {
@@ -89,6 +100,7 @@ class Checker {
   }
 
   private stmt(s: Stmt, iter: number | undefined): void {
+    if (s.op !== 'repeat' && s.op !== 'measure' && s.op !== 'lazy' && s.op !== 'interrupt') this.work += workOf(s);
     switch (s.op) {
       case 'process': {
         const n = this.name(s.name, iter);
@@ -97,28 +109,40 @@ class Checker {
         return;
       }
       case 'fork': {
-        this.proc(s.parent, iter);
+        const p = this.proc(s.parent, iter);
         const c = this.name(s.child, iter);
         if (this.procs.has(c)) this.fail(s.child, `process '${c}' already exists`);
         this.procs.add(c);
+        // dup_mm copies every page table of the parent's mappings.
+        this.work += this.mappedOf(p);
+        this.mapped.set(c, this.mappedOf(p));
         return;
       }
-      case 'exec':
       case 'switch':
       case 'syscall':
         this.proc(s.name, iter);
         return;
-      case 'exit':
-        this.procs.delete(this.proc(s.name, iter));
+      case 'exec':
+      case 'exit': {
+        // The old mm is torn down: every mapping's page tables walked.
+        const n = this.proc(s.name, iter);
+        this.work += this.mappedOf(n);
+        this.mapped.delete(n);
+        if (s.op === 'exit') this.procs.delete(n);
         return;
-      case 'mmap':
-        this.proc(s.name, iter);
+      }
+      case 'mmap': {
+        const n = this.proc(s.name, iter);
         this.userRange(s, s.addr, s.len, 'mmap');
+        this.mapped.set(n, Math.min(this.tasksize / PAGE, this.mappedOf(n) + s.len / PAGE));
         return;
-      case 'munmap':
-        this.proc(s.name, iter);
+      }
+      case 'munmap': {
+        const n = this.proc(s.name, iter);
         this.userRange(s, s.addr, s.len, 'munmap');
+        this.mapped.set(n, Math.max(0, this.mappedOf(n) - s.len / PAGE));
         return;
+      }
       case 'touch':
         this.proc(s.name, iter);
         if (s.len === 0) this.fail(s, 'touch LEN must be positive');
@@ -191,8 +215,13 @@ class Checker {
     const templated = hasTemplate(body);
     for (let i = 0; i < count; i++) {
       const before = templated ? '' : this.snapshot();
+      const w0 = this.work;
       this.block(body, i);
-      if (!templated && this.snapshot() === before) return;
+      if (!templated && this.snapshot() === before) {
+        // The remaining iterations see the same names and do the same work.
+        this.work += (this.work - w0) * (count - i - 1);
+        return;
+      }
     }
   }
 

@@ -145,7 +145,8 @@ export function compareText(c: Comparison): string {
   }
   rows.push(boot, total);
   lines.push(table(head, rows, head.map((_, i) => i).slice(1)));
-  lines.push(breakdownTable(c, labels));
+  // No empty breakdown table for a workload without measures (cli).
+  if (labels.length > 0) lines.push(breakdownTable(c, labels));
   const ev = (r: RunResult) => `walks ${num(r.walks.count)}, faults ${num(faultTotal(r))}, hypercalls ${num(hypercallTotal(r.hypercalls))}`;
   const w = Math.max(...names.map((n) => n.length)) + 1;
   for (const r of runs) lines.push(`${(r.config.backend + ':').padEnd(w)} ${ev(r)}`);
