@@ -624,7 +624,8 @@ export class Interpreter {
         spurious: ks.faultsSpurious,
         oomKills: ks.oomKills,
       },
-      hypercalls: { mmu_update: 0, mmuext_op: 0, multicall: 0, ...st.hypercalls },
+      // cli.md's boot JSON always names Xen's three hypercalls for native and Xen; VMI and lguest have their own calls.
+      hypercalls: this.cfg.backend === 'native' || this.cfg.backend === 'xen' ? { mmu_update: 0, mmuext_op: 0, multicall: 0, ...st.hypercalls } : { ...st.hypercalls },
       refusals: { ...st.refusals },
       traps: { ...st.traps },
       measures,
