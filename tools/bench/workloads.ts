@@ -399,9 +399,9 @@ function gcNow(): boolean {
 /** The scale run itself (in the child process). */
 export function scaleRun(processes: number, checkpoints: number[]): ScaleResult {
   const memBytes = 1024 * MIB;
-  const ops = machine('xen', memBytes);
+  const ops = createXenBackend({ pae: true, memBytes, cpu: 'core2', pageOffset: 0xc0000000, seed: 1 });
   const k = bootKernel({ ops });
-  const mmu = (ops as unknown as { domain: { mmu: { mem: { framesTouched: number } } } }).domain.mmu;
+  const mmu = ops.domain.mmu;
   gcNow();
   const bootRss = process.memoryUsage().rss;
   check(k.createProcess('init') === 0, 'scale: create init');

@@ -212,10 +212,8 @@ function referencePa(it: Interpreter, va: number, acc: number): number {
 
 /** Machine address of a guest-physical address (native: the same; Xen: through the p2m). */
 function machineOfGpa(it: Interpreter, gpa: number): number {
-  const o = it.ops as unknown as { domain?: { p2m?: { pfnToMfn(pfn: number): number } } };
-  const p2m = o.domain?.p2m;
-  if (!p2m) return gpa;
-  const mfn = p2m.pfnToMfn(Math.floor(gpa / 4096));
+  if (!it.xen) return gpa;
+  const mfn = it.xen.domain.p2m.pfnToMfn(Math.floor(gpa / 4096));
   return mfn < 0 ? -1 : mfn * 4096 + (gpa % 4096);
 }
 

@@ -12,7 +12,7 @@ import { PG_reserved } from '../../guest-kernel/mm/page-alloc.js';
 import { _PAGE_PSE, entryPa, entryPfn, pgd_read, pmd_read, present } from '../../guest-kernel/mm/pgtable-defs.js';
 import type { ParavirtOps } from '../../hypervisor/paravirt-ops.js';
 import { PGT_L1, PGT_L4 } from '../../hypervisor/xen/frame-table.js';
-import { XenBackend, checkXenInvariants } from '../../hypervisor/xen/index.js';
+import { checkXenInvariants, type XenBackend } from '../../hypervisor/xen/index.js';
 
 export interface Accounts {
   /** Frames in use, not counting kernel pte pages (below). */
@@ -69,16 +69,12 @@ export function tearDown(kernel: Kernel, bootAreas: ReadonlySet<number>): void {
   kernel.shrinkCaches();
 }
 
-export function xenOf(ops: ParavirtOps): XenBackend | null {
-  return ops instanceof XenBackend ? ops : null;
-}
-
-export function accounts(kernel: Kernel): Accounts {
+/** What was allocated, typed and pinned; `xen` is the run's Xen backend handle (Interpreter.xen), null natively. */
+export function accounts(kernel: Kernel, xen: XenBackend | null): Accounts {
   const s = kernel.snapshot();
   const kpte = kernelPtePages(kernel);
   let typedFrames = 0;
   let typeRefs = 0;
-  const xen = xenOf(kernel.ops);
   if (xen) {
     const kept = new Set([...kpte].map((pfn) => xen.domain.p2m.pfnToMfn(pfn)));
     for (const [mfn, f] of xen.domain.frames.frames()) {
@@ -168,7 +164,6 @@ export function leakText(l: Leaked | null): string {
 }
 
 /** The guest's invariants and, under Xen, the hypervisor's. */
-export function allInvariants(kernel: Kernel): string[] {
-  const xen = xenOf(kernel.ops);
+export function allInvariants(kernel: Kernel, xen: XenBackend | null): string[] {
   return [...kernel.checkInvariants(), ...(xen ? checkXenInvariants(xen).map((v) => `xen: ${v}`) : [])];
 }

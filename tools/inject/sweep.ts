@@ -18,7 +18,7 @@ import { XEN_REASONS, checkXenInvariants } from '../../hypervisor/xen/index.js';
 import type { Script } from '../workload/ast.js';
 import type { RunConfig } from '../workload/config.js';
 import { Interpreter, type RunOptions, type RunResult } from '../workload/interpreter.js';
-import { accounts, allInvariants, isLeak, leakedOf, tearDown, vmallocAreas, xenOf, type Accounts, type Leaked } from './accounts.js';
+import { accounts, allInvariants, isLeak, leakedOf, tearDown, vmallocAreas, type Accounts, type Leaked } from './accounts.js';
 import { allocationOutcome, refusalOutcome } from './outcome.js';
 
 export type InjectMode = 'allocation' | 'mmu_update';
@@ -97,9 +97,9 @@ function settle(it: Interpreter, bootAreas: ReadonlySet<number>): { acc: Account
   } catch (e) {
     return { acc: null, crash: `teardown: ${e instanceof Error ? e.message : String(e)}` };
   }
-  const v = allInvariants(it.kernel);
-  if (v.length > 0) return { acc: accounts(it.kernel), crash: `invariants broken after teardown: ${v.slice(0, 3).join('; ')}` };
-  return { acc: accounts(it.kernel), crash: null };
+  const v = allInvariants(it.kernel, it.xen);
+  if (v.length > 0) return { acc: accounts(it.kernel, it.xen), crash: `invariants broken after teardown: ${v.slice(0, 3).join('; ')}` };
+  return { acc: accounts(it.kernel, it.xen), crash: null };
 }
 
 const ZERO: Leaked = { frames: 0, slabObjects: 0, pgdList: 0, pins: 0, typeRefs: 0 };
@@ -194,7 +194,7 @@ function allocationRun(
 
 function refusalRun(script: Script, cfg: RunConfig, o: InjectOptions, k: number): InjectResult {
   const it = newRun(script, cfg, o);
-  const xen = xenOf(it.ops)!;
+  const xen = it.xen!;
   xen.hv.failMmuUpdateAt(k);
   const { r, crash } = runGuarded(it);
   const inj = xen.hv.injectedMmuUpdate;

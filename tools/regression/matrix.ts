@@ -16,7 +16,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { checkXenInvariants, XenBackend } from '../../hypervisor/xen/index.js';
+import { checkXenInvariants } from '../../hypervisor/xen/index.js';
 import { compareRuns } from '../workload/compare.js';
 import type { Script } from '../workload/ast.js';
 import { checkScript } from '../workload/check.js';
@@ -94,7 +94,7 @@ export function runBackend(script: Script, cfg: RunConfig): BackendRun {
   }
   const result = it.run();
   const stopped = result.failure?.kind === 'refusal' || result.failure?.kind === 'bug';
-  const backendInvariants = !stopped && it.ops instanceof XenBackend ? checkXenInvariants(it.ops) : [];
+  const backendInvariants = !stopped && it.xen ? checkXenInvariants(it.xen) : [];
   return { result, backendInvariants };
 }
 

@@ -13,7 +13,7 @@ import { bootKernel, InvariantViolation, KernelBug, type HookPoint, type Kernel,
 import { createNativeBackend } from '../../hypervisor/native.js';
 import type { MachineConfig, ParavirtOps } from '../../hypervisor/paravirt-ops.js';
 import { HypervisorRefusal } from '../../hypervisor/types.js';
-import { checkXenInvariants, createXenBackend, XenBackend } from '../../hypervisor/xen/index.js';
+import { checkXenInvariants, createXenBackend, type XenBackend } from '../../hypervisor/xen/index.js';
 import type { NameRef, Pos, Script, Stmt } from './ast.js';
 import { resolveName, workOf } from './check.js';
 import { pageOffset, type RunConfig } from './config.js';
@@ -103,18 +103,24 @@ export interface RunOptions {
   onProgress?: (work: number, line: number) => void;
 }
 
-/** The emulated processor under a backend (tools may look at hardware; the guest may not). */
-export function machineOf(ops: ParavirtOps): Mmu {
-  const o = ops as unknown as { mmu?: Mmu; domain?: { mmu: Mmu } };
-  const m = o.mmu ?? o.domain?.mmu;
-  if (!m) throw new Error(`backend ${ops.name} exposes no machine`);
-  return m;
-}
-
-export function createBackend(cfg: RunConfig, seed = 1, xenP2m?: 'identity' | 'shuffled', xenAbove4g = false): ParavirtOps {
+/**
+ * Create the backend for a configuration, with its emulated processor taken
+ * from the backend's typed handle (tools may look at the hardware; the guest
+ * may not): the native backend's `mmu`, the Xen domain's `mmu`.
+ */
+export function createBackend(
+  cfg: RunConfig,
+  seed = 1,
+  xenP2m?: 'identity' | 'shuffled',
+  xenAbove4g = false,
+): { ops: ParavirtOps; mmu: Mmu; xen: XenBackend | null } {
   const mc: MachineConfig = { pae: cfg.pae, memBytes: cfg.mem, cpu: cfg.cpu, pageOffset: pageOffset(cfg.split), seed };
-  if (cfg.backend !== 'xen') return createNativeBackend(mc);
-  return createXenBackend(mc, { ...(xenP2m ? { p2m: xenP2m } : {}), ...(xenAbove4g ? { above4g: true } : {}) });
+  if (cfg.backend !== 'xen') {
+    const n = createNativeBackend(mc);
+    return { ops: n, mmu: n.mmu, xen: null };
+  }
+  const x = createXenBackend(mc, { ...(xenP2m ? { p2m: xenP2m } : {}), ...(xenAbove4g ? { above4g: true } : {}) });
+  return { ops: x, mmu: x.domain.mmu, xen: x };
 }
 
 /** Drive a statement generator to its end (blocks run inside a kernel path cannot pause). */
@@ -136,6 +142,8 @@ export class Interpreter {
   readonly ops: ParavirtOps;
   /** The backend itself (ops may be a test double wrapping it). */
   readonly backend: ParavirtOps;
+  /** The Xen backend's typed handle (its domain, for Xen's invariant checker), or null natively. */
+  readonly xen: XenBackend | null;
   readonly kernel: Kernel;
   readonly mmu: Mmu;
   private readonly areas = new Map<string, VmallocArea>();
@@ -151,10 +159,11 @@ export class Interpreter {
     readonly cfg: RunConfig,
     private readonly opts: RunOptions = {},
   ) {
-    const backend = createBackend(cfg, opts.seed, opts.xenP2m, opts.xenAbove4g);
+    const { ops: backend, mmu, xen } = createBackend(cfg, opts.seed, opts.xenP2m, opts.xenAbove4g);
     this.backend = backend;
+    this.xen = xen;
     this.ops = opts.wrapBackend ? opts.wrapBackend(backend) : backend;
-    this.mmu = machineOf(this.ops);
+    this.mmu = mmu;
     const trace = opts.trace;
     if (trace) {
       this.mmu.setTraceSink(trace);
@@ -257,7 +266,7 @@ export class Interpreter {
     // stopped a kernel path half-way) and the hypervisor's, which must hold
     // whatever the guest did.
     const invariants = failure?.kind === 'refusal' || failure?.kind === 'bug' ? [] : this.kernel.checkInvariants();
-    if (this.backend instanceof XenBackend) for (const v of checkXenInvariants(this.backend)) invariants.push(`xen: ${v}`);
+    if (this.xen) for (const v of checkXenInvariants(this.xen)) invariants.push(`xen: ${v}`);
     return this.result(failure, invariants);
   }
 
