@@ -113,7 +113,10 @@ export function tracePaths(flag: string, file: string, backends: string[], input
 export function interruptible(): { stopped: () => boolean; dispose: () => void } {
   let stop = false;
   const on = (): void => {
-    if (stop) process.exit(130);
+    if (stop) {
+      process.stderr.write('\npvmmu: interrupted again: stopping at once; an incomplete trace is removed, not kept\n');
+      process.exit(130);
+    }
     stop = true;
   };
   process.on('SIGINT', on);
