@@ -53,11 +53,12 @@ Examples:
       for (const [i, w] of loaded.entries()) {
         progress.update(`compare ${w.file}`, i, loaded.length);
         const runs = [];
+        const total = countWork(w.script.body);
         for (const [j, backend] of (['native', 'xen'] as const).entries()) {
           const cfg = { ...w.cfg, backend };
           const trace = paths[j] !== undefined ? openTrace(paths[j]!, traceMetadata(w.file, cfg, layout)) : undefined;
           try {
-            runs.push(await runWorkloadAsync(w.script, cfg, { ...layout, trace, onProgress: (k, line) => progress.update(`compare ${w.file} (${backend}): line ${line}, work`, k, countWork(w.script.body)) }, intr.stopped));
+            runs.push(await runWorkloadAsync(w.script, cfg, { ...layout, trace, onProgress: (k, line) => progress.update(`compare ${w.file} (${backend}): line ${line}, work`, k, total) }, intr.stopped));
           } catch (e) {
             if (trace) process.stderr.write(`pvmmu: ${traceNote(trace, false) ?? ''}\n`);
             throw e;
