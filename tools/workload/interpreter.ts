@@ -13,7 +13,7 @@ import { bootKernel, InvariantViolation, KernelBug, type HookPoint, type Kernel,
 import { createNativeBackend } from '../../hypervisor/native.js';
 import type { MachineConfig, ParavirtOps } from '../../hypervisor/paravirt-ops.js';
 import { HypervisorRefusal } from '../../hypervisor/types.js';
-import { checkXenInvariants, createXenBackend, type XenBackend } from '../../hypervisor/xen/index.js';
+import { checkXenInvariants, createXenBackend, XenRefusal, type XenBackend } from '../../hypervisor/xen/index.js';
 import type { NameRef, Pos, Script, Stmt } from './ast.js';
 import { resolveName, workOf } from './check.js';
 import { pageOffset, type RunConfig } from './config.js';
@@ -28,6 +28,8 @@ export interface RefusalDetail {
   op: string;
   /** Xen's reason, as its MEM_LOG prints it. */
   reason: string;
+  /** Xen's rule (the reason with its numbers elided: the key of `refusals`), when Xen refused. */
+  rule?: string;
   /** The machine frame concerned, in hex, when there is one. */
   mfn: string | null;
   /** Every MEM_LOG line of the refused operation. */
@@ -121,6 +123,21 @@ export function createBackend(
   }
   const x = createXenBackend(mc, { ...(xenP2m ? { p2m: xenP2m } : {}), ...(xenAbove4g ? { above4g: true } : {}) });
   return { ops: x, mmu: x.domain.mmu, xen: x };
+}
+
+/** The full reason of a refusal: Xen's rule and every line of its log when Xen refused, the reason otherwise. */
+function refusalDetail(e: HypervisorRefusal, statement: string, pos: Pos): RefusalDetail {
+  const xen = e instanceof XenRefusal ? e : null;
+  return {
+    op: e.op,
+    reason: e.reason,
+    ...(xen ? { rule: xen.rule } : {}),
+    mfn: e.mfn !== undefined ? hex(e.mfn) : null,
+    log: xen ? [...xen.log] : [e.reason],
+    statement,
+    line: pos.line,
+    col: pos.col,
+  };
 }
 
 /** Drive a statement generator to its end (blocks run inside a kernel path cannot pause). */
@@ -358,16 +375,7 @@ export class Interpreter {
     } catch (e) {
       if (e instanceof StopRun) throw e;
       if (e instanceof HypervisorRefusal) {
-        const log = (e as { log?: readonly string[] }).log;
-        const detail: RefusalDetail = {
-          op: e.op,
-          reason: e.reason,
-          mfn: e.mfn !== undefined ? hex(e.mfn) : null,
-          log: log ? [...log] : [e.reason],
-          statement: subject.text,
-          line: s.line,
-          col: s.col,
-        };
+        const detail = refusalDetail(e, subject.text, s);
         if (this.opts.trace) {
           this.opts.trace.instant('hypervisor refusal', 'refusal', this.ops.stats.cycles, { ...detail });
         }
@@ -667,10 +675,7 @@ function boot(script: Script, cfg: RunConfig, opts: RunOptions): Interpreter | R
         message: `${script.file}:${pos.line}:${pos.col}: boot: ${kind === 'refusal' ? 'hypervisor refused: ' : ''}${e.message}`,
         statement: 'boot',
       };
-      if (e instanceof HypervisorRefusal) {
-        const log = (e as { log?: readonly string[] }).log;
-        failure.refusal = { op: e.op, reason: e.reason, mfn: e.mfn !== undefined ? hex(e.mfn) : null, log: log ? [...log] : [e.reason], statement: 'boot', line: pos.line, col: pos.col };
-      }
+      if (e instanceof HypervisorRefusal) failure.refusal = refusalDetail(e, 'boot', pos);
       return emptyResult(script, cfg, failure);
     }
     opts.trace?.abandon();
