@@ -105,7 +105,7 @@ export function tracePaths(flag: string, file: string, backends: string[], input
 }
 
 /**
- * Ctrl-C (SIGINT) and SIGTERM while a run is in progress: the run stops at
+ * Ctrl-C (SIGINT), SIGTERM and SIGHUP (the terminal closed) while a run is in progress: the run stops at
  * the next statement, its trace is closed there, and the command says so. A
  * second Ctrl-C exits at once (partial files are removed by their owners'
  * exit hooks).
@@ -121,11 +121,13 @@ export function interruptible(): { stopped: () => boolean; dispose: () => void }
   };
   process.on('SIGINT', on);
   process.on('SIGTERM', on);
+  process.on('SIGHUP', on);
   return {
     stopped: () => stop,
     dispose: () => {
       process.off('SIGINT', on);
       process.off('SIGTERM', on);
+      process.off('SIGHUP', on);
     },
   };
 }

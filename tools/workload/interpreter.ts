@@ -232,7 +232,7 @@ export class Interpreter {
             kind: 'interrupted',
             line: pos.line,
             col: pos.col,
-            message: `${this.script.file}:${pos.line}:${pos.col}: interrupted (Ctrl-C) after this statement`,
+            message: `${this.script.file}:${pos.line}:${pos.col}: interrupted (Ctrl-C or a signal) after this statement`,
             statement: this.currentText,
           };
           break;
