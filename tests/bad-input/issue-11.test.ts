@@ -140,6 +140,16 @@ test('vectors --expect validates the expected file', () => {
   refused(['vectors', v, '--expect', T('ok-pretty.json')], /field 'format'/);
 });
 
+test('vectors --expect: an expected case the vector file lacks is a difference, not a silent pass', () => {
+  const v = join(tmp, 'one-case.json');
+  writeFileSync(v, JSON.stringify({ format: 'x86-mmu-vectors/1', cases: [{ name: 'a', steps: [] }] }));
+  const e = join(tmp, 'two-expected.json');
+  writeFileSync(e, JSON.stringify({ format: 'x86-mmu-results/1', cases: [{ name: 'a', steps: [], memory: [] }, { name: 'b', steps: [], memory: [] }] }));
+  const r = pvmmu(['vectors', v, '--expect', e]);
+  assert.is(r.status, 1);
+  assert.match(r.stderr, /b: expected, but the vector file has no such case\n1 case, 1 difference\n$/);
+});
+
 test('vectors --expect says "1 difference"', () => {
   const v = join(root, 'tests/vectors/sdm-suite.json');
   const exp = JSON.parse(readFileSync(join(root, 'tests/vectors/sdm-suite.expected.json'), 'utf8'));
