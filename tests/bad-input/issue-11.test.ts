@@ -74,6 +74,12 @@ test('size limits are enforced while reading (/dev/zero, /dev/urandom, a line-le
   refused(['report', bigEvent, '-o', join(tmp, 'r.html')], /big-event\.json:1:17: event larger than 1048576 bytes/);
 });
 
+test('compare holds a bounded amount of script at once (many large files are refused)', () => {
+  const f = join(tmp, 'pad.pvw');
+  writeFileSync(f, '#'.repeat(4_000_000) + '\nprocess a\n');
+  refused(['compare', ...Array.from({ length: 20 }, () => f)], /pad\.pvw: the workloads given so far add up to more than 67108864 bytes/);
+});
+
 test('memory per vector case is bounded (distinct pages written)', () => {
   const f = join(tmp, 'many-pages.json');
   const steps = Array.from({ length: 20_000 }, (_, i) => ({ op: 'poke', pa: '0x' + (0x100000 + i * 4096).toString(16), u32: '0x1' }));

@@ -76,7 +76,7 @@ export function seedOf(f: CommonFlags): number {
  * loadWorkload under the command-line flags (all input errors before anything
  * runs); `backends` are the backends the command will run it on.
  */
-export function loadWorkloadFlags(file: string, flags: CommonFlags, backends?: ('native' | 'xen')[]): { script: Script; cfg: RunConfig } {
+export function loadWorkloadFlags(file: string, flags: CommonFlags, backends?: ('native' | 'xen')[]): { script: Script; cfg: RunConfig; bytes: number } {
   const w = loadWorkload(file, overridesOf(flags), { backends, above4g: flags.above4g === true });
   const xen = (backends ?? [w.cfg.backend]).includes('xen');
   // --seed is accepted on native (nothing there is randomised) so that one command line serves both backends.

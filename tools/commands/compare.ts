@@ -15,6 +15,9 @@ import { runWorkloadAsync, type RunResult } from '../workload/interpreter.js';
 import { traceMetadata } from '../workload/summary.js';
 import { addCommonFlags, interruptible, layoutOf, loadWorkloadFlags, tracePaths, traceNote, type CommonFlags } from './common.js';
 
+/** The scripts of one compare, together, at most (each is at most 4 MiB). */
+const MAX_COMPARE_BYTES = 64 << 20;
+
 export function registerCompare(program: Command): void {
   const cmd = program
     .command('compare')
@@ -41,7 +44,14 @@ Examples:
       throw new InputError(`--trace: one workload at a time (got ${files.length}); a trace describes one run per backend`);
     }
     // Every file is read and checked before anything runs.
-    const loaded = files.map((f) => ({ file: f, ...loadWorkloadFlags(f, flags, ['native', 'xen']) }));
+    // ... in bounded memory: all the scripts held at once add up to at most MAX_COMPARE_BYTES.
+    let bytes = 0;
+    const loaded = files.map((f) => {
+      const w = { file: f, ...loadWorkloadFlags(f, flags, ['native', 'xen']) };
+      bytes += w.bytes;
+      if (bytes > MAX_COMPARE_BYTES) throw new InputError(`${f}: the workloads given so far add up to more than ${MAX_COMPARE_BYTES} bytes; compare them in smaller groups`);
+      return w;
+    });
     const paths = flags.trace !== undefined ? tracePaths('--trace', flags.trace, ['native', 'xen'], files) : [];
     const progress = new Progress(flags.json === true);
     const intr = interruptible();
