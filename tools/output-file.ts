@@ -36,6 +36,14 @@ export function refuseOutputOverInput(flag: string, out: string, inputs: string[
   }
 }
 
+/** Outputs being written: removed if the process exits before they are committed (a second Ctrl-C, process.exit). */
+const pending = new Set<OutputFile>();
+let hooked = false;
+
+function removePendingAtExit(): void {
+  for (const f of pending) f.abandon();
+}
+
 /** An output being written: `write` pieces, then `commit` (rename into place) or `abandon` (remove). */
 export class OutputFile {
   private fd: number;
@@ -56,6 +64,11 @@ export class OutputFile {
     } catch (e) {
       throw new InputError(`${flag}: cannot write ${path} (${(e as NodeJS.ErrnoException).code ?? String(e)})`);
     }
+    pending.add(this);
+    if (!hooked) {
+      hooked = true;
+      process.on('exit', removePendingAtExit);
+    }
   }
 
   get direct(): boolean {
@@ -75,6 +88,7 @@ export class OutputFile {
   commit(): void {
     if (this.done) return;
     this.done = true;
+    pending.delete(this);
     try {
       closeSync(this.fd);
       if (!this.direct) renameSync(this.tmp, this.path);
@@ -88,6 +102,7 @@ export class OutputFile {
   abandon(): void {
     if (this.done) return;
     this.done = true;
+    pending.delete(this);
     try {
       closeSync(this.fd);
     } catch {

@@ -74,6 +74,12 @@ test('size limits are enforced while reading (/dev/zero, /dev/urandom, a line-le
   refused(['report', bigEvent, '-o', join(tmp, 'r.html')], /big-event\.json:1:17: event larger than 1048576 bytes/);
 });
 
+test('compare holds a bounded amount of script at once (many large files are refused)', () => {
+  const f = join(tmp, 'pad.pvw');
+  writeFileSync(f, '#'.repeat(4_000_000) + '\nprocess a\n');
+  refused(['compare', ...Array.from({ length: 20 }, () => f)], /pad\.pvw: the workloads given so far add up to more than 67108864 bytes/);
+});
+
 test('memory per vector case is bounded (distinct pages written)', () => {
   const f = join(tmp, 'many-pages.json');
   const steps = Array.from({ length: 20_000 }, (_, i) => ({ op: 'poke', pa: '0x' + (0x100000 + i * 4096).toString(16), u32: '0x1' }));
@@ -105,7 +111,7 @@ test('Ctrl-C mid-run closes the trace at the interruption and says so (exit 130)
   child.kill('SIGINT');
   const code = await new Promise<number | null>((r) => child.on('exit', (c) => r(c)));
   assert.is(code, 130, err);
-  assert.match(err, /interrupted \(Ctrl-C\)/);
+  assert.match(err, /interrupted \(Ctrl-C or a signal\)/);
   assert.match(err, /--trace: the trace .*long\.json was closed at the interruption/);
   const doc = JSON.parse(readFileSync(t, 'utf8')) as { traceEvents: { name: string }[] };
   assert.ok(doc.traceEvents.some((e) => e.name === 'run interrupted'), 'the trace says where it stopped');
@@ -138,6 +144,16 @@ test('vectors --expect validates the expected file', () => {
   refused(['vectors', v, '--expect', v], /field 'format': expected "x86-mmu-results\/1", got "x86-mmu-vectors\/1" \(this is a vector file/);
   refused(['vectors', v, '--expect', empty], /empty-object\.json: top level: field 'format'/);
   refused(['vectors', v, '--expect', T('ok-pretty.json')], /field 'format'/);
+});
+
+test('vectors --expect: an expected case the vector file lacks is a difference, not a silent pass', () => {
+  const v = join(tmp, 'one-case.json');
+  writeFileSync(v, JSON.stringify({ format: 'x86-mmu-vectors/1', cases: [{ name: 'a', steps: [] }] }));
+  const e = join(tmp, 'two-expected.json');
+  writeFileSync(e, JSON.stringify({ format: 'x86-mmu-results/1', cases: [{ name: 'a', steps: [], memory: [] }, { name: 'b', steps: [], memory: [] }] }));
+  const r = pvmmu(['vectors', v, '--expect', e]);
+  assert.is(r.status, 1);
+  assert.match(r.stderr, /b: expected, but the vector file has no such case\n1 case, 1 difference\n$/);
 });
 
 test('vectors --expect says "1 difference"', () => {

@@ -10,7 +10,15 @@ import { join } from 'node:path';
 
 const cli = join(process.cwd(), 'dist/tools/cli.js');
 
-for (const cmd of ['boot', 'compare', 'vectors', 'inject', 'report', 'demo']) {
+// Every command `pvmmu --help` lists (so a new command cannot come without examples).
+const top = spawnSync(process.execPath, [cli, '--help'], { encoding: 'utf8' }).stdout;
+const commands = [...top.split('Commands:')[1]!.matchAll(/^ {2}([a-z][a-z0-9-]*) /gm)].map((m) => m[1]!).filter((c) => c !== 'help');
+
+test('the command list is read from --help', () => {
+  for (const c of ['boot', 'compare', 'vectors', 'inject', 'report', 'demo']) assert.ok(commands.includes(c), c);
+});
+
+for (const cmd of commands) {
   test(`${cmd} --help has examples naming files that exist`, () => {
     const r = spawnSync(process.execPath, [cli, cmd, '--help'], { encoding: 'utf8' });
     assert.is(r.status, 0, r.stderr);

@@ -137,6 +137,15 @@ test('nothing half-written: a trace is renamed into place on close, removed on a
   assert.equal(readdirSync(tmp).filter((f) => f.includes('partial')), []);
 });
 
+test('an output still being written when the process exits (a second Ctrl-C) is removed', () => {
+  const out = join(tmp, 'exit-early.json');
+  const url = new URL('../../tools/output-file.js', import.meta.url).href;
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e', `const m = await import(${JSON.stringify(url)}); const f = new m.OutputFile('--trace', ${JSON.stringify(out)}); f.write('{"traceEvents":['); process.exit(130);`], { encoding: 'utf8' });
+  assert.is(r.status, 130, r.stderr);
+  assert.not.ok(existsSync(out));
+  assert.equal(readdirSync(tmp).filter((f) => f.startsWith('.exit-early')), [], 'no temporary file left');
+});
+
 test('the differential check still holds with misaligned accesses (native and Xen agree)', () => {
   const w = join(tmp, 'mis.pvw');
   writeFileSync(w, 'process a\nmmap a 0x1000000 8K rw\nwrite a 0x1000ffe 0x11223344\nread a 0x1000ffe expect 0x11223344\nread a 0x1000ffc expect 0x33440000\nwrite a 0x1001ffe 1 expect segv\n');

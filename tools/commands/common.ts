@@ -77,11 +77,11 @@ export function seedOf(f: CommonFlags): number {
  * loadWorkload under the command-line flags (all input errors before anything
  * runs); `backends` are the backends the command will run it on.
  */
-export function loadWorkloadFlags(file: string, flags: CommonFlags, backends?: Backend[]): { script: Script; cfg: RunConfig } {
+export function loadWorkloadFlags(file: string, flags: CommonFlags, backends?: Backend[]): { script: Script; cfg: RunConfig; bytes: number } {
   const w = loadWorkload(file, overridesOf(flags), { backends, above4g: flags.above4g === true });
   const xen = (backends ?? [w.cfg.backend]).includes('xen');
   // --seed is accepted on native (nothing there is randomised) so that one command line serves both backends.
-  if (!xen && flags.above4g) throw new InputError(`--above-4g: only the Xen backend places the guest in machine memory, and this run is native (add --backend xen)`);
+  if (!xen && flags.above4g) throw new InputError(`--above-4g: only the Xen backend places the guest in machine memory, and this run is not on Xen (add --backend xen)`);
   if (flags.above4g && !w.cfg.pae) throw new InputError(`--above-4g: machine frames above 4 GiB need PAE (a 2-level entry holds 20 frame bits); drop --no-pae`);
   return w;
 }
@@ -106,7 +106,7 @@ export function tracePaths(flag: string, file: string, backends: string[], input
 }
 
 /**
- * Ctrl-C (SIGINT) and SIGTERM while a run is in progress: the run stops at
+ * Ctrl-C (SIGINT), SIGTERM and SIGHUP (the terminal closed) while a run is in progress: the run stops at
  * the next statement, its trace is closed there, and the command says so. A
  * second Ctrl-C exits at once (partial files are removed by their owners'
  * exit hooks).
@@ -114,16 +114,21 @@ export function tracePaths(flag: string, file: string, backends: string[], input
 export function interruptible(): { stopped: () => boolean; dispose: () => void } {
   let stop = false;
   const on = (): void => {
-    if (stop) process.exit(130);
+    if (stop) {
+      process.stderr.write('\npvmmu: interrupted again: stopping at once; an incomplete trace is removed, not kept\n');
+      process.exit(130);
+    }
     stop = true;
   };
   process.on('SIGINT', on);
   process.on('SIGTERM', on);
+  process.on('SIGHUP', on);
   return {
     stopped: () => stop,
     dispose: () => {
       process.off('SIGINT', on);
       process.off('SIGTERM', on);
+      process.off('SIGHUP', on);
     },
   };
 }

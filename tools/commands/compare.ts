@@ -18,6 +18,9 @@ import { BACKEND_KINDS } from '../../hypervisor/backend.js';
 import { Option } from 'commander';
 import { addCommonFlags, interruptible, layoutOf, loadWorkloadFlags, parseBackends, tracePaths, traceNote, type CommonFlags } from './common.js';
 
+/** The scripts of one compare, together, at most (each is at most 4 MiB). */
+const MAX_COMPARE_BYTES = 64 << 20;
+
 export function registerCompare(program: Command): void {
   const cmd = program
     .command('compare')
@@ -47,7 +50,14 @@ Examples:
       throw new InputError(`--trace: one workload at a time (got ${files.length}); a trace describes one run per backend`);
     }
     // Every file is read and checked before anything runs.
-    const loaded = files.map((f) => ({ file: f, ...loadWorkloadFlags(f, flags, backends) }));
+    // ... in bounded memory: all the scripts held at once add up to at most MAX_COMPARE_BYTES.
+    let bytes = 0;
+    const loaded = files.map((f) => {
+      const w = { file: f, ...loadWorkloadFlags(f, flags, backends) };
+      bytes += w.bytes;
+      if (bytes > MAX_COMPARE_BYTES) throw new InputError(`${f}: the workloads given so far add up to more than ${MAX_COMPARE_BYTES} bytes; compare them in smaller groups`);
+      return w;
+    });
     const paths = flags.trace !== undefined ? tracePaths('--trace', flags.trace, backends, files) : [];
     const progress = new Progress(flags.json === true);
     const intr = interruptible();
@@ -59,11 +69,12 @@ Examples:
       for (const [i, w] of loaded.entries()) {
         progress.update(`compare ${w.file}`, i, loaded.length);
         const runs = [];
+        const total = countWork(w.script.body);
         for (const [j, backend] of backends.entries()) {
           const cfg = { ...w.cfg, backend };
           const trace = paths[j] !== undefined ? openTrace(paths[j]!, traceMetadata(w.file, cfg, layout)) : undefined;
           try {
-            runs.push(await runWorkloadAsync(w.script, cfg, { ...layout, trace, onProgress: (k, line) => progress.update(`compare ${w.file} (${backend}): line ${line}, work`, k, countWork(w.script.body)) }, intr.stopped));
+            runs.push(await runWorkloadAsync(w.script, cfg, { ...layout, trace, onProgress: (k, line) => progress.update(`compare ${w.file} (${backend}): line ${line}, work`, k, total) }, intr.stopped));
           } catch (e) {
             if (trace) process.stderr.write(`pvmmu: ${traceNote(trace, false) ?? ''}\n`);
             throw e;

@@ -80,7 +80,7 @@ const MORE = 0;
 const ENDS_WITH = 1;
 const ENDS_BEFORE = 2;
 
-class TraceParser {
+export class TraceParser {
   private state: State = 'start';
   private line = 1;
   private col = 0;

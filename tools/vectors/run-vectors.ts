@@ -112,6 +112,9 @@ export function compareResults(actual: ResultsFile, expected: unknown): string[]
     const em = JSON.stringify((e.memory ?? []).map(normaliseRegion));
     if (am !== em) diffs.push(`${a.name}: memory: got ${am}, expected ${em}`);
   }
+  // An expected case the vector file does not have is a difference too, not a silent pass.
+  const ran = new Set(actual.cases.map((c) => c.name));
+  for (const e of exp.cases) if (!ran.has(e.name)) diffs.push(`${e.name}: expected, but the vector file has no such case`);
   return diffs;
 }
 

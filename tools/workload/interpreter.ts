@@ -13,6 +13,7 @@ import { bootKernel, InvariantViolation, KernelBug, type HookPoint, type Kernel,
 import { createBackend as createBackendOf, type Backend as BackendHandle } from '../../hypervisor/backend.js';
 import type { MachineConfig, ParavirtOps } from '../../hypervisor/paravirt-ops.js';
 import { HypervisorRefusal } from '../../hypervisor/types.js';
+import { XenRefusal } from '../../hypervisor/xen/index.js';
 import type { NameRef, Pos, Script, Stmt } from './ast.js';
 import { resolveName, workOf } from './check.js';
 import { pageOffset, type RunConfig } from './config.js';
@@ -27,6 +28,8 @@ export interface RefusalDetail {
   op: string;
   /** Xen's reason, as its MEM_LOG prints it. */
   reason: string;
+  /** Xen's rule (the reason with its numbers elided: the key of `refusals`), when Xen refused. */
+  rule?: string;
   /** The machine frame concerned, in hex, when there is one. */
   mfn: string | null;
   /** Every MEM_LOG line of the refused operation. */
@@ -116,6 +119,21 @@ export function createBackend(cfg: RunConfig, seed = 1, xenP2m?: 'identity' | 's
   const mc = machineConfigOf(cfg, seed);
   if (newMmu !== undefined) mc.newMmu = newMmu;
   return createBackendOf(cfg.backend, mc, { ...(xenP2m ? { xenP2m } : {}), ...(xenAbove4g ? { above4g: true } : {}) });
+}
+
+/** The full reason of a refusal: Xen's rule and every line of its log when Xen refused, the reason otherwise. */
+function refusalDetail(e: HypervisorRefusal, statement: string, pos: Pos): RefusalDetail {
+  const xen = e instanceof XenRefusal ? e : null;
+  return {
+    op: e.op,
+    reason: e.reason,
+    ...(xen ? { rule: xen.rule } : {}),
+    mfn: e.mfn !== undefined ? hex(e.mfn) : null,
+    log: xen ? [...xen.log] : [e.reason],
+    statement,
+    line: pos.line,
+    col: pos.col,
+  };
 }
 
 /** Drive a statement generator to its end (blocks run inside a kernel path cannot pause). */
@@ -210,7 +228,7 @@ export class Interpreter {
             kind: 'interrupted',
             line: pos.line,
             col: pos.col,
-            message: `${this.script.file}:${pos.line}:${pos.col}: interrupted (Ctrl-C) after this statement`,
+            message: `${this.script.file}:${pos.line}:${pos.col}: interrupted (Ctrl-C or a signal) after this statement`,
             statement: this.currentText,
           };
           break;
@@ -353,16 +371,7 @@ export class Interpreter {
     } catch (e) {
       if (e instanceof StopRun) throw e;
       if (e instanceof HypervisorRefusal) {
-        const log = (e as { log?: readonly string[] }).log;
-        const detail: RefusalDetail = {
-          op: e.op,
-          reason: e.reason,
-          mfn: e.mfn !== undefined ? hex(e.mfn) : null,
-          log: log ? [...log] : [e.reason],
-          statement: subject.text,
-          line: s.line,
-          col: s.col,
-        };
+        const detail = refusalDetail(e, subject.text, s);
         if (this.opts.trace) {
           this.opts.trace.instant('hypervisor refusal', 'refusal', this.ops.stats.cycles, { ...detail });
         }
@@ -664,10 +673,7 @@ function boot(script: Script, cfg: RunConfig, opts: RunOptions): Interpreter | R
         message: `${script.file}:${pos.line}:${pos.col}: boot: ${kind === 'refusal' ? 'hypervisor refused: ' : ''}${e.message}`,
         statement: 'boot',
       };
-      if (e instanceof HypervisorRefusal) {
-        const log = (e as { log?: readonly string[] }).log;
-        failure.refusal = { op: e.op, reason: e.reason, mfn: e.mfn !== undefined ? hex(e.mfn) : null, log: log ? [...log] : [e.reason], statement: 'boot', line: pos.line, col: pos.col };
-      }
+      if (e instanceof HypervisorRefusal) failure.refusal = refusalDetail(e, 'boot', pos);
       return emptyResult(script, cfg, failure);
     }
     opts.trace?.abandon();

@@ -13,9 +13,10 @@ export function loadWorkload(
   file: string,
   overrides: ConfigOverrides = {},
   opts: { backends?: Backend[]; above4g?: boolean } = {},
-): { script: Script; cfg: RunConfig } {
-  const script = parseScript(file, readInputFile(file, MAX_SCRIPT_BYTES, 'a workload script'));
+): { script: Script; cfg: RunConfig; bytes: number } {
+  const text = readInputFile(file, MAX_SCRIPT_BYTES, 'a workload script');
+  const script = parseScript(file, text);
   const cfg = resolveConfig(file, script.machine, overrides, opts);
   checkScript(script, cfg);
-  return { script, cfg };
+  return { script, cfg, bytes: text.length };
 }

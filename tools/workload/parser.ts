@@ -21,7 +21,8 @@ export const MAX_NESTING = 32;
 export const MAX_REPEAT = 1_000_000_000;
 const NAME_RE = /^[A-Za-z][A-Za-z0-9_-]*#?$/;
 const LABEL_RE = /^[A-Za-z][A-Za-z0-9_+.\-]*$/;
-const NUM_RE = /^(0x[0-9a-fA-F]+|[0-9]+)([KMG])?$/;
+/** A number: decimal or 0x hex, with an optional K/M/G (or k/m/g, as --mem takes them) power-of-1024 suffix. */
+const NUM_RE = /^(0x[0-9a-fA-F]+|[0-9]+)([KMGkmg])?$/;
 
 export function parseScript(file: string, text: string): Script {
   const p = new Parser(file, text);
@@ -132,7 +133,8 @@ class Parser {
     const m = NUM_RE.exec(t.text);
     if (!m) this.fail(this.at(t), `bad number '${t.text}' for ${what} (decimal or 0x hex, optional K/M/G)`);
     const base = BigInt(m[1]!);
-    const mult = m[2] === 'K' ? 1024n : m[2] === 'M' ? 1024n ** 2n : m[2] === 'G' ? 1024n ** 3n : 1n;
+    const u = m[2]?.toUpperCase();
+    const mult = u === 'K' ? 1024n : u === 'M' ? 1024n ** 2n : u === 'G' ? 1024n ** 3n : 1n;
     const v = base * mult;
     if (v > BigInt(max)) this.fail(this.at(t), `${what} ${t.text} is too large (at most 0x${max.toString(16)})`);
     return Number(v);
