@@ -40,7 +40,7 @@ if (chromium === undefined) {
     assert.ok(existsSync(png), 'chromium wrote a screenshot');
     assert.ok(statSync(png).size > 20_000, 'the screenshot is not blank');
     const probe = join(dir, 'probe.html');
-    writeFileSync(probe, readFileSync(html, 'utf8').replace('</body>', '<script>document.title="SW="+document.documentElement.scrollWidth+" CW="+document.documentElement.clientWidth+" SVG="+document.querySelectorAll("svg").length</script></body>'));
+    writeFileSync(probe, readFileSync(html, 'utf8').replace('</body>', '<script>const inner=[...document.querySelectorAll(".scroll")].some((e)=>e.scrollWidth>e.clientWidth);document.title="SW="+Math.max(document.documentElement.scrollWidth,inner?1e6:0)+" CW="+document.documentElement.clientWidth+" SVG="+document.querySelectorAll("svg").length</script></body>'));
     const dom = browser(['--window-size=1400,2000', '--dump-dom', `file://${probe}`]).stdout;
     const m = /<title>SW=(\d+) CW=(\d+) SVG=(\d+)<\/title>/.exec(dom);
     assert.ok(m, 'the page loaded and ran');

@@ -298,7 +298,7 @@ function measureTable(traces: TraceSummary[], labels: string[]): string {
   const perRun = (m: MeasureSummary | undefined): number => (m && m.runs ? m.cycles / m.runs : 0);
   const max = Math.max(1, ...traces.flatMap((t) => [...t.measures.values()].map(perRun)));
   const used = COST_COMPONENTS.filter((c) => traces.some((t) => [...t.measures.values()].some((m) => (m.breakdown[c] ?? 0) > 0)));
-  const barW = 400;
+  const barW = 340;
   const rows = names
     .map((name) => {
       const ms = traces.map((t) => t.measures.get(name));
@@ -335,10 +335,21 @@ function measureTable(traces: TraceSummary[], labels: string[]): string {
           return top && total > 0 ? `<div>${esc(labels[k]!)}: <b>${esc(top[0])}</b> ${fmt((100 * top[1]) / total, 0)}%</div>` : '';
         })
         .join('');
-      return `<tr><th>${esc(name)}</th>${cells}${ratio}<td class="txt why">${why}</td><td class="bars">${bars}</td></tr>`;
+      // Why the second run costs more (or less): the component that moved most per run.
+      let diff = '';
+      if (traces.length === 2 && ms[0] && ms[1] && ms[0].runs > 0 && ms[1].runs > 0) {
+        const [a, b] = [ms[0], ms[1]];
+        const deltas = COST_COMPONENTS.map((c) => [c, (b.breakdown[c] ?? 0) / b.runs - (a.breakdown[c] ?? 0) / a.runs] as const).sort((x, y) => Math.abs(y[1]) - Math.abs(x[1]));
+        const total = perRun(b) - perRun(a);
+        const top = deltas[0];
+        if (top && top[1] !== 0 && total !== 0) {
+          diff = `<div class="delta">${esc(labels[1]!)} − ${esc(labels[0]!)}: ${total > 0 ? '+' : ''}${fmt(total, 0)}, most in <b>${esc(top[0])}</b> ${top[1] > 0 ? '+' : ''}${fmt(top[1], 0)}</div>`;
+        }
+      }
+      return `<tr><th>${esc(name)}</th>${cells}${ratio}<td class="txt why">${why}${diff}</td><td class="bars">${bars}</td></tr>`;
     })
     .join('');
-  const head = `<tr><th>measure</th>${labels.map((l) => `<th>${esc(l)} runs</th><th>${esc(l)} cycles/run</th>`).join('')}${traces.length === 2 ? `<th>${esc(labels[1]!)}/${esc(labels[0]!)}</th>` : ''}<th class="txt">largest component</th><th class="bars">cycles per run by cost component (one scale for all bars)</th></tr>`;
+  const head = `<tr><th>measure</th>${labels.map((l) => `<th>${esc(l)} runs</th><th>${esc(l)} cycles/run</th>`).join('')}${traces.length === 2 ? `<th>${esc(labels[1]!)}/${esc(labels[0]!)}</th>` : ''}<th class="txt">largest component, and what differs most</th><th class="bars">cycles per run by component<br><span style="font-weight:400;font-size:11px">(one scale for all bars)</span></th></tr>`;
   return `${legend(used.map((c) => [c, COMPONENT_COLORS[c] ?? '#999']))}<div class="scroll"><table class="measures">${head}${rows}</table></div>`;
 }
 
@@ -494,7 +505,7 @@ figcaption{font-weight:600;margin-bottom:4px}
 svg text.l{font-size:10px;fill:#333}svg text.v{font-size:10px;fill:#555}svg text.t{font-size:11px;fill:#444}.axis{stroke:#888}.grid{stroke:#eee}.empty{color:#888}
 .legend{display:flex;flex-wrap:wrap;gap:14px;font-size:12px;margin:4px 0}.legend i{display:inline-block;width:11px;height:11px;margin-right:4px;vertical-align:-1px}
 .banner{background:#fdecea;border:1px solid #e0a19b;border-left:5px solid #c8553d;padding:8px 12px;margin:10px 0}.banner .note{color:#777;font-size:12px;margin-top:3px}.banner.warn{background:#fff8e1;border-color:#e6c36a;border-left-color:#d4a017}
-.scroll{overflow-x:auto}.stop{color:#c8553d}.why{font-size:12px;white-space:nowrap}code{background:#f3f3f3;padding:1px 4px}
+.scroll{overflow-x:auto}.stop{color:#c8553d}.why{font-size:12px;min-width:190px;max-width:250px}.why .delta{color:#555;margin-top:2px}code{background:#f3f3f3;padding:1px 4px}
 </style></head><body>
 <h1>pvmmu report${workload ? `: <code>${esc(workload)}</code>` : ''}</h1>
 ${configTable(traces, labels)}
