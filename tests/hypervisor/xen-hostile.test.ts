@@ -6,7 +6,7 @@
  * pins, page-table memory), and that a follow-up valid operation still works
  * (no count leaked). The invariant checker runs after every test.
  */
-import { suite } from 'uvu';
+import { suite } from '../harness.js';
 import * as assert from 'uvu/assert';
 import { ACCESS_READ, ACCESS_WRITE, PFEC_P, PFEC_U, PFEC_W, PTE_G, PTE_PAT, PTE_PS } from '../../emulator/paging-bits.js';
 import {
