@@ -53,4 +53,5 @@ for (const group of globalThis.UVU_QUEUE) {
   }
 }
 
-await uvu.exec(false);
+// PVMMU_TEST_BAIL=1 (npm run mutate): stop at the first failure.
+await uvu.exec(process.env.PVMMU_TEST_BAIL === '1');
