@@ -174,6 +174,8 @@ const PARSE_ERRORS: [string, string][] = [
   ['process a\nmmap a 0 4K rw x', "w.pvw:2:16: unexpected 'x' (usage: mmap NAME ADDR LEN PROT)"],
   ['process a\nmmap a x 4K rw', "w.pvw:2:8: bad number 'x' for ADDR (decimal or 0x hex, optional K/M/G)"],
   ['process a\nmmap a 0 x rw', "w.pvw:2:10: bad number 'x' for LEN (decimal or 0x hex, optional K/M/G)"],
+  ['process a\nmmap a z0 4K rw', "w.pvw:2:8: bad number 'z0' for ADDR (decimal or 0x hex, optional K/M/G)"],
+  ['process a\nmmap a 0 4Kb rw', "w.pvw:2:10: bad number '4Kb' for LEN (decimal or 0x hex, optional K/M/G)"],
   ['process a\nmunmap a', 'w.pvw:2:9: missing ADDR'],
   ['process a\nmunmap a 0', 'w.pvw:2:11: missing LEN'],
   ['process a\nmunmap a 0 4K x', "w.pvw:2:15: unexpected 'x' (usage: munmap NAME ADDR LEN)"],
