@@ -114,6 +114,51 @@ for (const p of PAGING) {
       k.exit('parent');
       assertClean(k, 'end');
     });
+
+    // Guards (mm mutation survivors): cow_user_page skipped or replaced by a
+    // zeroed page; a write fault on a fresh page going through the zero page.
+    s(`${b.label} ${p.label}: a COW break copies the whole page; a first write takes one anonymous fault, no COW`, () => {
+      const k = bootWith(b.create(machineConfig(g)), g);
+      assert.is(k.createProcess('parent'), 0);
+      assert.is(k.mmap('parent', HEAP, 2 << 12, 'rw'), 0);
+      const user = k.stats.faultsUser;
+      const cow = k.stats.faultsCow;
+      for (const off of [0, 0x400, 0xffc]) assert.is(k.userWrite32('parent', HEAP + off, 0xa0000 + off), 'ok');
+      assert.is(k.stats.faultsUser, user + 1, 'one fault for the first write of a fresh page');
+      assert.is(k.stats.faultsCow, cow, 'no copy-on-write: a zeroed page, not the zero page');
+      assert.is(k.fork('parent', 'child'), 0);
+      assert.is(k.userWrite32('child', HEAP + 0x400, 0xc4), 'ok'); // the copy
+      assert.is(k.stats.faultsCow, cow + 1);
+      assert.is(k.userRead32('child', HEAP), 0xa0000, 'the copy has the rest of the parent\'s page');
+      assert.is(k.userRead32('child', HEAP + 0xffc), 0xa0ffc);
+      assert.is(k.userRead32('child', HEAP + 0x400), 0xc4);
+      assert.is(k.userRead32('parent', HEAP + 0x400), 0xa0400);
+      k.exit('child');
+      k.exit('parent');
+      assertClean(k, 'end');
+    });
+
+    // Guards (mm mutation survivors): an allocation failure in do_anonymous_page or do_wp_page not reported as out of memory.
+    s(`${b.label} ${p.label}: the page allocation of a write fault or of a COW break fails: the access is 'oom'`, () => {
+      const k = bootWith(b.create(machineConfig(g)), g);
+      assert.is(k.createProcess('parent'), 0);
+      assert.is(k.mmap('parent', HEAP, 2 << 12, 'rw'), 0);
+      assert.is(k.userWrite32('parent', HEAP, 1), 'ok'); // the pte page exists from here on
+      k.failAt(1);
+      assert.is(k.userWrite32('parent', HEAP + 0x1000, 2), 'oom', 'do_anonymous_page');
+      assert.equal(k.injected?.site, 'do_anonymous_page');
+      k.failAt(null);
+      assert.not.ok(k.hasProcess('parent'), 'the OOM path killed it');
+      assert.is(k.createProcess('parent'), 0);
+      assert.is(k.mmap('parent', HEAP, 2 << 12, 'rw'), 0);
+      assert.is(k.userWrite32('parent', HEAP, 1), 'ok');
+      assert.is(k.fork('parent', 'child'), 0);
+      k.failAt(1);
+      assert.is(k.userWrite32('child', HEAP, 3), 'oom', 'do_wp_page');
+      assert.equal(k.injected?.site, 'do_wp_page');
+      k.failAt(null);
+      assert.is(k.userRead32('parent', HEAP), 1, 'the parent\'s page untouched');
+    });
   }
 }
 
