@@ -313,6 +313,16 @@ test('each limit at its boundary: the last value accepted, the next refused', ()
     err('lazy {\nrepeat 30000000 {\nidle\n}\n}'),
     'w.pvw:2:1: the script would run 30000001 statements (limit 20000000); lower the repeat count',
   );
+  // The first of two repeats when it is the bigger one.
+  assert.is(
+    err('repeat 30000000 {\nidle\n}\nrepeat 2 {\nidle\n}'),
+    'w.pvw:1:1: the script would run 30000002 statements (limit 20000000); lower the repeat count',
+  );
+  // Of two equal repeats, the first is named.
+  assert.is(
+    err('repeat 20000000 {\nidle\n}\nrepeat 20000000 {\nidle\n}'),
+    'w.pvw:1:1: the script would run 40000000 statements (limit 20000000); lower the repeat count',
+  );
   // Saturating count: no overflow to a small number.
   assert.is(countStatements(parseScript('w.pvw', 'repeat 1000000000 {\nrepeat 1000000000 {\nrepeat 1000000000 {\nidle\n}\n}\n}').body), Number.MAX_SAFE_INTEGER);
   // The script size limit: a script of exactly 4 MiB is read, one byte more is refused.
