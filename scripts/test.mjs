@@ -1,14 +1,15 @@
-// Runs every compiled uvu test file under dist/tests in one uvu process and
-// ends with the line "N passed, N failed" (the CI contract). Exit code is
-// non-zero on any failure or when no test ran.
+// Runs every compiled uvu test file under dist/tests in one uvu process
+// (scripts/uvu-run.mjs: uvu's runner plus a check that every suite ran all of
+// its registered tests) and ends with the line "N passed, N failed" (the CI
+// contract). Exit code is non-zero on any failure, on a suite that stopped
+// early, or when no test ran.
 import { spawnSync } from 'node:child_process';
-import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
 
-const require = createRequire(import.meta.url);
-const uvuBin = require.resolve('uvu').replace(/dist[\/]index.js$/, 'bin.js');
+const uvuRun = fileURLToPath(new URL('./uvu-run.mjs', import.meta.url));
 const only = process.argv[2];
 const filter = only ? `^(?=.*(?:${only})).*\\.test\\.js$` : '\\.test\\.js$';
-const r = spawnSync(process.execPath, [uvuBin, 'dist/tests', filter, '--color', 'false'], {
+const r = spawnSync(process.execPath, [uvuRun, 'dist/tests', filter], {
   encoding: 'utf8',
   maxBuffer: 256 * 1024 * 1024,
   env: { ...process.env, FORCE_COLOR: '0' },

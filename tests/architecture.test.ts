@@ -119,4 +119,14 @@ test('the handle rule can fail', () => {
   assert.is(v.length, 3, v.join('\n'));
 });
 
+// Issue 14, gap 7: a hook that throws inside uvu's own suite is dropped
+// silently; test files with hooks use tests/harness.ts, whose hooks run
+// inside each test (a throwing hook is a named failure).
+test('test files with hooks use the harness suite, not uvu\'s', () => {
+  const hooked = sources('tests').filter((f) => /\.(after|before)(\.each)?\(/.test(readFileSync(f, 'utf8')));
+  assert.ok(hooked.length > 0, 'the check sees hooks (it can fail)');
+  const raw = hooked.filter((f) => /import\s*\{[^}]*\b(suite|test)\b[^}]*\}\s*from\s*'uvu'/.test(readFileSync(f, 'utf8')));
+  assert.equal(raw, []);
+});
+
 test.run();

@@ -6,7 +6,7 @@
  * pins, page-table memory), and that a follow-up valid operation still works
  * (no count leaked). The invariant checker runs after every test.
  */
-import { suite } from 'uvu';
+import { suite } from '../harness.js';
 import * as assert from 'uvu/assert';
 import { KernelBug } from '../../hypervisor/types.js';
 

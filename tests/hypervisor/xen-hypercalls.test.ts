@@ -5,7 +5,7 @@
  * away releases it), emulated zeroing/copying of a live L1, and the 2-level
  * hole in every root. The invariant checker runs after every test.
  */
-import { suite } from 'uvu';
+import { suite } from '../harness.js';
 import * as assert from 'uvu/assert';
 import {
   checkXenInvariants,

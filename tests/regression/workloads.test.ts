@@ -146,6 +146,10 @@ reg('the examples show what their comments say (vmalloc faults under Xen, COW co
   // cow: one copy per child-write run, on both backends.
   for (const r of runMatrix('cow.pvw')) {
     for (const b of [r.native, r.xen]) assert.is(ev(b, 'child-write', 'faults.cow'), 4, `${r.config.label}`);
+    // The reuse path (issue 14 gap 6): one write-protect fault per run, and
+    // its flush_tlb_page (under Xen an INVLPG_LOCAL), no copy.
+    for (const b of [r.native, r.xen]) assert.is(ev(b, 'reuse', 'faults.cow'), 4, `${r.config.label} reuse`);
+    assert.is(ev(r.xen, 'reuse', 'hypercalls.mmuext_op:INVLPG_LOCAL'), 4, `${r.config.label} reuse flush`);
   }
   // change-page-attr: under Xen each changed pte is a trapped, emulated write (1 page, then 4 pages).
   for (const r of runMatrix('change-page-attr.pvw')) {

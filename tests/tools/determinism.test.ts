@@ -5,7 +5,7 @@
  * seed (in process: the CLI's Xen p2m is the identity); and the fuzzer's
  * TLB checker changes nothing a run reports.
  */
-import { suite } from 'uvu';
+import { suite } from '../harness.js';
 import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
