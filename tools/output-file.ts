@@ -26,6 +26,20 @@ function canonical(path: string): string {
   }
 }
 
+/** 1 or 2 when `path` names this process's stdout or stderr, else -1. */
+function standardFd(path: string): number {
+  const p = resolve(path);
+  if (p === '/dev/stdout' || p === '/dev/fd/1' || p === '/proc/self/fd/1') return 1;
+  if (p === '/dev/stderr' || p === '/dev/fd/2' || p === '/proc/self/fd/2') return 2;
+  return -1;
+}
+
+/** A path in /dev or /proc, as given or once links are followed: never replaced, written in place. */
+function isSpecialPath(path: string): boolean {
+  const special = (p: string): boolean => /^\/(dev|proc)(\/|$)/.test(p);
+  return special(resolve(path)) || special(resolve(dirname(path)));
+}
+
 /** Refuse an output path that names one of the inputs (the same file, by inode or by path). */
 export function refuseOutputOverInput(flag: string, out: string, inputs: string[]): void {
   const o = statOf(out);
@@ -58,9 +72,15 @@ export class OutputFile {
     if (path.trim() === '') throw new InputError(`${flag}: empty file name`);
     const st = statOf(path);
     if (st?.isDirectory()) throw new InputError(`${flag}: cannot write ${path} (EISDIR)`);
-    this.tmp = st && !st.isFile() ? path : join(dirname(path), `.${basename(path)}.${process.pid}.partial`);
+    // A device, a pipe, or anything under /dev or /proc (/dev/stdout is a link to
+    // /proc/self/fd/1, which may lead to a regular file when stdout is redirected)
+    // is written directly: a temporary file beside it would be renamed over the link.
+    this.tmp = (st && !st.isFile()) || isSpecialPath(path) ? path : join(dirname(path), `.${basename(path)}.${process.pid}.partial`);
     try {
-      this.fd = openSync(this.tmp, 'w');
+      // The process's own stdout/stderr are written through fd 1/2, so the bytes
+      // share the offset of everything else the process prints there.
+      const std = standardFd(path);
+      this.fd = std >= 0 ? std : openSync(this.tmp, 'w');
     } catch (e) {
       throw new InputError(`${flag}: cannot write ${path} (${(e as NodeJS.ErrnoException).code ?? String(e)})`);
     }
@@ -90,7 +110,7 @@ export class OutputFile {
     this.done = true;
     pending.delete(this);
     try {
-      closeSync(this.fd);
+      if (this.fd > 2) closeSync(this.fd);
       if (!this.direct) renameSync(this.tmp, this.path);
     } catch (e) {
       this.removeTmp();
@@ -104,7 +124,7 @@ export class OutputFile {
     this.done = true;
     pending.delete(this);
     try {
-      closeSync(this.fd);
+      if (this.fd > 2) closeSync(this.fd);
     } catch {
       /* already closed */
     }

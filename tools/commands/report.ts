@@ -34,6 +34,6 @@ layout); what Chrome's format does not allow is refused naming the place.`,
       const labels = reportLabels(traces, sums);
       const html = renderReport(sums, labels);
       writeOutputFile('-o', opts.out, html);
-      process.stderr.write(`wrote ${opts.out} (${html.length} bytes) from ${sums.map((s) => `${s.events} events`).join(' and ')}\n`);
+      process.stderr.write(`wrote ${opts.out} (${Buffer.byteLength(html)} bytes) from ${sums.map((s) => `${s.events} events`).join(' and ')}\n`);
     });
 }
