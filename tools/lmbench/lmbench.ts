@@ -128,6 +128,11 @@ export function lmbenchText(r: LmbenchResult): string {
     `lmbench latencies: cpu ${r.cpu} at ${r.clockMhz} MHz, ${r.pae ? 'PAE' : '2-level'} paging (workloads: tools/workloads/lmbench/)`,
     table(head, rows, head.map((_, i) => i).slice(1)),
   ];
+  if (r.cpu !== 'p6') {
+    lines.push(
+      `note: the kernel's fixed path costs are calibrated on a native P6 lmbench (Pentium III, 997 MHz) and carried to ${r.cpu} in cycles (GUESS); see docs/cost-model.md`,
+    );
+  }
   return lines.join('\n');
 }
 
