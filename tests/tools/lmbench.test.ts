@@ -74,4 +74,12 @@ test('bad flags exit 2 with a message and no stack trace', () => {
   }
 });
 
+test('--backend lguest under PAE is refused naming the flag and the reason, not a workload file', () => {
+  const r = run(['lmbench', '--backend', 'lguest']);
+  assert.is(r.status, 2, r.stderr);
+  assert.match(r.stderr, /^pvmmu: --backend lguest: .*2-level paging only.*--no-pae/);
+  assert.not.match(r.stderr, /\.pvw/);
+  assert.is(r.stdout, '');
+});
+
 test.run();

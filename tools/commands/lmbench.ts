@@ -8,6 +8,7 @@ import { Option, type Command } from 'commander';
 import { PRESET_NAMES } from '../../emulator/cost-model.js';
 import { lmbenchJson, lmbenchText, runLmbench } from '../lmbench/lmbench.js';
 import type { Backend } from '../workload/config.js';
+import { InputError } from '../input-error.js';
 import { BACKEND_KINDS, backendKind } from '../../hypervisor/backend.js';
 
 interface LmbenchFlags {
@@ -45,6 +46,11 @@ Examples:
     const b = flags.backend ?? 'both';
     const backends: Backend[] =
       b === 'both' ? ['native', 'xen'] : b === 'all' ? BACKEND_KINDS.filter((k) => backendKind(k).unsupported({ pae: flags.pae ?? true, memBytes: 0 }) === null) : [b];
+    for (const k of backends) {
+      // The lmbench workloads need 64 MiB; a refusal names the flag, not a workload file.
+      const why = backendKind(k).unsupported({ pae: flags.pae ?? true, memBytes: 64 * 1024 * 1024 });
+      if (why !== null) throw new InputError(`--backend ${b}: ${why}`);
+    }
     const r = runLmbench({ backends, pae: flags.pae, cpu: flags.cpu });
     if (flags.json) process.stdout.write(JSON.stringify(lmbenchJson(r), null, 2) + '\n');
     else process.stdout.write(lmbenchText(r) + '\n');
