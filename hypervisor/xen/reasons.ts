@@ -123,14 +123,73 @@ export const R = {
  * rule broken), `log` the whole chain innermost first, `rule` the reason's
  * template (numbers elided).
  */
+/**
+ * Where each rule lives in Xen 3.1.0 (xen/arch/x86/mm.c unless said) and the
+ * page-table level it concerns, for refusal reports (the table in
+ * docs/hypervisor.md says the same in prose).
+ */
+const RULE_FACTS: Record<string, { fn: string; level?: number }> = {
+  'Bad L1 flags …': { fn: 'get_page_from_l1e / mod_l1_entry', level: 1 },
+  'Bad L2 flags …': { fn: 'get_page_from_l2e / mod_l2_entry', level: 2 },
+  'Bad L3 flags …': { fn: 'get_page_from_l3e / mod_l3_entry', level: 3 },
+  'Error getting mfn … (pfn …) from L1 entry … for dom…': { fn: 'get_page_from_l1e', level: 1 },
+  'Non-privileged attempt to map I/O space …': { fn: 'get_page_from_l1e', level: 1 },
+  'Bad type (saw … != exp …) for mfn … (pfn …)': { fn: 'get_page_type' },
+  'Error while validating mfn … (pfn …) for type …': { fn: 'get_page_type' },
+  'Could not get page ref for pfn …': { fn: 'get_page_from_pagenr' },
+  'Failure in alloc_l1_table: entry …': { fn: 'alloc_l1_table', level: 1 },
+  'Failure in alloc_l2_table: entry …': { fn: 'alloc_l2_table', level: 2 },
+  'Failure in alloc_l3_table: entry …': { fn: 'alloc_l3_table', level: 3 },
+  'PAE L3 3rd slot is shared': { fn: 'create_pae_xen_mappings', level: 3 },
+  'PAE pgd must be below 4GB': { fn: 'alloc_l3_table', level: 3 },
+  'Illegal L2 update attempt in Xen-private area …': { fn: 'mod_l2_entry', level: 2 },
+  '(no log line) mod_l3_entry: update of PAE L3 slot 3 refused …': { fn: 'mod_l3_entry', level: 3 },
+  'Error while pinning mfn …': { fn: 'do_mmuext_op' },
+  'Mfn … already pinned': { fn: 'do_mmuext_op' },
+  'Mfn … not pinned': { fn: 'do_mmuext_op' },
+  'Mfn … bad domain': { fn: 'do_mmuext_op' },
+  'Error while installing new baseptr …': { fn: 'new_guest_cr3' },
+  'Could not get page for normal update': { fn: 'do_mmu_update' },
+  'Could not get page for mach->phys update': { fn: 'do_mmu_update' },
+  'Invalid page update command …': { fn: 'do_mmu_update' },
+  'Invalid extended pt command …': { fn: 'do_mmuext_op' },
+  'Bad ptwr access (cr2=…, addr=…, bytes=…)': { fn: 'ptwr_emulated_update', level: 1 },
+  'ptwr_emulate: could not get_page_from_l1e()': { fn: 'ptwr_emulated_update', level: 1 },
+  'ptwr_emulate: fixing up invalid PAE PTE …': { fn: 'ptwr_emulated_update (a warning: the entry is written with P clear)', level: 1 },
+  '(no log line) update_va_mapping: no L1 maps the address …': { fn: 'do_update_va_mapping', level: 1 },
+  '(no log line) vm_assist: type above MAX_VMASST_TYPE …': { fn: 'vm_assist (xen/common/domain.c)' },
+  '(no log line) vm_assist: unknown command …': { fn: 'vm_assist (xen/common/domain.c)' },
+  'pgd not at offset 0 of its own frame …': { fn: 'the guest port (not a Xen refusal)' },
+  'Injected mmu_update failure (out of memory) at request … of …': { fn: 'do_mmu_update (injected by pvmmu inject)' },
+};
+
+/** The frame type a chain names ("for type l2", "exp l1"), or undefined. */
+function typeOfChain(log: readonly string[]): string | undefined {
+  for (const t of log) {
+    const m = /for type (\S+)$/.exec(t) ?? /exp (\S+)\)/.exec(t);
+    if (m) return m[1];
+  }
+  return undefined;
+}
+
 export class XenRefusal extends HypervisorRefusal {
   readonly rule: string;
   readonly log: readonly string[];
+  /** The Xen 3.1.0 function that refused (the innermost line's). */
+  readonly fn: string;
+  /** The page-table level concerned (1..3), when the rule names one. */
+  readonly level: number | undefined;
+  /** The frame type concerned (l1, l2, l3, writable …), when the chain names one. */
+  readonly type: string | undefined;
   constructor(lines: readonly LogLine[], op: string, mfn?: number) {
     const first = lines[0] ?? line('Unspecified failure', 'Unspecified failure');
     super(first.text, op, mfn);
     this.rule = first.rule;
     this.log = lines.map((l) => l.text);
+    const facts = RULE_FACTS[first.rule];
+    this.fn = facts?.fn ?? 'unknown';
+    this.type = typeOfChain(this.log);
+    this.level = facts?.level ?? (this.type !== undefined && /^l[1-4]/.test(this.type) ? Number(this.type[1]) : undefined);
     if (lines.length > 1) this.message += ` [Xen log: ${this.log.join(' / ')}]`;
     this.name = 'XenRefusal';
   }

@@ -30,6 +30,12 @@ export interface RefusalDetail {
   reason: string;
   /** Xen's rule (the reason with its numbers elided: the key of `refusals`), when Xen refused. */
   rule?: string;
+  /** The Xen 3.1.0 function that refused (e.g. "alloc_l3_table"), when Xen refused. */
+  fn?: string;
+  /** The page-table level concerned (1..3), when the rule names one. */
+  level?: number;
+  /** The frame type concerned ("l1", "l2|pae_xen_l2", "writable" …), when Xen's log names one. */
+  type?: string;
   /** The machine frame concerned, in hex, when there is one. */
   mfn: string | null;
   /** Every MEM_LOG line of the refused operation. */
@@ -127,7 +133,7 @@ function refusalDetail(e: HypervisorRefusal, statement: string, pos: Pos): Refus
   return {
     op: e.op,
     reason: e.reason,
-    ...(xen ? { rule: xen.rule } : {}),
+    ...(xen ? { rule: xen.rule, fn: xen.fn, ...(xen.level !== undefined ? { level: xen.level } : {}), ...(xen.type !== undefined ? { type: xen.type } : {}) } : {}),
     mfn: e.mfn !== undefined ? hex(e.mfn) : null,
     log: xen ? [...xen.log] : [e.reason],
     statement,
