@@ -208,7 +208,7 @@ contract('seeds 7004 and 7061 (Xen only) are expected outcomes, not failures; na
 });
 
 contract('only the two contract breaches are classified: any other Xen stop stays a failure', () => {
-  const script = parseScript('t.pvw', 'machine pae=on\nprocess p0\ncpa 0x2000000 2 ro\nfork p0 p1\ncpa 0x3000000 1 rw\ncpa 0x3001000 1 ro\n');
+  const script = parseScript('t.pvw', 'machine pae=on\nprocess p0\ncpa 0x2000000 2 ro\nfork p0 p1\ncpa 0x3000000 1 rw\ncpa 0x3001000 1 ro\ncpa 0x2000000 1 rw\nfork p0 p2\n');
   const bug = (pfn: number, line: number): RunFailure => ({
     kind: 'bug',
     line,
@@ -219,6 +219,8 @@ contract('only the two contract breaches are classified: any other Xen stop stay
   assert.is(cpaContractBreach(script, bug(0x2002, 4)), null, 'a pfn no cpa made read-only');
   assert.is(cpaContractBreach(script, bug(0x2001, 3)), null, 'a store before the cpa ran');
   assert.is(cpaContractBreach(script, { ...bug(0x2001, 4), message: 'kernel BUG in pgd_dtor' }), null, 'another BUG');
+  assert.is(cpaContractBreach(script, bug(0x2000, 8)), null, 'a pfn restored (line 7) before the store');
+  assert.ok(cpaContractBreach(script, bug(0x2001, 8)), 'its neighbour, still read-only');
   const refusal = (line: number, log: string[]): RunFailure => ({
     kind: 'refusal',
     line,
@@ -226,8 +228,9 @@ contract('only the two contract breaches are classified: any other Xen stop stay
     message: `t.pvw:${line}:1: cpa: hypervisor refused`,
     refusal: { op: 'ptwr_emulated_update', reason: log[0]!, mfn: null, log, statement: 'cpa', line, col: 1 },
   });
-  const badType = ['Error getting mfn 1 (pfn 1) from L1 entry 0 for dom1', 'Bad type (saw l2 != exp writable) for mfn 1 (pfn 1)', 'ptwr_emulate: could not get_page_from_l1e()'];
+  const badType = ['Error getting mfn 41 (pfn 3000) from L1 entry 0 for dom1', 'Bad type (saw l2 != exp writable) for mfn 41 (pfn 3000)', 'ptwr_emulate: could not get_page_from_l1e()'];
   assert.ok(cpaContractBreach(script, refusal(5, badType)), 'cpa rw onto a page table');
+  assert.is(cpaContractBreach(script, refusal(5, badType.map((l) => l.replace('pfn 3000', 'pfn 3001')))), null, 'a page table the cpa does not change');
   assert.is(cpaContractBreach(script, refusal(6, badType)), null, 'a cpa ro never asks a writable pte');
   assert.is(cpaContractBreach(script, refusal(4, badType)), null, 'not a cpa statement');
   assert.is(cpaContractBreach(script, refusal(5, ['Bad L1 flags 800000'])), null, 'another refusal');

@@ -39,7 +39,7 @@ import type { RunFailure } from '../workload/interpreter.js';
 
 const PAGE = 4096;
 const STORE_RE = /a store through the read-only direct-map pte of pfn 0x([0-9a-f]+)/;
-const BAD_TYPE_RE = /Bad type \(saw l[1-4] != exp writable\)/;
+const BAD_TYPE_RE = /Bad type \(saw l[1-4] != exp writable\) for mfn [0-9a-f]+ \(pfn ([0-9a-f]+)\)/;
 
 function* cpaStatements(body: Stmt[]): Generator<Stmt & { op: 'cpa' }> {
   for (const s of body) {
@@ -58,14 +58,22 @@ export function cpaContractBreach(script: Script, failure: RunFailure): string |
     const m = STORE_RE.exec(failure.message);
     if (!m) return null;
     const pfn = parseInt(m[1]!, 16);
-    const by = cpas.find((c) => c.attr === 'ro' && c.line < failure.line && pfn >= c.phys / PAGE && pfn < c.phys / PAGE + c.pages);
-    if (!by) return null;
+    // Under Xen the direct map has 4 KiB ptes only, each cpa sets the pte to
+    // exactly its protection: the last cpa of the pfn before the failing
+    // line must be the `ro` (one restored since does not count).
+    const covering = cpas.filter((c) => c.line < failure.line && pfn >= c.phys / PAGE && pfn < c.phys / PAGE + c.pages);
+    const by = covering.reduce<(typeof covering)[number] | null>((last, c) => (last === null || c.line > last.line ? c : last), null);
+    if (by === null || by.attr !== 'ro') return null;
     return `cpa contract: line ${by.line} made pfn 0x${pfn.toString(16)} read-only, then the kernel stored to it (an oops under Xen, as on hardware with CR0.WP)`;
   }
   if (failure.kind === 'refusal') {
     const at = cpas.find((c) => c.line === failure.line);
     if (!at || at.attr === 'ro') return null;
-    if (!(failure.refusal?.log ?? []).some((l) => BAD_TYPE_RE.test(l))) return null;
+    // The frame Xen found typed as a page table must be one this cpa changes.
+    const typed = (failure.refusal?.log ?? []).map((l) => BAD_TYPE_RE.exec(l)).find((m) => m !== null);
+    if (!typed) return null;
+    const pfn = parseInt(typed[1]!, 16);
+    if (pfn < at.phys / PAGE || pfn >= at.phys / PAGE + at.pages) return null;
     return `cpa contract: line ${at.line} asked a writable direct-map pte for a page Xen has typed as a page table (ptwr_emulated_update refuses it)`;
   }
   return null;
