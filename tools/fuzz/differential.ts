@@ -304,7 +304,9 @@ export function checkText(
     if (d.length) {
       failures.push(...d.slice(0, 8).map((x) => `divergence: ${x}`));
       sig.push('divergence');
-      details['divergence'] = 'divergence';
+      // The first divergence, numbers aside: a shrink must keep it (any
+      // divergence would do otherwise, and shrinking drifts to one of its own making).
+      details['divergence'] = normalise(d[0]!);
     }
   }
   const uniq = [...new Set(sig)].sort();
