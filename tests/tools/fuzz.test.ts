@@ -18,6 +18,8 @@ import { parseScript } from '../../tools/workload/parser.js';
 import { generateWorkload } from '../../tools/fuzz/workload-gen.js';
 import { checkText, fuzzSeed, loadText, primaryFailure, statementCount, type Mutation } from '../../tools/fuzz/differential.js';
 import { emptyReport, fuzzMmuSeed, fuzzWorkloadSeed } from '../../tools/fuzz/campaign.js';
+import { cpaContractBreach } from '../../tools/fuzz/expected-outcomes.js';
+import type { RunFailure } from '../../tools/workload/interpreter.js';
 import { parseVectors } from '../../tools/vectors/format.js';
 import { compareResults, runVectors } from '../../tools/vectors/run-vectors.js';
 
@@ -187,3 +189,52 @@ broken('an MMU with a wrong pa on writes is caught by the MMU fuzzer and saved a
 });
 
 broken.run();
+
+const contract = suite('fuzz: expected outcomes (a cpa that breaks change_page_attr\'s caller contract)');
+
+contract('seeds 7004 and 7061 (Xen only) are expected outcomes, not failures; native, VMI and lguest complete them', () => {
+  const dir = join(process.cwd(), 'tests', 'regression', 'fuzz-found');
+  for (const [f, re] of [
+    ['seed-7004.pvw', /line 14 made pfn 0x7c01 read-only, then the kernel stored to it/],
+    ['seed-7061.pvw', /line 42 asked a writable direct-map pte for a page Xen has typed as a page table.*Bad type \(saw l2 != exp writable\)/],
+  ] as const) {
+    const text = readFileSync(join(dir, f), 'utf8');
+    const r = checkText(f, text, Number(/seed (\d+)/.exec(text)![1]));
+    assert.equal(r.failures, [], f);
+    assert.is(r.signature, null, f);
+    assert.is(r.expected.length, 1, f);
+    assert.match(r.expected[0]!, re);
+  }
+});
+
+contract('only the two contract breaches are classified: any other Xen stop stays a failure', () => {
+  const script = parseScript('t.pvw', 'machine pae=on\nprocess p0\ncpa 0x2000000 2 ro\nfork p0 p1\ncpa 0x3000000 1 rw\ncpa 0x3001000 1 ro\ncpa 0x2000000 1 rw\nfork p0 p2\n');
+  const bug = (pfn: number, line: number): RunFailure => ({
+    kind: 'bug',
+    line,
+    col: 1,
+    message: `t.pvw:${line}:1: fork: kernel BUG in do_page_fault: unable to handle kernel paging request at virtual address x (a store through the read-only direct-map pte of pfn 0x${pfn.toString(16)}; Xen bounced the #PF, error code 0x3)`,
+  });
+  assert.ok(cpaContractBreach(script, bug(0x2001, 4)), 'a pfn the cpa on line 3 made read-only');
+  assert.is(cpaContractBreach(script, bug(0x2002, 4)), null, 'a pfn no cpa made read-only');
+  assert.is(cpaContractBreach(script, bug(0x2001, 3)), null, 'a store before the cpa ran');
+  assert.is(cpaContractBreach(script, { ...bug(0x2001, 4), message: 'kernel BUG in pgd_dtor' }), null, 'another BUG');
+  assert.is(cpaContractBreach(script, bug(0x2000, 8)), null, 'a pfn restored (line 7) before the store');
+  assert.ok(cpaContractBreach(script, bug(0x2001, 8)), 'its neighbour, still read-only');
+  const refusal = (line: number, log: string[]): RunFailure => ({
+    kind: 'refusal',
+    line,
+    col: 1,
+    message: `t.pvw:${line}:1: cpa: hypervisor refused`,
+    refusal: { op: 'ptwr_emulated_update', reason: log[0]!, mfn: null, log, statement: 'cpa', line, col: 1 },
+  });
+  const badType = ['Error getting mfn 41 (pfn 3000) from L1 entry 0 for dom1', 'Bad type (saw l2 != exp writable) for mfn 41 (pfn 3000)', 'ptwr_emulate: could not get_page_from_l1e()'];
+  assert.ok(cpaContractBreach(script, refusal(5, badType)), 'cpa rw onto a page table');
+  assert.is(cpaContractBreach(script, refusal(5, badType.map((l) => l.replace('pfn 3000', 'pfn 3001')))), null, 'a page table the cpa does not change');
+  assert.is(cpaContractBreach(script, refusal(6, badType)), null, 'a cpa ro never asks a writable pte');
+  assert.is(cpaContractBreach(script, refusal(4, badType)), null, 'not a cpa statement');
+  assert.is(cpaContractBreach(script, refusal(5, ['Bad L1 flags 800000'])), null, 'another refusal');
+  assert.is(cpaContractBreach(script, { ...bug(0x2001, 4), kind: 'expect' }), null, 'another failure kind');
+});
+
+contract.run();

@@ -32,7 +32,7 @@ export interface MmuFailure {
 }
 
 export interface FuzzReport {
-  workload: { seeds: number; statements: number; accesses: number; globalStale: number; failures: WorkloadFailure[] };
+  workload: { seeds: number; statements: number; accesses: number; globalStale: number; failures: WorkloadFailure[]; expected: { seed: number; why: string }[] };
   mmu: { seeds: number; portable: number; accesses: number; failures: MmuFailure[] };
 }
 
@@ -48,7 +48,7 @@ export interface FuzzOptions {
 
 export function emptyReport(): FuzzReport {
   return {
-    workload: { seeds: 0, statements: 0, accesses: 0, globalStale: 0, failures: [] },
+    workload: { seeds: 0, statements: 0, accesses: 0, globalStale: 0, failures: [], expected: [] },
     mmu: { seeds: 0, portable: 0, accesses: 0, failures: [] },
   };
 }
@@ -60,6 +60,7 @@ export function fuzzWorkloadSeed(rep: FuzzReport, seed: number, opts: FuzzOption
   rep.workload.statements += o.statements;
   rep.workload.accesses += o.accesses;
   rep.workload.globalStale += o.globalStale;
+  for (const why of o.expected) rep.workload.expected.push({ seed, why });
   if (!o.signature) return null;
   const s = shrink(o.text, seed, o.signature, opts.mutate, opts.shrinkBudget ?? 400);
   const failures = s.failures.length ? s.failures : o.failures;
@@ -129,6 +130,10 @@ export function reportText(rep: FuzzReport, seconds: number | null): string {
     `mmu fuzzer:      ${m.seeds} seeds, ${m.portable} portable cases compared, ${m.accesses} accesses checked against ref-walker.mjs`,
   ];
   if (seconds !== null) lines.unshift(`pvmmu fuzz: ${seconds} s`);
+  if (w.expected.length) {
+    lines.push(`expected outcomes (not failures; docs/reliability.md): ${w.expected.length} seeds`);
+    for (const e of w.expected.slice(0, 10)) lines.push(`  seed ${e.seed}: ${e.why.replace(/\n/g, ' ').slice(0, 300)}`);
+  }
   for (const f of w.failures) {
     lines.push(`FAIL workload seed ${f.seed} (${f.signature}), shrunk from ${f.statements} to ${f.shrunkStatements} statements${f.saved ? `, saved as ${f.saved}` : ''}:`);
     for (const x of f.failures.slice(0, 6)) lines.push(`  ${x}`);

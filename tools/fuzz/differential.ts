@@ -51,6 +51,7 @@ import { resolveConfig, pageOffset, type Backend, type RunConfig } from '../work
 import { Interpreter, type RunResult } from '../workload/interpreter.js';
 import { parseScript } from '../workload/parser.js';
 import { generateWorkload, type GenOptions } from './workload-gen.js';
+import { cpaContractBreach } from './expected-outcomes.js';
 import { hex } from '../../emulator/hex.js';
 
 /** The Xen p2m layouts a fuzz run may use (hypervisor/xen/p2m.ts). */
@@ -94,6 +95,8 @@ export interface SeedOutcome {
   failures: string[];
   /** What kind of failure (kept while shrinking), or null. */
   signature: string | null;
+  /** Expected outcomes (expected-outcomes.ts), not failures. */
+  expected: string[];
 }
 
 export interface DiffOptions {
@@ -236,17 +239,39 @@ export function checkText(
   try {
     loaded = loadText(file, text);
   } catch (e) {
-    return { failures: [`invalid workload: ${(e as Error).message}`], signature: 'invalid', details: { invalid: 'invalid' }, statements: 0, accesses: 0, globalStale: 0, cfg: null };
+    return { failures: [`invalid workload: ${(e as Error).message}`], signature: 'invalid', details: { invalid: 'invalid' }, statements: 0, accesses: 0, globalStale: 0, cfg: null, expected: [] };
   }
   const { script, cfg } = loaded;
   const backends = (['native', 'xen', 'vmi', 'lguest'] as const).filter((b) => backendKind(b).unsupported({ pae: cfg.pae, memBytes: cfg.mem }) === null);
   const runs = backends.map((b) => runChecked(script, { ...cfg, backend: b }, seed, mutate, xenP2m));
-  const failures: string[] = [];
-  const sig: string[] = [];
-  const details: Record<string, string> = {};
+  // An expected outcome (expected-outcomes.ts): only Xen stopped, for a
+  // reason the script's own `cpa` caused; everything else ran clean and the
+  // runs agree on all Xen observed before it stopped.
   let statements = 0;
   let accesses = 0;
   let globalStale = 0;
+  const expected: string[] = [];
+  const xi = backends.indexOf('xen');
+  const xf = xi >= 0 ? runs[xi]!.result?.failure : null;
+  if (xf && runs.every((r, i) => r.crash === null && r.mismatches.length === 0 && (i === xi || r.result!.failure === null))) {
+    const why = cpaContractBreach(script, xf);
+    const xo = runs[xi]!.result!.observations;
+    const others = runs.filter((_, i) => i !== xi);
+    if (why !== null && others.every((r) => r.result!.observations.slice(0, xo.length).every((o, k) => o === xo[k]))) {
+      expected.push(`xen: ${why}: ${xf.message}`);
+      runs.forEach((r) => {
+        accesses += r.accesses;
+        globalStale += r.globalStale;
+        statements += r.result!.guest.statements;
+      });
+      const d = compareAll(others.map((r) => r.result!));
+      const failures = d.slice(0, 8).map((x) => `divergence: ${x}`);
+      return { failures, signature: d.length ? 'divergence' : null, details: d.length ? { divergence: 'divergence' } : {}, statements, accesses, globalStale, cfg, expected };
+    }
+  }
+  const failures: string[] = [];
+  const sig: string[] = [];
+  const details: Record<string, string> = {};
   runs.forEach((r, i) => {
     const b = backends[i]!;
     accesses += r.accesses;
@@ -279,11 +304,13 @@ export function checkText(
     if (d.length) {
       failures.push(...d.slice(0, 8).map((x) => `divergence: ${x}`));
       sig.push('divergence');
-      details['divergence'] = 'divergence';
+      // The first divergence, numbers aside: a shrink must keep it (any
+      // divergence would do otherwise, and shrinking drifts to one of its own making).
+      details['divergence'] = normalise(d[0]!);
     }
   }
   const uniq = [...new Set(sig)].sort();
-  return { failures, signature: uniq.length ? uniq.join(',') : null, details, statements, accesses, globalStale, cfg };
+  return { failures, signature: uniq.length ? uniq.join(',') : null, details, statements, accesses, globalStale, cfg, expected };
 }
 
 export interface CheckOutcome {
@@ -296,6 +323,8 @@ export interface CheckOutcome {
   accesses: number;
   globalStale: number;
   cfg: RunConfig | null;
+  /** Expected outcomes (expected-outcomes.ts): a run that stopped for a reason the script caused, as the real kernel and hypervisor would. Not failures. */
+  expected: string[];
 }
 
 /**
@@ -321,6 +350,7 @@ export function fuzzSeed(seed: number, opts: DiffOptions = {}): SeedOutcome {
     globalStale: r.globalStale,
     failures: r.failures,
     signature: r.signature,
+    expected: r.expected,
   };
 }
 
