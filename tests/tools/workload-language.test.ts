@@ -142,7 +142,7 @@ const PARSE_ERRORS: [string, string][] = [
   ['machine mem=65G', 'w.pvw:1:13: mem 65G is too large (at most 0x1000000000)'],
   ['machine cpu=Core2', "w.pvw:1:13: bad cpu preset 'Core2'"],
   ['machine cpu=a!', "w.pvw:1:13: bad cpu preset 'a!'"],
-  ['machine backend=kvm', "w.pvw:1:17: backend must be 'native' or 'xen', got 'kvm'"],
+  ['machine backend=kvm', "w.pvw:1:17: backend must be one of native, xen, vmi, lguest, got 'kvm'"],
   ['machine kernel=old', "w.pvw:1:16: kernel must be patched, seed or prepatch, got 'old'"],
   ['machine colour=red', "w.pvw:1:9: unknown machine key 'colour' (pae, split, mem, cpu, backend, kernel)"],
   ['lazy', "w.pvw:1:5: expected '{' at the end of 'lazy'"],
@@ -259,7 +259,12 @@ const CHECK_ERRORS: [string, string][] = [
   ['vmalloc b 4K\nvfree b\nvfree b', "w.pvw:3:7: unknown area 'b'"],
   ['kwrite b 0 1', "w.pvw:1:8: unknown area 'b'"],
   ['kread b 0', "w.pvw:1:7: unknown area 'b'"],
-  ['vmalloc b 4K\nkwrite b 0xffd 1', "w.pvw:2:1: kwrite OFFSET 0xffd is outside area 'b' (0x1000 bytes)"],
+  // A word that starts inside the area but runs past its end (issue 11: the message names the access and the last whole word).
+  ['vmalloc b 4K\nkwrite b 0xffd 1', "w.pvw:2:1: kwrite OFFSET 0xffd: the 4-byte access 0xffd..0x1000 runs past the end of area 'b' (0x1000 bytes; the last whole word is at 0xffc)"],
+  ['vmalloc b 8K\nkread b 0x1ffe', "w.pvw:2:1: kread OFFSET 0x1ffe: the 4-byte access 0x1ffe..0x2001 runs past the end of area 'b' (0x2000 bytes; the last whole word is at 0x1ffc)"],
+  // An offset at or beyond the end.
+  ['vmalloc b 4K\nkwrite b 0x1000 1', "w.pvw:2:1: kwrite OFFSET 0x1000 is outside area 'b' (0x1000 bytes)"],
+  ['vmalloc b 4K\nkread b 0x5000', "w.pvw:2:1: kread OFFSET 0x5000 is outside area 'b' (0x1000 bytes)"],
   ['vmalloc b 4K\nkread b 0x1000', "w.pvw:2:1: kread OFFSET 0x1000 is outside area 'b' (0x1000 bytes)"],
   ['cpa 0x1001 1 ro', 'w.pvw:1:1: cpa PHYS 0x1001 is not page-aligned'],
   ['cpa 0 0 ro', 'w.pvw:1:1: cpa PAGES must be positive'],
