@@ -16,6 +16,9 @@
  * processor's PDPTE registers keep the old entry until the next CR3 load:
  * the stale-PDPTE hazard of Intel application note 317080 section 8.1,
  * which the guest must handle itself (the model shows it, as hardware does).
+ * mod_l3_entry's same-frame fast path returns before pae_flush_pgd: there
+ * even the low copy of an L3 above 4 GiB stays as it was until the next
+ * base switch (make_cr3 copies the L3 again; a TLB flush does not).
  *
  * TLB flushes Xen does on its own (xen/arch/x86/mm.c): get_page_type
  * flushes on a type change unless the frame's stamp is older than the last

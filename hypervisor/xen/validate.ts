@@ -433,8 +433,10 @@ export class PageTableRules implements PageTypeOps {
         return false;
       }
       if ((olo & PTE_P) !== 0 && this.frameOf(olo, ohi) === this.frameOf(nlo, nhi)) {
+        // Xen 3.1.0's fast path returns after UPDATE_ENTRY, before
+        // pae_flush_pgd: above 4 GiB the low copy stays as it was until the
+        // next write_ptbase (below 4 GiB pae_flush_pgd does nothing anyway).
         this.write(mfn, i, nlo, nhi);
-        this.onL3Changed(mfn, i);
         return true;
       }
       if (!this.getPageFromL3e(nlo, nhi)) return false;

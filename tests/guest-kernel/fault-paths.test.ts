@@ -20,7 +20,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { ACCESS_READ } from '../../emulator/paging-bits.js';
 import type { ParavirtOps } from '../../hypervisor/paravirt-ops.js';
-import { BACKENDS, PAGING, assertClean, bootWith, machineConfig, override, type GuestConfig } from './helpers.js';
+import { BACKENDS, PAGING, assertClean, bootWith, machineConfig, override, runs, type GuestConfig } from './helpers.js';
 
 const s = suite('guest-kernel: vmalloc user access and the do_wp_page reuse path');
 const HEAP = 0x08048000;
@@ -48,6 +48,7 @@ function spy(ops: ParavirtOps): Spy {
 
 for (const p of PAGING) {
   for (const b of BACKENDS) {
+    if (!runs(b, p.pae)) continue;
     const g: GuestConfig = { pae: p.pae, split: '3G', checkEachOp: true };
 
     // Guards: do_page_fault sending a user-mode fault on a vmalloc address to vmalloc_fault.

@@ -99,17 +99,61 @@ s('mmu_update of a pinned, unloaded L3 entry to the same L2 with RW or A: -EINVA
   assert.ok(w.b.access(0xc0000000 + 0x100 * 4096, ACCESS_READ, false).ok, 'the kernel mapping works through it');
 });
 
-// Guards: the same-frame path of mod_l3_entry taking or dropping a reference, or not reloading the PDPTEs.
-s('mod_l3_entry same-frame path with a legal flag (PWT): no reference changes, and the loaded PDPTE is reloaded', () => {
+// Guards: the same-frame path of mod_l3_entry taking or dropping a reference,
+// not writing the entry, or reloading the PDPTEs behind the guest's back. In
+// Xen 3.1.0 (xen/arch/x86/mm.c mod_l3_entry) that path returns right after
+// UPDATE_ENTRY, before pae_flush_pgd (which for an L3 below 4 GiB reloads
+// nothing anyway): the processor's PDPTE keeps the old flags until the
+// guest's next CR3 load (the stale-PDPTE hazard, docs/hypervisor.md), and
+// above 4 GiB Xen's low copy is not refreshed either (make_cr3 copies it
+// again at the next base switch; a flush reloads the stale copy).
+s('mod_l3_entry same-frame path with a legal flag (PWT): no reference changes; the loaded PDPTE stays stale until the next CR3 load', () => {
   const w = world(true);
   const u = userMm(w);
   const d = w.b.domain;
   const m = mfn(w, u.pmds[0]!);
   const c = d.frames.countOf(m);
+  assert.is(d.mmu.cpu.pdpteLo[0]! & 0x8, 0, 'PDPTE 0 loaded without PWT');
   w.b.set_pud(u.pgd * 4096, mkpgd(w, u.pmds[0]!, P | PWT));
   assert.is(d.frames.countOf(m), c, 'no reference taken or dropped');
-  assert.is(d.mmu.cpu.pdpteLo[0]! & 0x8, 0x8, 'PDPTE 0 reloaded with PWT');
+  assert.is(d.mmu.mem.read64(mfn(w, u.pgd) * 4096), mkpgd(w, u.pmds[0]!, P | PWT), 'the entry is written');
+  assert.is(d.mmu.cpu.pdpteLo[0]! & 0x8, 0, 'PDPTE 0 not reloaded by Xen (stale)');
   assert.ok(w.b.access(UVA, ACCESS_READ, true).ok);
+  w.b.write_cr3(u.pgd * 4096);
+  assert.is(d.mmu.cpu.pdpteLo[0]! & 0x8, 0x8, 'the guest\'s CR3 load reloads PDPTE 0 with PWT');
+  assert.ok(w.b.access(UVA, ACCESS_READ, true).ok);
+});
+
+s('mod_l3_entry same-frame path above 4 GiB (pae_extended_cr3): Xen\'s low copy and the PDPTE stay stale until the next CR3 load', () => {
+  const w = world(true, { above4g: true, paeExtendedCr3: true });
+  const d = w.b.domain;
+  const high = w.b.mem.nrPages / 2 + 5;
+  assert.ok(mfn(w, high) >= 0x100000);
+  const { pgd, pmds } = pgdAlloc(w, high);
+  assert.ok(mfn(w, pgd) >= 0x100000, 'the L3 is above 4 GiB');
+  w.b.activate_mm(w.initMm, { pgd: pgd * 4096 });
+  w.b.write_cr3(pgd * 4096);
+  assert.is(d.mmu.cpu.cr3, d.lowL3 * 4096, 'the processor runs on Xen\'s low copy');
+  const m = mfn(w, pmds[0]!);
+  const c = d.frames.countOf(m);
+  const old = mkpgd(w, pmds[0]!, P);
+  assert.is(d.mmu.mem.read64(d.lowL3 * 4096), old);
+  w.b.set_pud(pgd * 4096, mkpgd(w, pmds[0]!, P | PWT));
+  assert.is(d.frames.countOf(m), c, 'no reference taken or dropped');
+  assert.is(d.mmu.mem.read64(mfn(w, pgd) * 4096), mkpgd(w, pmds[0]!, P | PWT), 'the entry is written');
+  assert.is(d.mmu.mem.read64(d.lowL3 * 4096), old, 'the low copy not refreshed on the fast path');
+  assert.is(d.mmu.cpu.pdpteLo[0]! & 0x8, 0, 'PDPTE 0 not reloaded (stale)');
+  // The same CR3 again is only a TLB flush (2.6.23 xen_write_cr3 ->
+  // MMUEXT_TLB_FLUSH_LOCAL): the processor reloads from the stale copy.
+  w.b.write_cr3(pgd * 4096);
+  assert.is(d.mmu.mem.read64(d.lowL3 * 4096), old, 'a TLB flush does not copy the L3 again');
+  assert.is(d.mmu.cpu.pdpteLo[0]! & 0x8, 0, 'PDPTE 0 still without PWT');
+  // A real base switch and back: make_cr3 copies the L3 again.
+  w.b.write_cr3(w.initMm.pgd);
+  w.b.write_cr3(pgd * 4096);
+  assert.is(d.mmu.cpu.cr3, d.lowL3 * 4096);
+  assert.is(d.mmu.mem.read64(d.lowL3 * 4096), mkpgd(w, pmds[0]!, P | PWT), 'make_cr3 copies the L3 again');
+  assert.is(d.mmu.cpu.pdpteLo[0]! & 0x8, 0x8, 'and PDPTE 0 is reloaded with PWT');
 });
 
 // ---- mod_l1_entry: same frame ----

@@ -89,7 +89,11 @@ for (const pae of [true, false]) {
       assert.ok(r.log.some((l) => line.test(l)), `${what}: ${r.log.join(' / ')}`);
       assert.ok(r.log.includes('Failure in alloc_l2_table: entry 2'), `${what}: ${r.log.join(' / ')}`);
       assert.is(state(w), before, `${what}: the L1 reference of entry 0 was rolled back`);
-      assert.is(w.b.domain.frames.typeOf(mfn(w, pt)), PGT_NONE);
+      // Xen 3.1.0 put_page_type: at count 0 the type stays recorded (l1), unvalidated.
+      assert.is(w.b.domain.frames.countOf(mfn(w, pt)), 0, `${what}: the L1 of entry 0 holds no type reference`);
+      assert.not.ok(w.b.domain.frames.isPageTable(mfn(w, pt)), `${what}: nor is it a page table any more`);
+      assert.is(w.b.domain.frames.typeOf(mfn(w, pt)), PGT_L1, `${what}: its last type stays recorded`);
+      assert.is(w.b.domain.frames.get(mfn(w, pt))?.validated, false, `${what}: unvalidated`);
     }
   });
 
@@ -105,9 +109,14 @@ for (const pae of [true, false]) {
     const c0 = d.frames.countOf(mfn(w, data)); // the kernel's direct map maps these RW
     const r0 = d.frames.countOf(mfn(w, w.D0 + 11));
     const pinned = w.b.stats.pinned;
-    const reads = d.rules.entriesRead;
+    // alloc_l1_table streams the whole table: every cache line of it (8 PAE /
+    // 16 two-level entries a line: 64 lines either way), and checks each of
+    // the three present entries (the cost model charges both).
+    const lines = d.rules.scanLines;
+    const present = d.rules.scanPresent;
     assert.is(pin(w, MMUEXT_PIN_L1_TABLE, t).rc, 0);
-    assert.ok(d.rules.entriesRead - reads >= (pae ? 512 : 1024), 'every entry read');
+    assert.is(d.rules.scanLines - lines, 64, 'every line of the table streamed');
+    assert.is(d.rules.scanPresent - present, 3, 'every present entry checked');
     assert.is(d.frames.countOf(mfn(w, data)), c0 + 2, 'two RW entries: two writable references');
     assert.is(d.frames.typeOf(mfn(w, data)), PGT_WRITABLE);
     assert.is(d.frames.countOf(mfn(w, w.D0 + 11)), r0, 'a read-only entry takes none');
@@ -116,7 +125,9 @@ for (const pae of [true, false]) {
     assert.is(pin(w, MMUEXT_UNPIN_TABLE, t).rc, 0);
     assert.is(w.b.stats.pinned, pinned);
     assert.is(d.frames.countOf(mfn(w, data)), c0, 'unpinning freed the table: its references dropped');
-    assert.is(d.frames.typeOf(mfn(w, t)), PGT_NONE);
+    assert.is(d.frames.countOf(mfn(w, t)), 0, 'the table holds no type reference');
+    assert.not.ok(d.frames.isPageTable(mfn(w, t)));
+    assert.is(d.frames.get(mfn(w, t))?.validated, false, 'unvalidated (its last type, l1, stays recorded)');
     assert.is(state(w), before);
     // An L2 (its L1 references), pinned and unpinned.
     const l2 = alloc(w);
@@ -127,7 +138,9 @@ for (const pae of [true, false]) {
     assert.is(d.frames.typeOf(mfn(w, pt)), PGT_L1);
     assert.is(d.frames.countOf(mfn(w, data)), c0 + 1);
     assert.is(pin(w, MMUEXT_UNPIN_TABLE, l2).rc, 0);
-    assert.is(d.frames.typeOf(mfn(w, pt)), PGT_NONE, 'the L1 released with its L2');
+    assert.is(d.frames.countOf(mfn(w, pt)), 0, 'the L1 released with its L2');
+    assert.not.ok(d.frames.isPageTable(mfn(w, pt)), 'the L1 released with its L2');
+    assert.is(d.frames.get(mfn(w, pt))?.validated, false, 'and unvalidated');
     assert.is(d.frames.countOf(mfn(w, data)), c0, 'and its entries\' references');
     const types = (x: string) => x.split(' mem=')[0];
     assert.is(types(state(w)), types(before), 'types, counts and pins as before (memory was written since)');
@@ -180,10 +193,15 @@ s('the frame table: pin count, and misuse is an internal error, not a silent neg
   assert.is(ft.pinnedCount, 1, 'pinning twice counts once');
   ft.putPageType(7);
   assert.ok(ft.isPinned(7), 'a pinned frame stays in the table at count 0');
-  assert.is(ft.typeOf(7), PGT_NONE);
+  // Xen 3.1.0 put_page_type: at count 0 the type stays recorded, the validated bit cleared.
+  assert.is(ft.typeOf(7), PGT_L1, 'the last type stays recorded at count 0');
+  assert.is(ft.countOf(7), 0);
+  assert.not.ok(ft.isPageTable(7));
+  assert.is(ft.get(7)?.validated, false, 'unvalidated');
   ft.setPinned(7, false);
   assert.is(ft.pinnedCount, 0);
-  assert.is(ft.get(7), undefined, 'unpinned at count 0: gone');
+  assert.not.ok(ft.isPinned(7), 'unpinned');
+  assert.not.ok(ft.snapshot().has(7), 'unpinned at count 0: no state a snapshot compares');
   assert.throws(() => ft.putPageType(7), /has no type reference/);
   // Frames outside the dense range (an extra map) behave the same.
   const dense = new FrameTable(() => {}, (m) => m, 100, 10);
@@ -199,14 +217,18 @@ s('the frame table: pin count, and misuse is an internal error, not a silent neg
     dense.putPageType(m);
     dense.putPageType(m);
   }
-  assert.equal([...dense.frames()], []);
+  // Each keeps its last type (writable) at count 0, as Xen 3.1.0 does; none holds a reference.
+  assert.equal([...dense.frames()].map(([m, f]) => [m, f.type, f.count, f.pinned]), [99, 100, 109, 110].map((m) => [m, PGT_WRITABLE, 0, false]));
   assert.equal(dense.snapshot(), new Map());
   // A failed validation leaves nothing behind and is logged.
   const lines: string[] = [];
   const bad = new FrameTable((l) => lines.push(l.text), (m) => m + 1);
   bad.ops = { alloc: () => false, free: () => {} };
   assert.not.ok(bad.getPageType(3, PGT_L1));
-  assert.is(bad.get(3), undefined);
+  // alloc_page_type failed: type_info = 0 (no type, no count, not validated).
+  assert.is(bad.typeOf(3), PGT_NONE);
+  assert.is(bad.countOf(3), 0);
+  assert.is(bad.get(3)?.validated ?? false, false);
   assert.equal(lines, ['Error while validating mfn 3 (pfn 4) for type l1']);
   assert.not.ok(bad.isPageTable(3));
 });
