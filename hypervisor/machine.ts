@@ -15,7 +15,8 @@
 import { Mmu } from '../emulator/mmu.js';
 import type { PhysMem } from '../emulator/phys-mem.js';
 import { CR0_PE, CR0_PG, CR0_WP, CR4_PAE, CR4_PGE, CR4_PSE, EFER_NXE } from '../emulator/paging-bits.js';
-import type { MachineConfig } from './paravirt-ops.js';
+import type { KernelWorkComponent, MachineConfig } from './paravirt-ops.js';
+import { CC_KERNEL, CC_PAGE_COPY } from '../emulator/cost-model.js';
 
 /** The MMU (processor + physical memory) for a config: the preset named by `config.cpu` (built by `config.newMmu` when given). */
 export function createMmu(config: MachineConfig, mem?: PhysMem): Mmu {
@@ -58,4 +59,13 @@ export function enablePaging(mmu: Mmu, config: MachineConfig, cr3: number, featu
       `enablePaging: #GP on MOV CR0 (PG): PDPT at 0x${(cr3 >>> 0).toString(16)} has a present PDPTE with reserved bits set`,
     );
   }
+}
+
+/**
+ * The processor executing `cycles` of the guest kernel's own work
+ * (ParavirtOps.kernel_work): every backend runs the guest's code on the
+ * processor the same way, charged to the ledger's `page_copy` or `kernel`.
+ */
+export function chargeKernelWork(mmu: Mmu, cycles: number, component: KernelWorkComponent): void {
+  mmu.charge(cycles, component === 'page_copy' ? CC_PAGE_COPY : CC_KERNEL);
 }

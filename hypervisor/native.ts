@@ -10,10 +10,10 @@
  * Paging is turned on at the guest's first write_cr3 (like head.S enabling
  * paging once the boot page tables exist), see machine.ts.
  */
-import { CC_KERNEL, CC_PAGE_COPY, type KernelFigure } from '../emulator/cost-model.js';
+import { CC_KERNEL, type KernelFigure } from '../emulator/cost-model.js';
 import type { Mmu } from '../emulator/mmu.js';
 import { CR4_PGE, type AccessKind } from '../emulator/paging-bits.js';
-import { createMmu, enablePaging } from './machine.js';
+import { chargeKernelWork, createMmu, enablePaging } from './machine.js';
 import type { AccessResult, GuestMemory, KernelWorkComponent, LazyMode, MachineConfig, MmHandle, ParavirtOps } from './paravirt-ops.js';
 import type { BackendStats } from './stats.js';
 import { pteFromWords, pteHi, pteLo, pteSplit, type GuestPhys, type Pfn, type PteVal, type VirtAddr } from './types.js';
@@ -347,7 +347,7 @@ export class NativeBackend implements ParavirtOps {
   }
 
   kernel_work(cycles: number, component: KernelWorkComponent): void {
-    this.mmu.charge(cycles, component === 'page_copy' ? CC_PAGE_COPY : CC_KERNEL);
+    chargeKernelWork(this.mmu, cycles, component);
   }
 
   /** int $0x80 ... iret: the preset's native null system call. */

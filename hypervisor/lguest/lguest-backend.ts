@@ -46,11 +46,11 @@
  * tables; lguest passed the shadow's hardware error code through, which can
  * lack P for a protection fault the shadow had not mapped yet.
  */
-import { CC_FLUSH, CC_HYPERCALL, CC_KERNEL, CC_PAGE_COPY } from '../../emulator/cost-model.js';
+import { CC_FLUSH, CC_HYPERCALL, CC_KERNEL } from '../../emulator/cost-model.js';
 import { hex } from '../../emulator/hex.js';
 import type { Mmu } from '../../emulator/mmu.js';
 import type { AccessKind } from '../../emulator/paging-bits.js';
-import { createMmu } from '../machine.js';
+import { chargeKernelWork, createMmu } from '../machine.js';
 import { NativeGuestMemory } from '../native.js';
 import type { AccessResult, GuestMemory, KernelFigure, KernelWorkComponent, LazyMode, MachineConfig, MmHandle, ParavirtOps } from '../paravirt-ops.js';
 import { shadowCosts } from '../shadow/costs.js';
@@ -338,7 +338,7 @@ export class LguestBackend implements ParavirtOps {
     return this.mmu.preset.cycles[name];
   }
   kernel_work(cycles: number, component: KernelWorkComponent): void {
-    this.mmu.charge(cycles, component === 'page_copy' ? CC_PAGE_COPY : CC_KERNEL);
+    chargeKernelWork(this.mmu, cycles, component);
   }
   /**
    * int $0x80 ... iret: native cost (preset syscall). lguest makes the system

@@ -31,10 +31,10 @@
  * docs/vmi.md). The monitor's reserved top (vmi_rom->virtual_top) is a GUESS
  * of 4 MiB.
  */
-import { CC_KERNEL, CC_PAGE_COPY } from '../../emulator/cost-model.js';
+import { CC_KERNEL } from '../../emulator/cost-model.js';
 import type { AccessKind } from '../../emulator/paging-bits.js';
 import type { AccessResult, GuestMemory, KernelFigure, KernelWorkComponent, LazyMode, MachineConfig, MmHandle, ParavirtOps } from '../paravirt-ops.js';
-import { createMmu } from '../machine.js';
+import { chargeKernelWork, createMmu } from '../machine.js';
 import type { Mmu } from '../../emulator/mmu.js';
 import { ShadowGuestMemory } from '../shadow/guest-memory.js';
 import { ShadowStats } from '../shadow/stats.js';
@@ -242,7 +242,7 @@ export class VmiBackend implements ParavirtOps {
     return this.mmu.preset.cycles[name];
   }
   kernel_work(cycles: number, component: KernelWorkComponent): void {
-    this.mmu.charge(cycles, component === 'page_copy' ? CC_PAGE_COPY : CC_KERNEL);
+    chargeKernelWork(this.mmu, cycles, component);
   }
   /**
    * int $0x80 ... iret. GUESS: charged as the native gate and iret (preset

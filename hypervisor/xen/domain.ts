@@ -31,11 +31,11 @@
  * bounce); a guest access beyond its segment limit (the hypervisor hole) is
  * a #GP (bounceGeneralProtection).
  */
-import { CC_BOUNCE, CC_KERNEL, CC_PAGE_COPY, CC_VALIDATION, type KernelFigure } from '../../emulator/cost-model.js';
+import { CC_BOUNCE, CC_VALIDATION, type KernelFigure } from '../../emulator/cost-model.js';
 import { hex } from '../../emulator/hex.js';
 import { Mmu } from '../../emulator/mmu.js';
 import { PTE_P } from '../../emulator/paging-bits.js';
-import { createMmu, enablePaging } from '../machine.js';
+import { chargeKernelWork, createMmu, enablePaging } from '../machine.js';
 import type { AccessKind } from '../../emulator/paging-bits.js';
 import type { AccessResult, MachineConfig } from '../paravirt-ops.js';
 import { PAE_L3_LIMIT_MFN, VMASST_TYPE_PAE_EXTENDED_CR3, VMASST_TYPE_WRITABLE_PAGETABLES } from './abi.js';
@@ -206,7 +206,7 @@ export class XenDomain {
 
   /** The guest kernel's own work runs on the processor as it would natively (the interface's kernel_work). */
   guestWork(cycles: number, component: 'kernel' | 'page_copy'): void {
-    this.mmu.charge(cycles, component === 'page_copy' ? CC_PAGE_COPY : CC_KERNEL);
+    chargeKernelWork(this.mmu, cycles, component);
   }
 
   /** Charge the entries read/written and type-count changes done since the last call. */
