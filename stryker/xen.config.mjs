@@ -1,4 +1,4 @@
 import { area } from './base.mjs';
-// Xen's page-table rules and frame table against tests/hypervisor/xen-*
-// (hypercalls.ts: add it with `--mutate` when there is time).
-export default area('xen', ['hypervisor/xen/validate.ts', 'hypervisor/xen/frame-table.ts'], 'hypervisor/xen');
+// Xen 3.1.0's page-table rules, frame table and hypercalls against
+// tests/hypervisor/xen-*.
+export default area('xen', ['hypervisor/xen/validate.ts', 'hypervisor/xen/frame-table.ts', 'hypervisor/xen/hypercalls.ts'], 'hypervisor/xen');
