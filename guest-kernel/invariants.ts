@@ -22,11 +22,17 @@ import type { KState, MmStruct } from './kstate.js';
 import { hex } from '../emulator/hex.js';
 import { PG_anon, PG_reserved } from './mm/page-alloc.js';
 import { PGD_LIST_HEAD, pgdListEntries } from './mm/pgtable-common.js';
-import { _PAGE_PSE, _PAGE_RW, entryPa, entryPfn, pgd_read, pmd_read, present, pte_read, readRaw } from './mm/pgtable-defs.js';
+import { _PAGE_PSE, entryPa, entryPfn, pgd_read, pmd_read, present, pte_read, readRaw } from './mm/pgtable-defs.js';
+import { PTE_RW } from '../emulator/paging-bits.js';
+import { pteFromWords } from '../hypervisor/types.js';
 
 const MAX_REPORTS = 20;
 
-export function checkInvariants(k: KState, tasks: { name: string; mm: MmStruct }[]): string[] {
+export function checkInvariants(
+  k: KState,
+  tasks: { name: string; mm: MmStruct }[],
+  census: (mm: MmStruct, sink: MmCensusSink) => void = (mm, sink) => mmCensus(k, mm, sink),
+): string[] {
   const out: string[] = [];
   const report = (s: string): void => {
     if (out.length < MAX_REPORTS) out.push(s);
@@ -35,7 +41,7 @@ export function checkInvariants(k: KState, tasks: { name: string; mm: MmStruct }
   if (audit !== null) report(`page allocator: ${audit}`);
   checkPgdList(k, report);
   checkKernelMappings(k, report);
-  checkFrames(k, tasks, report);
+  checkFrames(k, tasks, report, census);
   checkLowPage(k, report);
   checkCr3(k, report);
   for (const pfn of k.unbalancedReleasePd) {
@@ -100,13 +106,20 @@ function checkKernelMappings(k: KState, report: Report): void {
         const other = pmdOwners.get(pmd);
         if (other !== undefined) report(`pgd ${hex(mm.pgd)}: kernel pmd ${hex(pmd)} also used by pgd ${hex(other)}`);
         pmdOwners.set(pmd, mm.pgd);
+        // compareEntry reports nothing for equal entries: compare the two tables' words first.
+        const mine = readWords(k, pmd, 1024, SCRATCH_PMD);
+        const init = readWords(k, pmd_k, 1024, SCRATCH_PTE);
         for (let j = 0; j < 512; j++) {
+          if (mine[2 * j] === init[2 * j] && mine[2 * j + 1] === init[2 * j + 1]) continue;
           const va = i * L.PGDIR_SIZE + j * L.PMD_SIZE;
           compareEntry(k, report, mm, va, pmd + j * 8, pmd_k + j * 8);
         }
       }
     } else {
+      const mine = readWords(k, mm.pgd, 1024, SCRATCH_PMD);
+      const init = readWords(k, sw, 1024, SCRATCH_PTE);
       for (let i = L.USER_PTRS_PER_PGD; i < 1024; i++) {
+        if (mine[i] === init[i]) continue;
         compareEntry(k, report, mm, i * L.PGDIR_SIZE, mm.pgd + i * 4, sw + i * 4);
       }
     }
@@ -127,11 +140,141 @@ function compareEntry(k: KState, report: Report, mm: MmStruct, va: number, p: nu
   );
 }
 
-/** Census of allocated frames and user page references. */
-function checkFrames(k: KState, tasks: { name: string; mm: MmStruct }[], report: Report): void {
+/** 32-bit words from guest-physical `addr` into `out` (one bulk read when the memory offers it, as read32 word by word otherwise). */
+function readWords(k: KState, addr: number, words: number, out: Uint32Array): Uint32Array {
+  const mem = k.mem;
+  if (mem.read32s !== undefined) mem.read32s(addr, out, words);
+  else for (let j = 0; j < words; j++) out[j] = mem.read32(addr + 4 * j);
+  return out;
+}
+
+const SCRATCH_PMD = new Uint32Array(1024);
+const SCRATCH_PTE = new Uint32Array(1024);
+
+/**
+ * Who owns each frame: an owner name per frame (interned; a typed array over
+ * the guest's frames, a Map beyond), and the frames in the order first claimed.
+ */
+class Owners {
+  private readonly idx: Int32Array;
+  private readonly extra = new Map<number, number>();
+  private readonly names: string[] = [];
+  private readonly nameIdx = new Map<string, number>();
+  /** The frames claimed, in the order first claimed. */
+  readonly order: number[] = [];
+
+  constructor(nrPages: number) {
+    this.idx = new Int32Array(nrPages);
+  }
+
+  /** The owner's name, or undefined. */
+  get(pfn: number): string | undefined {
+    const i = pfn >>> 0 === pfn && pfn < this.idx.length ? this.idx[pfn]! : (this.extra.get(pfn) ?? 0);
+    return i === 0 ? undefined : this.names[i - 1];
+  }
+
+  has(pfn: number): boolean {
+    return pfn >>> 0 === pfn && pfn < this.idx.length ? this.idx[pfn] !== 0 : this.extra.has(pfn);
+  }
+
+  set(pfn: number, what: string): void {
+    let n = this.nameIdx.get(what);
+    if (n === undefined) {
+      this.names.push(what);
+      n = this.names.length;
+      this.nameIdx.set(what, n);
+    }
+    if (pfn >>> 0 === pfn && pfn < this.idx.length) {
+      if (this.idx[pfn] === 0) this.order.push(pfn);
+      this.idx[pfn] = n;
+    } else {
+      if (!this.extra.has(pfn)) this.order.push(pfn);
+      this.extra.set(pfn, n);
+    }
+  }
+}
+
+/** The census of one mm's page tables: the claims, user page references and reports, in the order found. */
+export interface MmCensusSink {
+  report(s: string): void;
+  claim(pfn: number, what: string): void;
+  /** A user pte maps user page `pfn` (< nrPages). */
+  ref(pfn: number): void;
+}
+
+/**
+ * The census of one live mm (everything checkFrames learns from its page
+ * tables): its kernel pmds (PAE, unshared), its pte pages, the user pages
+ * its ptes map; and what is wrong with them. Reads each table page once.
+ */
+export function mmCensus(k: KState, mm: MmStruct, sink: MmCensusSink): void {
   const L = k.L;
   const p = k.pages;
-  const owner = new Map<number, string>();
+  const ops = k.ops;
+  const pae = L.pae;
+  const wpe = pae ? 2 : 1;
+  const hasPfnOf = ops.pte_val_pfn !== undefined;
+  if (pae && !k.SHARED_KERNEL_PMD) {
+    for (let i = L.USER_PTRS_PER_PGD; i < L.PTRS_PER_PGD; i++) {
+      const e = pgd_read(k, mm.pgd + i * 8);
+      if (present(e)) sink.claim(entryPfn(e), `kernel pmd of ${mm.owner}`);
+    }
+  }
+  for (let i = 0; i < L.USER_PTRS_PER_PGD; i++) {
+    let pmdBase: number;
+    let n: number;
+    if (pae) {
+      const e = pgd_read(k, mm.pgd + i * 8);
+      if (!present(e)) {
+        sink.report(`pgd ${hex(mm.pgd)} (${mm.owner}): user slot ${i} has no pmd`);
+        continue;
+      }
+      pmdBase = entryPa(e);
+      n = 512;
+    } else {
+      pmdBase = mm.pgd + i * 4;
+      n = 1;
+    }
+    const pmdWords = readWords(k, pmdBase, n * wpe, SCRATCH_PMD);
+    for (let j = 0; j < n; j++) {
+      // Most entries of a sparse table are empty: test the raw low word first (pmd_val keeps the flags).
+      const plo = pmdWords[j * wpe]!;
+      if ((plo & 1) === 0) continue;
+      const pmd = pmd_read(k, pmdBase + j * L.ENTRY_SIZE);
+      if (!present(pmd)) continue;
+      const ptePfn = entryPfn(pmd);
+      sink.claim(ptePfn, `pte page of ${mm.owner}`);
+      const va0 = i * L.PGDIR_SIZE + j * L.PMD_SIZE;
+      const pteWords = readWords(k, ptePfn * 4096, L.PTRS_PER_PTE * wpe, SCRATCH_PTE);
+      for (let x = 0; x < L.PTRS_PER_PTE; x++) {
+        const lo = pteWords[x * wpe]!;
+        // present(pte_read): pte_val keeps the flag bits; an empty entry reads as 0.
+        if ((lo & 1) === 0) continue;
+        const hi = pae ? pteWords[x * 2 + 1]! : 0;
+        const pfn = hasPfnOf ? ops.pte_val_pfn!(lo, hi) : entryPfn(ops.pte_val(pteFromWords(lo, hi)));
+        const va = va0 + x * 4096;
+        if (pfn === k.empty_zero_page) {
+          if ((lo & PTE_RW) !== 0) sink.report(`${mm.owner}: ZERO_PAGE mapped writable at ${hex(va)}`);
+          continue;
+        }
+        if (pfn >= p.nrPages || (p.flags[pfn]! & PG_anon) === 0) {
+          sink.report(`${mm.owner}: user pte at ${hex(va)} maps frame ${hex(pfn)}, which is not a user page`);
+          continue;
+        }
+        sink.ref(pfn);
+        if ((lo & PTE_RW) !== 0 && p._count[pfn]! > 1) {
+          sink.report(`${mm.owner}: writable pte at ${hex(va)} maps frame ${hex(pfn)} shared ${p._count[pfn]} ways (COW broken)`);
+        }
+      }
+    }
+  }
+}
+
+/** Census of allocated frames and user page references. */
+function checkFrames(k: KState, tasks: { name: string; mm: MmStruct }[], report: Report, census: (mm: MmStruct, sink: MmCensusSink) => void): void {
+  const L = k.L;
+  const p = k.pages;
+  const owner = new Owners(p.nrPages);
   const claim = (pfn: number, what: string): void => {
     const o = owner.get(pfn);
     if (o !== undefined && o !== what) report(`frame ${hex(pfn)} owned twice: ${o} and ${what}`);
@@ -146,7 +289,11 @@ function checkFrames(k: KState, tasks: { name: string; mm: MmStruct }[], report:
     for (let i = first; i < L.PTRS_PER_PGD; i++) {
       const tables = L.pae ? entryPa(pgd_read(k, pgd + i * 8)) : -1;
       const n = L.pae ? 512 : 1;
+      const base = L.pae ? tables : pgd + i * 4;
+      const words = readWords(k, base, L.pae ? 1024 : 1, SCRATCH_PMD);
       for (let j = 0; j < n; j++) {
+        // present(pmd_read): pmd_val keeps the flag bits (an empty entry reads as 0).
+        if ((words[L.pae ? 2 * j : j]! & 1) === 0) continue;
         const e = L.pae ? pmd_read(k, tables + j * 8) : pmd_read(k, pgd + i * 4);
         if (!present(e) || (e & _PAGE_PSE) !== 0n) continue;
         const pfn = entryPfn(e);
@@ -156,60 +303,23 @@ function checkFrames(k: KState, tasks: { name: string; mm: MmStruct }[], report:
   };
   kernelPtePages(k.swapper_pg_dir, 'kernel pte page');
   // User page tables and pages of every live mm.
-  const refs = new Map<number, number>();
+  const refs = new Int32Array(p.nrPages);
+  const refOrder: number[] = [];
+  const sink: MmCensusSink = {
+    report,
+    claim,
+    ref: (pfn) => {
+      if (refs[pfn]!++ === 0) refOrder.push(pfn);
+    },
+  };
   const mmSeen = new Set<MmStruct>();
   for (const t of tasks) mmSeen.add(t.mm);
   for (const mm of k.mms) {
     if (!mmSeen.has(mm)) report(`mm of ${mm.owner} is alive but no process owns it`);
-    if (L.pae && !k.SHARED_KERNEL_PMD) {
-      for (let i = L.USER_PTRS_PER_PGD; i < L.PTRS_PER_PGD; i++) {
-        const e = pgd_read(k, mm.pgd + i * 8);
-        if (present(e)) claim(entryPfn(e), `kernel pmd of ${mm.owner}`);
-      }
-    }
-    for (let i = 0; i < L.USER_PTRS_PER_PGD; i++) {
-      let pmdBase: number;
-      let n: number;
-      if (L.pae) {
-        const e = pgd_read(k, mm.pgd + i * 8);
-        if (!present(e)) {
-          report(`pgd ${hex(mm.pgd)} (${mm.owner}): user slot ${i} has no pmd`);
-          continue;
-        }
-        pmdBase = entryPa(e);
-        n = 512;
-      } else {
-        pmdBase = mm.pgd + i * 4;
-        n = 1;
-      }
-      for (let j = 0; j < n; j++) {
-        const pmd = pmd_read(k, pmdBase + j * L.ENTRY_SIZE);
-        if (!present(pmd)) continue;
-        const ptePfn = entryPfn(pmd);
-        claim(ptePfn, `pte page of ${mm.owner}`);
-        const va0 = i * L.PGDIR_SIZE + j * L.PMD_SIZE;
-        for (let x = 0; x < L.PTRS_PER_PTE; x++) {
-          const pte = pte_read(k, ptePfn * 4096 + x * L.ENTRY_SIZE);
-          if (!present(pte)) continue;
-          const pfn = entryPfn(pte);
-          const va = va0 + x * 4096;
-          if (pfn === k.empty_zero_page) {
-            if ((pte & _PAGE_RW) !== 0n) report(`${mm.owner}: ZERO_PAGE mapped writable at ${hex(va)}`);
-            continue;
-          }
-          if (pfn >= p.nrPages || (p.flags[pfn]! & PG_anon) === 0) {
-            report(`${mm.owner}: user pte at ${hex(va)} maps frame ${hex(pfn)}, which is not a user page`);
-            continue;
-          }
-          refs.set(pfn, (refs.get(pfn) ?? 0) + 1);
-          if ((pte & _PAGE_RW) !== 0n && p._count[pfn]! > 1) {
-            report(`${mm.owner}: writable pte at ${hex(va)} maps frame ${hex(pfn)} shared ${p._count[pfn]} ways (COW broken)`);
-          }
-        }
-      }
-    }
+    census(mm, sink);
   }
-  for (const [pfn, n] of refs) {
+  for (const pfn of refOrder) {
+    const n = refs[pfn]!;
     claim(pfn, 'user page');
     if (p._count[pfn] !== n) report(`user frame ${hex(pfn)}: ${n} ptes map it, reference count ${p._count[pfn]}`);
   }
@@ -223,8 +333,8 @@ function checkFrames(k: KState, tasks: { name: string; mm: MmStruct }[], report:
     }
   }
   if (leaked > 5) report(`${leaked} leaked frames in all`);
-  for (const [pfn, what] of owner) {
-    if (p.allocOrder[pfn]! < 0) report(`frame ${hex(pfn)} is used as ${what} but is not allocated`);
+  for (const pfn of owner.order) {
+    if (p.allocOrder[pfn]! < 0) report(`frame ${hex(pfn)} is used as ${owner.get(pfn)!} but is not allocated`);
   }
 }
 

@@ -190,6 +190,11 @@ export class FrameTable {
     return i < 0 ? 0 : this.type_info[i]!;
   }
 
+  /** The frame's type_info byte: PGT_* type | PGT_pae_xen_l2 | PGT_validated | PGT_pinned | PGT_present (0: no state). */
+  typeInfo(mfn: number): number {
+    return this.info(mfn);
+  }
+
   /** The frame has state: it was typed once (or pinned). */
   has(mfn: number): boolean {
     return (this.info(mfn) & PGT_present) !== 0;
