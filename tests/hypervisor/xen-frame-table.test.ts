@@ -275,6 +275,30 @@ s('validation that types other frames and grows the window leaves the frame righ
   assert.not.ok(ft.getPageType(102, PGT_L1));
   assert.equal(ft.get(102), { type: PGT_NONE, count: 0, pinned: false, xenL2: false, validated: false, stamp: -1 });
   assert.is(ft.countOf(100_102), 1);
+  // A type change whose flush hook types a far frame (growing the window) still retypes the right frame.
+  ft.ops.alloc = () => true;
+  ft.onTypeChange = () => {
+    ft.getPageType(300_000, PGT_WRITABLE);
+  };
+  assert.ok(ft.getPageType(101, PGT_L1));
+  assert.equal(ft.get(101), { type: PGT_L1, count: 1, pinned: false, xenL2: false, validated: true, stamp: 42 });
+  assert.is(ft.countOf(300_000), 1);
+});
+
+s('typeInfo: the raw byte, type and flags together', () => {
+  const { ft } = table(0, 16);
+  assert.is(ft.typeInfo(3), 0, 'no state');
+  assert.ok(ft.getPageType(3, PGT_L2, true));
+  ft.setPinned(3, true);
+  assert.is(ft.typeInfo(3), PGT_present | PGT_pinned | PGT_validated | PGT_pae_xen_l2 | PGT_L2);
+  ft.putPageType(3);
+  assert.is(ft.typeInfo(3), PGT_present | PGT_pinned | PGT_pae_xen_l2 | PGT_L2, 'released: validated cleared, type kept');
+  assert.ok(ft.getPageType(4, PGT_WRITABLE));
+  assert.is(ft.typeInfo(4), PGT_present | PGT_validated | PGT_WRITABLE);
+  ft.debugSetCount(4, 7);
+  assert.is(ft.countOf(4), 7, 'debugSetCount on a frame with state');
+  assert.is(ft.typeInfo(4), PGT_present | PGT_validated | PGT_WRITABLE, 'the count does not touch the flags');
+  assert.is(ft.typeInfo(-5), 0);
 });
 
 s.run();
