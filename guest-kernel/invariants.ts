@@ -507,8 +507,9 @@ function zeroed(which: 0 | 1, n: number): Int32Array {
 }
 
 function checkLowPage(k: KState, report: Report): void {
+  const words = readWords(k, 0, 1024, SCRATCH_PTE);
   for (let off = 0; off < 4096; off += 4) {
-    if (k.mem.read32(off) !== 0) {
+    if (words[off >>> 2] !== 0) {
       report(`low page 0 was written at offset ${hex(off)} (a page-table update through an empty or stale pgd entry)`);
       return;
     }
@@ -555,10 +556,12 @@ function checkCr3(k: KState, report: Report): void {
     const e = pgd_read(k, cr3 + i * 8);
     if (!present(e)) continue;
     let found = 0;
+    // present(pmd_read): pmd_val keeps the flag bits (an empty entry reads as 0).
+    const pmds = readWords(k, entryPa(e), 1024, SCRATCH_PMD);
     for (let j = 0; j < 512 && found < 4; j++) {
       const va = base + j * L.PMD_SIZE;
       if (va >= L.HYPERVISOR_START) break;
-      if (present(pmd_read(k, entryPa(e) + j * 8))) {
+      if ((pmds[2 * j]! & 1) !== 0) {
         samples.push(va);
         found++;
       }
