@@ -22,11 +22,17 @@ import type { KState, MmStruct } from './kstate.js';
 import { hex } from '../emulator/hex.js';
 import { PG_anon, PG_reserved } from './mm/page-alloc.js';
 import { PGD_LIST_HEAD, pgdListEntries } from './mm/pgtable-common.js';
-import { _PAGE_PSE, _PAGE_RW, entryPa, entryPfn, pgd_read, pmd_read, present, pte_read, readRaw } from './mm/pgtable-defs.js';
+import { _PAGE_PSE, entryPa, entryPfn, pgd_read, pmd_read, present, pte_read, readRaw } from './mm/pgtable-defs.js';
+import { PTE_RW } from '../emulator/paging-bits.js';
+import { pteFromWords } from '../hypervisor/types.js';
 
 const MAX_REPORTS = 20;
 
-export function checkInvariants(k: KState, tasks: { name: string; mm: MmStruct }[]): string[] {
+export function checkInvariants(
+  k: KState,
+  tasks: { name: string; mm: MmStruct }[],
+  census: (mm: MmStruct, sink: MmCensusSink) => void = (mm, sink) => mmCensus(k, mm, sink),
+): string[] {
   const out: string[] = [];
   const report = (s: string): void => {
     if (out.length < MAX_REPORTS) out.push(s);
@@ -35,7 +41,7 @@ export function checkInvariants(k: KState, tasks: { name: string; mm: MmStruct }
   if (audit !== null) report(`page allocator: ${audit}`);
   checkPgdList(k, report);
   checkKernelMappings(k, report);
-  checkFrames(k, tasks, report);
+  checkFrames(k, tasks, report, census);
   checkLowPage(k, report);
   checkCr3(k, report);
   for (const pfn of k.unbalancedReleasePd) {
@@ -100,13 +106,20 @@ function checkKernelMappings(k: KState, report: Report): void {
         const other = pmdOwners.get(pmd);
         if (other !== undefined) report(`pgd ${hex(mm.pgd)}: kernel pmd ${hex(pmd)} also used by pgd ${hex(other)}`);
         pmdOwners.set(pmd, mm.pgd);
+        // compareEntry reports nothing for equal entries: compare the two tables' words first.
+        const mine = readWords(k, pmd, 1024, SCRATCH_PMD);
+        const init = readWords(k, pmd_k, 1024, SCRATCH_PTE);
         for (let j = 0; j < 512; j++) {
+          if (mine[2 * j] === init[2 * j] && mine[2 * j + 1] === init[2 * j + 1]) continue;
           const va = i * L.PGDIR_SIZE + j * L.PMD_SIZE;
           compareEntry(k, report, mm, va, pmd + j * 8, pmd_k + j * 8);
         }
       }
     } else {
+      const mine = readWords(k, mm.pgd, 1024, SCRATCH_PMD);
+      const init = readWords(k, sw, 1024, SCRATCH_PTE);
       for (let i = L.USER_PTRS_PER_PGD; i < 1024; i++) {
+        if (mine[i] === init[i]) continue;
         compareEntry(k, report, mm, i * L.PGDIR_SIZE, mm.pgd + i * 4, sw + i * 4);
       }
     }
@@ -127,110 +140,376 @@ function compareEntry(k: KState, report: Report, mm: MmStruct, va: number, p: nu
   );
 }
 
-/** Census of allocated frames and user page references. */
-function checkFrames(k: KState, tasks: { name: string; mm: MmStruct }[], report: Report): void {
-  const L = k.L;
-  const p = k.pages;
-  const owner = new Map<number, string>();
-  const claim = (pfn: number, what: string): void => {
-    const o = owner.get(pfn);
-    if (o !== undefined && o !== what) report(`frame ${hex(pfn)} owned twice: ${o} and ${what}`);
-    owner.set(pfn, what);
-  };
-  for (const c of k.slab.caches) for (const pfn of c.slabs.keys()) claim(pfn, `slab ${c.name}`);
-  for (const a of k.vmlist) for (const pfn of a.pages) claim(pfn, `vmalloc ${hex(a.addr)}`);
-  for (const pfn of k.df_list) claim(pfn, 'df_list');
-  // init_mm's kernel pte pages allocated after boot (vmalloc, split large pages).
-  const kernelPtePages = (pgd: number, what: string): void => {
-    const first = L.USER_PTRS_PER_PGD;
-    for (let i = first; i < L.PTRS_PER_PGD; i++) {
-      const tables = L.pae ? entryPa(pgd_read(k, pgd + i * 8)) : -1;
-      const n = L.pae ? 512 : 1;
-      for (let j = 0; j < n; j++) {
-        const e = L.pae ? pmd_read(k, tables + j * 8) : pmd_read(k, pgd + i * 4);
-        if (!present(e) || (e & _PAGE_PSE) !== 0n) continue;
-        const pfn = entryPfn(e);
-        if ((p.flags[pfn]! & PG_reserved) === 0) claim(pfn, what);
-      }
-    }
-  };
-  kernelPtePages(k.swapper_pg_dir, 'kernel pte page');
-  // User page tables and pages of every live mm.
-  const refs = new Map<number, number>();
-  const mmSeen = new Set<MmStruct>();
-  for (const t of tasks) mmSeen.add(t.mm);
-  for (const mm of k.mms) {
-    if (!mmSeen.has(mm)) report(`mm of ${mm.owner} is alive but no process owns it`);
-    if (L.pae && !k.SHARED_KERNEL_PMD) {
-      for (let i = L.USER_PTRS_PER_PGD; i < L.PTRS_PER_PGD; i++) {
-        const e = pgd_read(k, mm.pgd + i * 8);
-        if (present(e)) claim(entryPfn(e), `kernel pmd of ${mm.owner}`);
-      }
-    }
-    for (let i = 0; i < L.USER_PTRS_PER_PGD; i++) {
-      let pmdBase: number;
-      let n: number;
-      if (L.pae) {
-        const e = pgd_read(k, mm.pgd + i * 8);
-        if (!present(e)) {
-          report(`pgd ${hex(mm.pgd)} (${mm.owner}): user slot ${i} has no pmd`);
-          continue;
-        }
-        pmdBase = entryPa(e);
-        n = 512;
-      } else {
-        pmdBase = mm.pgd + i * 4;
-        n = 1;
-      }
-      for (let j = 0; j < n; j++) {
-        const pmd = pmd_read(k, pmdBase + j * L.ENTRY_SIZE);
-        if (!present(pmd)) continue;
-        const ptePfn = entryPfn(pmd);
-        claim(ptePfn, `pte page of ${mm.owner}`);
-        const va0 = i * L.PGDIR_SIZE + j * L.PMD_SIZE;
-        for (let x = 0; x < L.PTRS_PER_PTE; x++) {
-          const pte = pte_read(k, ptePfn * 4096 + x * L.ENTRY_SIZE);
-          if (!present(pte)) continue;
-          const pfn = entryPfn(pte);
-          const va = va0 + x * 4096;
-          if (pfn === k.empty_zero_page) {
-            if ((pte & _PAGE_RW) !== 0n) report(`${mm.owner}: ZERO_PAGE mapped writable at ${hex(va)}`);
-            continue;
-          }
-          if (pfn >= p.nrPages || (p.flags[pfn]! & PG_anon) === 0) {
-            report(`${mm.owner}: user pte at ${hex(va)} maps frame ${hex(pfn)}, which is not a user page`);
-            continue;
-          }
-          refs.set(pfn, (refs.get(pfn) ?? 0) + 1);
-          if ((pte & _PAGE_RW) !== 0n && p._count[pfn]! > 1) {
-            report(`${mm.owner}: writable pte at ${hex(va)} maps frame ${hex(pfn)} shared ${p._count[pfn]} ways (COW broken)`);
-          }
-        }
-      }
-    }
+/** 32-bit words from guest-physical `addr` into `out` (one bulk read when the memory offers it, as read32 word by word otherwise). */
+function readWords(k: KState, addr: number, words: number, out: Uint32Array): Uint32Array {
+  const mem = k.mem;
+  if (mem.read32s !== undefined) mem.read32s(addr, out, words);
+  else for (let j = 0; j < words; j++) out[j] = mem.read32(addr + 4 * j);
+  return out;
+}
+
+const SCRATCH_PMD = new Uint32Array(1024);
+const SCRATCH_PTE = new Uint32Array(1024);
+
+/**
+ * Who owns each frame: an owner name per frame (interned; a typed array over
+ * the guest's frames, a Map beyond), and the frames in the order first claimed.
+ */
+class Owners {
+  /** Per frame: 0, or 1 + the index of its owner's name. */
+  readonly idx: Int32Array;
+  private readonly extra = new Map<number, number>();
+  private readonly names: string[] = [];
+  private readonly nameIdx = new Map<string, number>();
+  /** The frames claimed, in the order first claimed. */
+  readonly order: number[] = [];
+
+  /** `idx`: an all-zero array of one entry per guest frame (reused: release() zeroes it again). */
+  constructor(idx: Int32Array) {
+    this.idx = idx;
   }
-  for (const [pfn, n] of refs) {
-    claim(pfn, 'user page');
-    if (p._count[pfn] !== n) report(`user frame ${hex(pfn)}: ${n} ptes map it, reference count ${p._count[pfn]}`);
+
+  /** Zero the entries this census set (the array goes back to the pool all-zero). */
+  release(): void {
+    for (const pfn of this.order) if (pfn >>> 0 === pfn && pfn < this.idx.length) this.idx[pfn] = 0;
   }
-  // Every allocated block must be owned; every owned frame allocated.
-  let leaked = 0;
-  for (let pfn = 0; pfn < p.nrPages; pfn++) {
-    const order = p.allocOrder[pfn]!;
-    if (order < 0) continue;
-    if (!owner.has(pfn)) {
-      if (leaked++ < 5) report(`frame ${hex(pfn)} is allocated (by ${p.owner[pfn] ?? '?'}) but nothing owns it: leaked`);
+
+  /** The owner's name, or undefined. */
+  get(pfn: number): string | undefined {
+    const i = pfn >>> 0 === pfn && pfn < this.idx.length ? this.idx[pfn]! : (this.extra.get(pfn) ?? 0);
+    return i === 0 ? undefined : this.names[i - 1];
+  }
+
+  has(pfn: number): boolean {
+    return pfn >>> 0 === pfn && pfn < this.idx.length ? this.idx[pfn] !== 0 : this.extra.has(pfn);
+  }
+
+  set(pfn: number, what: string): void {
+    let n = this.nameIdx.get(what);
+    if (n === undefined) {
+      this.names.push(what);
+      n = this.names.length;
+      this.nameIdx.set(what, n);
     }
-  }
-  if (leaked > 5) report(`${leaked} leaked frames in all`);
-  for (const [pfn, what] of owner) {
-    if (p.allocOrder[pfn]! < 0) report(`frame ${hex(pfn)} is used as ${what} but is not allocated`);
+    if (pfn >>> 0 === pfn && pfn < this.idx.length) {
+      if (this.idx[pfn] === 0) this.order.push(pfn);
+      this.idx[pfn] = n;
+    } else {
+      if (!this.extra.has(pfn)) this.order.push(pfn);
+      this.extra.set(pfn, n);
+    }
   }
 }
 
+/** The census of one mm's page tables: the claims, user page references and reports, in the order found. */
+export interface MmCensusSink {
+  report(s: string): void;
+  claim(pfn: number, what: string): void;
+  /** A user pte maps user page `pfn` (< nrPages). */
+  ref(pfn: number): void;
+}
+
+/**
+ * The census of one live mm (everything checkFrames learns from its page
+ * tables): its kernel pmds (PAE, unshared), its pte pages, the user pages
+ * its ptes map; and what is wrong with them. Reads each table page once.
+ */
+export function mmCensus(k: KState, mm: MmStruct, sink: MmCensusSink, rec: CensusInputs | null = null): void {
+  const L = k.L;
+  const p = k.pages;
+  const ops = k.ops;
+  const pae = L.pae;
+  const wpe = pae ? 2 : 1;
+  const hasPfnOf = ops.pte_val_pfn !== undefined;
+  rec?.frames.push(Math.floor(mm.pgd / 4096));
+  if (pae && !k.SHARED_KERNEL_PMD) {
+    for (let i = L.USER_PTRS_PER_PGD; i < L.PTRS_PER_PGD; i++) {
+      const e = pgd_read(k, mm.pgd + i * 8);
+      rec?.entries.push(mm.pgd + i * 8, e);
+      if (present(e)) sink.claim(entryPfn(e), `kernel pmd of ${mm.owner}`);
+    }
+  }
+  for (let i = 0; i < L.USER_PTRS_PER_PGD; i++) {
+    let pmdBase: number;
+    let n: number;
+    if (pae) {
+      const e = pgd_read(k, mm.pgd + i * 8);
+      rec?.entries.push(mm.pgd + i * 8, e);
+      if (!present(e)) {
+        sink.report(`pgd ${hex(mm.pgd)} (${mm.owner}): user slot ${i} has no pmd`);
+        continue;
+      }
+      pmdBase = entryPa(e);
+      n = 512;
+    } else {
+      pmdBase = mm.pgd + i * 4;
+      n = 1;
+    }
+    const pmdWords = readWords(k, pmdBase, n * wpe, SCRATCH_PMD);
+    if (pae) rec?.frames.push(Math.floor(pmdBase / 4096));
+    for (let j = 0; j < n; j++) {
+      // Most entries of a sparse table are empty: test the raw low word first (pmd_val keeps the flags).
+      const plo = pmdWords[j * wpe]!;
+      if ((plo & 1) === 0) continue;
+      const pmd = pmd_read(k, pmdBase + j * L.ENTRY_SIZE);
+      rec?.entries.push(-1 - (pmdBase + j * L.ENTRY_SIZE), pmd);
+      if (!present(pmd)) continue;
+      const ptePfn = entryPfn(pmd);
+      rec?.frames.push(ptePfn);
+      sink.claim(ptePfn, `pte page of ${mm.owner}`);
+      const va0 = i * L.PGDIR_SIZE + j * L.PMD_SIZE;
+      const pteWords = readWords(k, ptePfn * 4096, L.PTRS_PER_PTE * wpe, SCRATCH_PTE);
+      for (let x = 0; x < L.PTRS_PER_PTE; x++) {
+        const lo = pteWords[x * wpe]!;
+        // present(pte_read): pte_val keeps the flag bits; an empty entry reads as 0.
+        if ((lo & 1) === 0) continue;
+        const hi = pae ? pteWords[x * 2 + 1]! : 0;
+        const pfn = hasPfnOf ? ops.pte_val_pfn!(lo, hi) : entryPfn(ops.pte_val(pteFromWords(lo, hi)));
+        const va = va0 + x * 4096;
+        // What the findings depend on: the entry, its frame, and that frame's PG_anon and (writable) count.
+        if (rec !== null) {
+          const known = pfn !== k.empty_zero_page && pfn < p.nrPages;
+          const anon = known ? p.flags[pfn]! & PG_anon : 0;
+          rec.ptes.push(lo, hi, pfn, anon, anon !== 0 && (lo & PTE_RW) !== 0 ? p._count[pfn]! : 0);
+        }
+        if (pfn === k.empty_zero_page) {
+          if ((lo & PTE_RW) !== 0) sink.report(`${mm.owner}: ZERO_PAGE mapped writable at ${hex(va)}`);
+          continue;
+        }
+        if (pfn >= p.nrPages || (p.flags[pfn]! & PG_anon) === 0) {
+          sink.report(`${mm.owner}: user pte at ${hex(va)} maps frame ${hex(pfn)}, which is not a user page`);
+          continue;
+        }
+        sink.ref(pfn);
+        if ((lo & PTE_RW) !== 0 && p._count[pfn]! > 1) {
+          sink.report(`${mm.owner}: writable pte at ${hex(va)} maps frame ${hex(pfn)} shared ${p._count[pfn]} ways (COW broken)`);
+        }
+      }
+    }
+  }
+}
+
+/** What one mm's census read: the table frames, the entries it translated, the ptes it found present. */
+export interface CensusInputs {
+  /** Guest frames read (the pgd's page, pmd pages, pte pages). */
+  frames: number[];
+  /** Pairs (address, value as pgd_read gave it) for pgd entries, (-1 - address, value as pmd_read gave it) for pmd entries. */
+  entries: (number | bigint)[];
+  /** Per present pte: lo, hi, pfn (pte_val's frame), PG_anon of the frame (0 for the zero page or beyond memory), its count when writable and anon. */
+  ptes: number[];
+}
+
+/** One mm's census as recorded: its inputs and its findings (claims, references, reports) in order. */
+interface MmCensus {
+  pgd: number;
+  owner: string;
+  zeroPage: number;
+  nrPages: number;
+  inputs: CensusInputs;
+  /** 0 report (text), 1 claim (pfn, text), 2 reference (pfn). */
+  kinds: number[];
+  pfns: number[];
+  texts: string[];
+}
+
+function recordCensus(k: KState, mm: MmStruct): MmCensus {
+  const c: MmCensus = {
+    pgd: mm.pgd,
+    owner: mm.owner,
+    zeroPage: k.empty_zero_page,
+    nrPages: k.pages.nrPages,
+    inputs: { frames: [], entries: [], ptes: [] },
+    kinds: [],
+    pfns: [],
+    texts: [],
+  };
+  mmCensus(
+    k,
+    mm,
+    {
+      report: (s) => {
+        c.kinds.push(0);
+        c.pfns.push(0);
+        c.texts.push(s);
+      },
+      claim: (pfn, what) => {
+        c.kinds.push(1);
+        c.pfns.push(pfn);
+        c.texts.push(what);
+      },
+      ref: (pfn) => {
+        c.kinds.push(2);
+        c.pfns.push(pfn);
+        c.texts.push('');
+      },
+    },
+    c.inputs,
+  );
+  return c;
+}
+
+/** Does `c` still describe `mm`: no frame it read changed, and every entry, frame and page state it used is the same? */
+function censusHolds(k: KState, mm: MmStruct, c: MmCensus, frameChanged: (pfn: number) => boolean): boolean {
+  const p = k.pages;
+  if (c.pgd !== mm.pgd || c.owner !== mm.owner || c.zeroPage !== k.empty_zero_page || c.nrPages !== p.nrPages) return false;
+  const inp = c.inputs;
+  for (let i = 0; i < inp.frames.length; i++) if (frameChanged(inp.frames[i]!)) return false;
+  // The frames are unchanged; the translations (pgd_val, pmd_val, pte_val) must be too.
+  const es = inp.entries;
+  for (let i = 0; i < es.length; i += 2) {
+    const a = es[i] as number;
+    const v = a >= 0 ? pgd_read(k, a) : pmd_read(k, -1 - a);
+    if (v !== es[i + 1]) return false;
+  }
+  const ops = k.ops;
+  const hasPfnOf = ops.pte_val_pfn !== undefined;
+  const t = inp.ptes;
+  for (let i = 0; i < t.length; i += 5) {
+    const lo = t[i]!;
+    const hi = t[i + 1]!;
+    const pfn = t[i + 2]!;
+    if ((hasPfnOf ? ops.pte_val_pfn!(lo, hi) : entryPfn(ops.pte_val(pteFromWords(lo, hi)))) !== pfn) return false;
+    if (pfn === k.empty_zero_page || pfn >= p.nrPages) continue;
+    const anon = p.flags[pfn]! & PG_anon;
+    if (anon !== t[i + 3]) return false;
+    if (anon !== 0 && (lo & PTE_RW) !== 0 && p._count[pfn] !== t[i + 4]) return false;
+  }
+  return true;
+}
+
+/**
+ * The guest invariant checker, incremental: the census of an mm's page
+ * tables (checkFrames' per-mm part, the bulk of a check) is kept from one
+ * check to the next and redone only for the mms that changed since: a
+ * table frame it read was written (`frameChanged`, from the caller, who
+ * tracks writes to memory), an entry it translated translates differently,
+ * or a page it found mapped changed its PG_anon flag or (mapped writable)
+ * its count. Everything else is checked in full each time, so the result is
+ * exactly checkInvariants' (a test compares them statement by statement).
+ */
+export class IncrementalInvariantChecker {
+  private cache = new Map<MmStruct, MmCensus>();
+  /** Censuses redone, and reused, over all checks. */
+  rechecked = 0;
+  reused = 0;
+
+  /**
+   * checkInvariants(k, tasks), reusing the census of every mm none of
+   * whose inputs changed. `frameChanged(pfn)`: guest frame `pfn` may have
+   * been written since the previous call (true when unsure).
+   */
+  check(k: KState, tasks: { name: string; mm: MmStruct }[], frameChanged: (pfn: number) => boolean): string[] {
+    const next = new Map<MmStruct, MmCensus>();
+    const out = checkInvariants(k, tasks, (mm, sink) => {
+      let c = this.cache.get(mm);
+      if (c !== undefined && censusHolds(k, mm, c, frameChanged)) this.reused++;
+      else {
+        c = recordCensus(k, mm);
+        this.rechecked++;
+      }
+      next.set(mm, c);
+      for (let i = 0; i < c.kinds.length; i++) {
+        const kind = c.kinds[i]!;
+        if (kind === 0) sink.report(c.texts[i]!);
+        else if (kind === 1) sink.claim(c.pfns[i]!, c.texts[i]!);
+        else sink.ref(c.pfns[i]!);
+      }
+    });
+    this.cache = next;
+    return out;
+  }
+
+  /** Forget every census (the next check redoes them all). */
+  reset(): void {
+    this.cache.clear();
+  }
+}
+
+/** Census of allocated frames and user page references. */
+function checkFrames(k: KState, tasks: { name: string; mm: MmStruct }[], report: Report, census: (mm: MmStruct, sink: MmCensusSink) => void): void {
+  const L = k.L;
+  const p = k.pages;
+  const owner = new Owners(zeroed(0, p.nrPages));
+  const refs = zeroed(1, p.nrPages);
+  const refOrder: number[] = [];
+  try {
+    const claim = (pfn: number, what: string): void => {
+      const o = owner.get(pfn);
+      if (o !== undefined && o !== what) report(`frame ${hex(pfn)} owned twice: ${o} and ${what}`);
+      owner.set(pfn, what);
+    };
+    for (const c of k.slab.caches) for (const pfn of c.slabs.keys()) claim(pfn, `slab ${c.name}`);
+    for (const a of k.vmlist) for (const pfn of a.pages) claim(pfn, `vmalloc ${hex(a.addr)}`);
+    for (const pfn of k.df_list) claim(pfn, 'df_list');
+    // init_mm's kernel pte pages allocated after boot (vmalloc, split large pages).
+    const kernelPtePages = (pgd: number, what: string): void => {
+      const first = L.USER_PTRS_PER_PGD;
+      for (let i = first; i < L.PTRS_PER_PGD; i++) {
+        const tables = L.pae ? entryPa(pgd_read(k, pgd + i * 8)) : -1;
+        const n = L.pae ? 512 : 1;
+        const base = L.pae ? tables : pgd + i * 4;
+        const words = readWords(k, base, L.pae ? 1024 : 1, SCRATCH_PMD);
+        for (let j = 0; j < n; j++) {
+          // present(pmd_read): pmd_val keeps the flag bits (an empty entry reads as 0).
+          if ((words[L.pae ? 2 * j : j]! & 1) === 0) continue;
+          const e = L.pae ? pmd_read(k, tables + j * 8) : pmd_read(k, pgd + i * 4);
+          if (!present(e) || (e & _PAGE_PSE) !== 0n) continue;
+          const pfn = entryPfn(e);
+          if ((p.flags[pfn]! & PG_reserved) === 0) claim(pfn, what);
+        }
+      }
+    };
+    kernelPtePages(k.swapper_pg_dir, 'kernel pte page');
+    // User page tables and pages of every live mm.
+    const sink: MmCensusSink = {
+      report,
+      claim,
+      ref: (pfn) => {
+        if (refs[pfn]!++ === 0) refOrder.push(pfn);
+      },
+    };
+    const mmSeen = new Set<MmStruct>();
+    for (const t of tasks) mmSeen.add(t.mm);
+    for (const mm of k.mms) {
+      if (!mmSeen.has(mm)) report(`mm of ${mm.owner} is alive but no process owns it`);
+      census(mm, sink);
+    }
+    for (const pfn of refOrder) {
+      const n = refs[pfn]!;
+      claim(pfn, 'user page');
+      if (p._count[pfn] !== n) report(`user frame ${hex(pfn)}: ${n} ptes map it, reference count ${p._count[pfn]}`);
+    }
+    // Every allocated block must be owned; every owned frame allocated.
+    let leaked = 0;
+    const allocOrder = p.allocOrder;
+    const ownerIdx = owner.idx;
+    for (let pfn = 0; pfn < p.nrPages; pfn++) {
+      if (allocOrder[pfn]! < 0 || ownerIdx[pfn] !== 0) continue;
+      if (leaked++ < 5) report(`frame ${hex(pfn)} is allocated (by ${p.owner[pfn] ?? '?'}) but nothing owns it: leaked`);
+    }
+    if (leaked > 5) report(`${leaked} leaked frames in all`);
+    for (const pfn of owner.order) {
+      if (p.allocOrder[pfn]! < 0) report(`frame ${hex(pfn)} is used as ${owner.get(pfn)!} but is not allocated`);
+    }
+  } finally {
+    // Back to the pool all-zero (also when a read throws).
+    owner.release();
+    for (const pfn of refOrder) refs[pfn] = 0;
+  }
+}
+
+/** Two reusable per-frame arrays (owners, user page references), all-zero between checks. */
+const POOL: Int32Array[] = [new Int32Array(0), new Int32Array(0)];
+
+function zeroed(which: 0 | 1, n: number): Int32Array {
+  if (POOL[which]!.length !== n) POOL[which] = new Int32Array(n);
+  return POOL[which]!;
+}
+
 function checkLowPage(k: KState, report: Report): void {
+  const words = readWords(k, 0, 1024, SCRATCH_PTE);
   for (let off = 0; off < 4096; off += 4) {
-    if (k.mem.read32(off) !== 0) {
+    if (words[off >>> 2] !== 0) {
       report(`low page 0 was written at offset ${hex(off)} (a page-table update through an empty or stale pgd entry)`);
       return;
     }
@@ -277,10 +556,12 @@ function checkCr3(k: KState, report: Report): void {
     const e = pgd_read(k, cr3 + i * 8);
     if (!present(e)) continue;
     let found = 0;
+    // present(pmd_read): pmd_val keeps the flag bits (an empty entry reads as 0).
+    const pmds = readWords(k, entryPa(e), 1024, SCRATCH_PMD);
     for (let j = 0; j < 512 && found < 4; j++) {
       const va = base + j * L.PMD_SIZE;
       if (va >= L.HYPERVISOR_START) break;
-      if (present(pmd_read(k, entryPa(e) + j * 8))) {
+      if ((pmds[2 * j]! & 1) !== 0) {
         samples.push(va);
         found++;
       }

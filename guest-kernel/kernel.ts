@@ -15,7 +15,7 @@
 import { ACCESS_READ, ACCESS_WRITE } from '../emulator/paging-bits.js';
 import type { ParavirtOps } from '../hypervisor/paravirt-ops.js';
 import { start_kernel } from './init/main.js';
-import { checkInvariants } from './invariants.js';
+import { checkInvariants, type IncrementalInvariantChecker } from './invariants.js';
 import { system_call } from './kernel/entry.js';
 import { do_execve } from './kernel/exec.js';
 import { do_exit } from './kernel/exit.js';
@@ -349,6 +349,11 @@ export class Kernel {
   /** Every invariant violation found (empty when the state is sound). */
   checkInvariants(): string[] {
     return checkInvariants(this.k, this.tasksView());
+  }
+
+  /** checkInvariants() through an incremental checker (the same findings; see IncrementalInvariantChecker). */
+  checkInvariantsIncremental(checker: IncrementalInvariantChecker, frameChanged: (pfn: number) => boolean): string[] {
+    return checker.check(this.k, this.tasksView(), frameChanged);
   }
 
   assertInvariants(): void {

@@ -120,10 +120,13 @@ function xenHandle(b: XenBackend): Backend<'xen'> {
       const keptM = new Set([...kept].map((pfn) => d.p2m.pfnToMfn(pfn)));
       let pageTables = 0;
       let typeRefs = 0;
-      for (const [mfn, f] of d.frames.frames()) {
-        if (f.count === 0 || f.type < PGT_L1 || f.type > PGT_L4 || keptM.has(mfn)) continue;
+      for (let k = 0; k < d.frames.frameCount; k++) {
+        const mfn = d.frames.frameAt(k);
+        const count = d.frames.countOf(mfn);
+        const type = d.frames.typeOf(mfn);
+        if (count === 0 || type < PGT_L1 || type > PGT_L4 || keptM.has(mfn)) continue;
         pageTables++;
-        typeRefs += f.count;
+        typeRefs += count;
       }
       return { pins: b.stats.pinned, pageTables, typeRefs };
     },

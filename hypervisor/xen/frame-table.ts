@@ -54,32 +54,55 @@ export interface PageTypeOps {
   free(mfn: number, type: PageType, xenL2: boolean): void;
 }
 
-/** A frame's state, linked in insertion order (to iterate in the order a Map would). */
-interface Slot extends FrameInfo {
-  mfn: number;
-  prev: Slot | null;
-  next: Slot | null;
-}
+/*
+ * The bits of a frame's type_info byte. Xen 3.1 (x86_32, include/asm-x86/mm.h)
+ * packs the page type in bits 31:29 of page_info.u.inuse.type_info, the
+ * pinned, validated and pae_xen_l2 flags in bits 28, 27 and 26, and the type
+ * count in the bits below; here the type and the flags share one byte and
+ * the count has its own Int32Array (a corrupted count, as the self-tests
+ * make, cannot spill into the flags).
+ */
+/** Bits 2:0: the page type (a PGT_* value). */
+export const PGT_type_mask = 0x07;
+/** The L2 of an L3's slot 3 carrying Xen's private mappings (PAE). */
+export const PGT_pae_xen_l2 = 0x08;
+/** The frame was validated for its type (alloc_page_type succeeded). */
+export const PGT_validated = 0x10;
+/** Pinned by MMUEXT_PIN_Lx_TABLE. */
+export const PGT_pinned = 0x20;
+/** Not Xen's: the frame has state (it would have been a key of a Map of frames). */
+export const PGT_present = 0x80;
+
+/** Initial window size when the domain gives none. */
+const MIN_WINDOW = 64;
 
 /**
- * Storage: a dense array indexed by `mfn - base` for the machine frames the
- * domain owns (and Xen's own, next to them), a Map for any other frame.
- * Why not one Map: entries come and go all the time (a page-table frame's
- * writable reference drops to zero, it is typed L1, released, ...), and V8's
- * Map keeps deleted entries in their bucket chain until it rehashes, so
- * lookups of the churned frames got slower the longer a run went (fork+exit
- * on Xen went from 2 ms to 8 ms per iteration). A frame "has state" exactly
- * when it would have been in the Map; `frames()` iterates in the order the
- * Map would have (first insertion since the last deletion), so everything
- * derived from it (the invariant checker's messages) is unchanged.
+ * Storage: per machine frame, three typed arrays over a window of machine
+ * frames [base, base + size): `type_info` (type and flags), `typeCount` and
+ * `tlbflushTimestamp`. The domain sizes the window to its pool and Xen's own
+ * frames; a frame outside it grows the window (doubling, in either
+ * direction), so any mfn >= 0 can be typed. No per-frame objects: a lookup
+ * is an index computation and a load.
+ *
+ * A frame "has state" (PGT_present) from its first get_page_type on, for
+ * good (nothing is ever removed); `frames()`/`frameAt()` list those frames
+ * in the order they first got state (the order a Map of frames iterates), so
+ * everything derived from it (the invariant checker's messages) keeps its
+ * order. `get()` and `frames()` build FrameInfo objects on demand, for tests
+ * and reports; hot paths use the accessors (typeOf, countOf, isXenL2...).
  */
 export class FrameTable {
-  private readonly dense: (Slot | undefined)[];
-  private readonly base: number;
-  private readonly extra = new Map<number, Slot>();
-  /** Oldest and newest entry (insertion order). */
-  private head: Slot | null = null;
-  private tail: Slot | null = null;
+  /** First machine frame of the window. */
+  private base: number;
+  /** type_info byte per frame of the window (PGT_* type | PGT_pae_xen_l2 | PGT_validated | PGT_pinned | PGT_present). */
+  private type_info: Uint8Array;
+  /** Type reference count per frame of the window. */
+  private typeCount: Int32Array;
+  /** page->tlbflush_timestamp per frame of the window (-1: never stamped). */
+  private tlbflushTimestamp: Float64Array;
+  /** The frames with state, in the order they got it; `nFrames` used. */
+  private order: Int32Array = new Int32Array(MIN_WINDOW);
+  private nFrames = 0;
   private pinned = 0;
   ops!: PageTypeOps;
   /** Number of type-count changes (each a locked cmpxchg on type_info in Xen): the cost model charges them. */
@@ -91,71 +114,167 @@ export class FrameTable {
   /** free_page_type ran (the domain queues DOP_FLUSH_ALL_TLBS). */
   onFreePageType: () => void = () => {};
 
-  /** `denseBase`/`denseCount`: the machine frames kept in the dense array (default none). */
+  /** `denseBase`/`denseCount`: the machine frames the arrays cover from the start (the window grows past them on demand). */
   constructor(
     private readonly log: (l: LogLine) => void,
     private readonly pfnOf: (mfn: number) => number,
     denseBase = 0,
     denseCount = 0,
   ) {
+    if (!Number.isSafeInteger(denseBase) || denseBase < 0 || !Number.isSafeInteger(denseCount) || denseCount < 0) {
+      throw new RangeError(`frame table window ${denseBase}+${denseCount} is not a range of machine frames`);
+    }
     this.base = denseBase;
-    this.dense = new Array<Slot | undefined>(denseCount).fill(undefined);
+    const size = Math.max(denseCount, MIN_WINDOW);
+    this.type_info = new Uint8Array(size);
+    this.typeCount = new Int32Array(size);
+    this.tlbflushTimestamp = new Float64Array(size);
   }
 
-  private slot(mfn: number): Slot | undefined {
+  /** The machine frames the arrays cover now: [first, first + size). */
+  get window(): { readonly first: number; readonly size: number } {
+    return { first: this.base, size: this.type_info.length };
+  }
+
+  /** The array index of `mfn`, or -1 outside the window (or not a frame number). */
+  indexOf(mfn: number): number {
     const i = mfn - this.base;
-    const f = i >= 0 && i < this.dense.length ? this.dense[i] : undefined;
-    if (f !== undefined || this.extra.size === 0) return f;
-    return this.extra.get(mfn);
+    return i >>> 0 === i && i < this.type_info.length ? i : -1;
   }
 
-  private insert(mfn: number): Slot {
-    const f: Slot = { type: PGT_NONE, count: 0, pinned: false, xenL2: false, validated: false, stamp: -1, mfn, prev: this.tail, next: null };
-    if (this.tail !== null) this.tail.next = f;
-    else this.head = f;
-    this.tail = f;
-    const i = mfn - this.base;
-    if (i >= 0 && i < this.dense.length && Number.isInteger(i)) this.dense[i] = f;
-    else this.extra.set(mfn, f);
-    return f;
+  /** The index of `mfn`, the window grown to cover it and the frame given state if it had none. */
+  private enter(mfn: number): number {
+    let i = this.indexOf(mfn);
+    if (i < 0) {
+      this.grow(mfn);
+      i = mfn - this.base;
+    }
+    if ((this.type_info[i]! & PGT_present) === 0) {
+      this.type_info[i] = PGT_present;
+      this.typeCount[i] = 0;
+      this.tlbflushTimestamp[i] = -1;
+      if (this.nFrames === this.order.length) {
+        const o = new Int32Array(this.order.length * 2);
+        o.set(this.order);
+        this.order = o;
+      }
+      this.order[this.nFrames++] = mfn;
+    }
+    return i;
   }
 
+  /** Widen the window to cover `mfn` (at least doubling it, towards `mfn`). */
+  private grow(mfn: number): void {
+    if (!Number.isSafeInteger(mfn) || mfn < 0) throw new RangeError(`frame table: ${mfn} is not a machine frame number`);
+    const size = this.type_info.length;
+    let first = this.base;
+    let end = first + size;
+    if (mfn < first) first = Math.max(0, Math.min(mfn, first - size));
+    else end = Math.max(mfn + 1, end + size);
+    const shift = this.base - first;
+    const ti = new Uint8Array(end - first);
+    ti.set(this.type_info, shift);
+    const tc = new Int32Array(end - first);
+    tc.set(this.typeCount, shift);
+    const ts = new Float64Array(end - first);
+    ts.set(this.tlbflushTimestamp, shift);
+    this.type_info = ti;
+    this.typeCount = tc;
+    this.tlbflushTimestamp = ts;
+    this.base = first;
+  }
+
+  /** The frame's type_info byte (0 for a frame without state). */
+  private info(mfn: number): number {
+    const i = this.indexOf(mfn);
+    return i < 0 ? 0 : this.type_info[i]!;
+  }
+
+  /** The frame's type_info byte: PGT_* type | PGT_pae_xen_l2 | PGT_validated | PGT_pinned | PGT_present (0: no state). */
+  typeInfo(mfn: number): number {
+    return this.info(mfn);
+  }
+
+  /** The frame has state: it was typed once (or pinned). */
+  has(mfn: number): boolean {
+    return (this.info(mfn) & PGT_present) !== 0;
+  }
+
+  /** A copy of the frame's state, undefined if it has none (tests, reports: hot paths use the accessors). */
   get(mfn: number): FrameInfo | undefined {
-    return this.slot(mfn);
+    const i = this.indexOf(mfn);
+    if (i < 0 || (this.type_info[i]! & PGT_present) === 0) return undefined;
+    const t = this.type_info[i]!;
+    return {
+      type: (t & PGT_type_mask) as PageType,
+      count: this.typeCount[i]!,
+      pinned: (t & PGT_pinned) !== 0,
+      xenL2: (t & PGT_pae_xen_l2) !== 0,
+      validated: (t & PGT_validated) !== 0,
+      stamp: this.tlbflushTimestamp[i]!,
+    };
   }
 
+  /** The recorded type (kept at count zero); PGT_NONE for a frame without state. */
   typeOf(mfn: number): PageType {
-    return this.slot(mfn)?.type ?? PGT_NONE;
+    return (this.info(mfn) & PGT_type_mask) as PageType;
   }
 
   countOf(mfn: number): number {
-    return this.slot(mfn)?.count ?? 0;
+    const i = this.indexOf(mfn);
+    return i < 0 ? 0 : this.typeCount[i]!;
+  }
+
+  /** The pae_xen_l2 flag. */
+  isXenL2(mfn: number): boolean {
+    return (this.info(mfn) & PGT_pae_xen_l2) !== 0;
+  }
+
+  isValidated(mfn: number): boolean {
+    return (this.info(mfn) & PGT_validated) !== 0;
   }
 
   /** Typed (count > 0) as a page table of any level. */
   isPageTable(mfn: number): boolean {
-    const f = this.slot(mfn);
-    return f !== undefined && f.count > 0 && f.type >= PGT_L1 && f.type <= PGT_L4;
+    const i = this.indexOf(mfn);
+    if (i < 0 || this.typeCount[i]! <= 0) return false;
+    const t = this.type_info[i]! & PGT_type_mask;
+    return t >= PGT_L1 && t <= PGT_L4;
   }
 
   isPinned(mfn: number): boolean {
-    return this.slot(mfn)?.pinned ?? false;
+    return (this.info(mfn) & PGT_pinned) !== 0;
   }
 
   get pinnedCount(): number {
     return this.pinned;
   }
 
-  /** Every frame with state (typed, counted or pinned), in insertion order (as the Map it replaces iterated). */
-  *frames(): IterableIterator<[number, FrameInfo]> {
-    for (let f = this.head; f !== null; f = f.next) yield [f.mfn, f];
+  /** Number of frames with state. */
+  get frameCount(): number {
+    return this.nFrames;
+  }
+
+  /** The `k`th frame with state (0 <= k < frameCount), in the order they got it. */
+  frameAt(k: number): number {
+    if (k >>> 0 !== k || k >= this.nFrames) throw new RangeError(`frame table: no frame number ${k}`);
+    return this.order[k]!;
+  }
+
+  /** Every frame with state (typed, counted or pinned), in the order they got it (as a Map of frames iterates). */
+  frames(): [number, FrameInfo][] {
+    const out: [number, FrameInfo][] = [];
+    for (let k = 0; k < this.nFrames; k++) out.push([this.order[k]!, this.get(this.order[k]!)!]);
+    return out;
   }
 
   /** A deep copy for before/after comparisons (tests, invariant checks). */
   snapshot(): Map<number, FrameInfo> {
     const m = new Map<number, FrameInfo>();
-    for (const [k, v] of this.frames()) {
-      if (v.count > 0 || v.pinned) m.set(k, { type: v.type, count: v.count, pinned: v.pinned, xenL2: v.xenL2, validated: v.validated, stamp: v.stamp });
+    for (let k = 0; k < this.nFrames; k++) {
+      const mfn = this.order[k]!;
+      const f = this.get(mfn)!;
+      if (f.count > 0 || f.pinned) m.set(mfn, f);
     }
     return m;
   }
@@ -167,40 +286,46 @@ export class FrameTable {
    * the "Bad type" line (the caller logs its own, as get_page_from_l1e does).
    */
   getPageType(mfn: number, type: PageType, xenL2 = false, quiet = false): boolean {
-    const f = this.slot(mfn) ?? this.insert(mfn);
-    if (f.count === 0) {
-      if (f.type !== type || f.xenL2 !== xenL2) {
+    let i = this.enter(mfn);
+    const want = type | (xenL2 ? PGT_pae_xen_l2 : 0);
+    let t = this.type_info[i]!;
+    if (this.typeCount[i] === 0) {
+      if ((t & (PGT_type_mask | PGT_pae_xen_l2)) !== want) {
         // A type change: flush stale TLB entries unless the stamp is old enough.
-        if (f.type !== PGT_NONE || f.stamp >= 0) this.onTypeChange(mfn, f.stamp);
-        f.type = type;
-        f.xenL2 = xenL2;
-        f.validated = type === PGT_WRITABLE;
+        const stamp = this.tlbflushTimestamp[i]!;
+        if ((t & PGT_type_mask) !== PGT_NONE || stamp >= 0) this.onTypeChange(mfn, stamp);
+        i = mfn - this.base;
+        t = (this.type_info[i]! & (PGT_pinned | PGT_present)) | want | (type === PGT_WRITABLE ? PGT_validated : 0);
+        this.type_info[i] = t;
       }
-      f.count = 1;
+      this.typeCount[i] = 1;
       this.typeRefChanges++;
-      if (!f.validated) {
-        if (!this.ops.alloc(mfn, type, xenL2)) {
+      if ((t & PGT_validated) === 0) {
+        const ok = this.ops.alloc(mfn, type, xenL2);
+        // alloc_page_type may have typed other frames (and grown the window).
+        i = mfn - this.base;
+        if (!ok) {
           this.log(R.errorValidating(mfn, this.pfnOf(mfn), typeName(type, xenL2)));
           // "Noone else can get a reference": type_info = 0.
-          f.type = PGT_NONE;
-          f.xenL2 = false;
-          f.count = 0;
+          this.type_info[i] = (this.type_info[i]! & (PGT_pinned | PGT_present)) | PGT_NONE;
+          this.typeCount[i] = 0;
           this.typeRefChanges++;
           return false;
         }
-        f.validated = true;
+        this.type_info[i]! |= PGT_validated;
       }
       return true;
     }
-    if (f.type !== type || f.xenL2 !== xenL2) {
+    if ((t & (PGT_type_mask | PGT_pae_xen_l2)) !== want) {
+      const have = (t & PGT_type_mask) as PageType;
       // Xen stays silent when an L1 is expected and an L2 is seen: that is
       // the (2-level) linear page-table case, tried next by the caller.
-      if (!quiet && !(f.type === PGT_L2 && type === PGT_L1)) {
-        this.log(R.badType(typeName(f.type, f.xenL2), typeName(type, xenL2), mfn, this.pfnOf(mfn)));
+      if (!quiet && !(have === PGT_L2 && type === PGT_L1)) {
+        this.log(R.badType(typeName(have, (t & PGT_pae_xen_l2) !== 0), typeName(type, xenL2), mfn, this.pfnOf(mfn)));
       }
       return false;
     }
-    f.count++;
+    this.typeCount[i]!++;
     this.typeRefChanges++;
     return true;
   }
@@ -211,30 +336,38 @@ export class FrameTable {
    * is kept and the frame stamped with the TLB-flush time.
    */
   putPageType(mfn: number): void {
-    const f = this.slot(mfn);
-    if (f === undefined || f.count === 0) throw new Error(`put_page_type: mfn ${mfn.toString(16)} has no type reference`);
-    f.count--;
+    let i = this.indexOf(mfn);
+    if (i < 0 || (this.type_info[i]! & PGT_present) === 0 || this.typeCount[i] === 0) {
+      throw new Error(`put_page_type: mfn ${mfn.toString(16)} has no type reference`);
+    }
+    const count = --this.typeCount[i]!;
     this.typeRefChanges++;
-    if (f.count === 0) {
-      if (f.validated && f.type >= PGT_L1 && f.type <= PGT_L4) {
-        f.validated = false;
+    if (count === 0) {
+      const t = this.type_info[i]!;
+      const type = (t & PGT_type_mask) as PageType;
+      if ((t & PGT_validated) !== 0 && type >= PGT_L1 && type <= PGT_L4) {
+        this.type_info[i] = t & ~PGT_validated;
         this.onFreePageType();
-        this.ops.free(mfn, f.type, f.xenL2);
+        this.ops.free(mfn, type, (t & PGT_pae_xen_l2) !== 0);
+        // free_page_type may have touched other frames (and grown the window).
+        i = mfn - this.base;
       }
-      f.stamp = this.flushTime();
+      this.tlbflushTimestamp[i] = this.flushTime();
     }
   }
 
   setPinned(mfn: number, pinned: boolean): void {
-    const f = this.slot(mfn);
-    if (f === undefined) throw new Error(`pin flag on an untyped mfn ${mfn.toString(16)}`);
-    if (f.pinned !== pinned) this.pinned += pinned ? 1 : -1;
-    f.pinned = pinned;
+    const i = this.indexOf(mfn);
+    if (i < 0 || (this.type_info[i]! & PGT_present) === 0) throw new Error(`pin flag on an untyped mfn ${mfn.toString(16)}`);
+    const was = (this.type_info[i]! & PGT_pinned) !== 0;
+    if (was !== pinned) this.pinned += pinned ? 1 : -1;
+    if (pinned) this.type_info[i]! |= PGT_pinned;
+    else this.type_info[i]! &= ~PGT_pinned;
   }
 
   /** Tests and the invariant checker's self-test only: corrupt a count. */
   debugSetCount(mfn: number, count: number): void {
-    const f = this.slot(mfn);
-    if (f !== undefined) f.count = count;
+    const i = this.indexOf(mfn);
+    if (i >= 0 && (this.type_info[i]! & PGT_present) !== 0) this.typeCount[i] = count;
   }
 }

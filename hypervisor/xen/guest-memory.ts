@@ -113,9 +113,8 @@ export class XenGuestMemory implements GuestMemory {
   private storeFault(addr: number, ma: number, bytes: 4 | 8, value: bigint): void {
     const d = this.d;
     const mfn = Math.floor(ma / 4096);
-    const f = d.frames.get(mfn);
     const va = (d.config.pageOffset + addr) >>> 0;
-    if (d.writablePagetables && f !== undefined && f.count > 0 && f.type === PGT_L1) {
+    if (d.writablePagetables && d.frames.countOf(mfn) > 0 && d.frames.typeOf(mfn) === PGT_L1) {
       this.hv.ptwr(mfn, ma - mfn * 4096, bytes, value, va);
       return;
     }

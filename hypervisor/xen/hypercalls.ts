@@ -185,13 +185,12 @@ export class XenHypercalls {
       const w = pteSplit(val);
       const lo = w[0]! | 0;
       const hi = d.pae ? w[1]! | 0 : 0;
-      const f = d.frames.get(mfn);
       const rules = d.rules;
-      if (f !== undefined && f.type >= PGT_L1 && f.type <= PGT_L3) {
-        // The recorded type, even at count zero (Xen keeps it).
-        const type = f.type;
-        const xenL2 = f.xenL2;
-        if (f.count > 0) {
+      // The recorded type, even at count zero (Xen keeps it).
+      const type = d.frames.typeOf(mfn);
+      if (type >= PGT_L1 && type <= PGT_L3) {
+        const xenL2 = d.frames.isXenL2(mfn);
+        if (d.frames.countOf(mfn) > 0) {
           // get_page_type / put_page_type around the update.
           d.frames.typeRefChanges += 2;
           return this.modEntry(type, mfn, idx, lo, hi, xenL2) ? 0 : -EINVAL;

@@ -16,16 +16,53 @@
  * The hypervisor's checker: it knows nothing of the guest port (the guest
  * kernel checks its own accounting, such as unbalanced release_pd).
  *
- * Reads memory directly (no cycles charged). Returns the violations found.
+ * Reads memory directly (no cycles charged). Returns the violations found,
+ * in a fixed order: per frame in the frame table's order, then the counts
+ * (frames referenced, in the order first referenced, then the others in the
+ * frame table's order), then the slot-3 L2s. The tallies are typed arrays
+ * over the frame table's window (no object per frame).
  */
 import { PTE_P, PTE_PS, PTE_RW } from '../../emulator/paging-bits.js';
 import { PAE_L3_LIMIT_MFN } from './abi.js';
 import type { XenDomain } from './domain.js';
-import { PGT_L1, PGT_L2, PGT_L3, type FrameInfo } from './frame-table.js';
+import { PGT_L1, PGT_L2, PGT_L3, PGT_pae_xen_l2, PGT_pinned, PGT_present, PGT_type_mask, PGT_validated } from './frame-table.js';
 import { hex } from '../../emulator/hex.js';
 import { typeName } from './reasons.js';
 
-const typeNameOf = (f: FrameInfo): string => typeName(f.type, f.xenL2);
+/**
+ * A count per machine frame: an Int32Array over a window of frames (a Map
+ * beyond it), and the frames in the order they were first counted.
+ */
+class Tally {
+  private readonly counts: Int32Array;
+  private readonly extra = new Map<number, number>();
+  /** The frames counted, in the order first counted. */
+  readonly order: number[] = [];
+
+  constructor(
+    private readonly first: number,
+    size: number,
+  ) {
+    this.counts = new Int32Array(size);
+  }
+
+  add(mfn: number): void {
+    const i = mfn - this.first;
+    if (i >>> 0 === i && i < this.counts.length) {
+      if (++this.counts[i]! === 1) this.order.push(mfn);
+      return;
+    }
+    const c = (this.extra.get(mfn) ?? 0) + 1;
+    if (c === 1) this.order.push(mfn);
+    this.extra.set(mfn, c);
+  }
+
+  get(mfn: number): number {
+    const i = mfn - this.first;
+    if (i >>> 0 === i && i < this.counts.length) return this.counts[i]!;
+    return this.extra.get(mfn) ?? 0;
+  }
+}
 
 export function checkXenInvariants(target: { readonly domain: XenDomain } | XenDomain): string[] {
   const d: XenDomain = 'domain' in target ? target.domain : target;
@@ -33,82 +70,110 @@ export function checkXenInvariants(target: { readonly domain: XenDomain } | XenD
   const mem = d.mmu.mem;
   const pae = d.pae;
   const n = pae ? 512 : 1024;
-  const expected = new Map<number, number>();
-  const add = (mfn: number): void => {
-    expected.set(mfn, (expected.get(mfn) ?? 0) + 1);
-  };
-  const l3sOfL2 = new Map<number, number[]>();
-  const ent = (mfn: number, i: number): { lo: number; hi: number; m: number } => {
-    const lo = mem.word(mfn, pae ? 2 * i : i);
-    const hi = pae ? mem.word(mfn, 2 * i + 1) : 0;
-    return { lo, hi, m: d.rules.frameOf(lo, hi) };
-  };
+  const ft = d.frames;
+  const rules = d.rules;
+  const p2m = d.p2m;
+  const { first, size } = ft.window;
+  /** The references that exist, per frame. */
+  const expected = new Tally(first, size);
+  /** Per L2, the L3s whose slot 3 holds it; the (l2, l3) pairs in the order seen. */
+  const slot3 = new Tally(first, size);
+  const slot3L2: number[] = [];
+  const slot3L3: number[] = [];
+  const typeNameOf = (mfn: number): string => typeName(ft.typeOf(mfn), ft.isXenL2(mfn));
 
-  for (const [mfn, f] of d.frames.frames()) {
-    if (f.pinned) {
-      add(mfn);
-      if (f.count === 0) out.push(`pinned mfn ${hex(mfn)} is not typed`);
+  const nFrames = ft.frameCount;
+  for (let k = 0; k < nFrames; k++) {
+    const mfn = ft.frameAt(k);
+    const info = ft.typeInfo(mfn);
+    const count = ft.countOf(mfn);
+    if ((info & PGT_pinned) !== 0) {
+      expected.add(mfn);
+      if (count === 0) out.push(`pinned mfn ${hex(mfn)} is not typed`);
     }
-    if (f.count === 0 || !f.validated) continue;
-    if (f.type === PGT_L1) {
+    if (count === 0 || (info & PGT_validated) === 0) continue;
+    const type = info & PGT_type_mask;
+    const xenL2 = (info & PGT_pae_xen_l2) !== 0;
+    const words = mem.frame(mfn);
+    if (type === PGT_L1) {
       for (let i = 0; i < n; i++) {
-        const e = ent(mfn, i);
-        if ((e.lo & PTE_P) === 0 || (e.lo & PTE_RW) === 0 || !d.p2m.isGuestMfn(e.m)) continue;
-        add(e.m);
-        if (d.frames.isPageTable(e.m)) {
-          out.push(
-            `page-table mfn ${hex(e.m)} (${typeNameOf(d.frames.get(e.m)!)}) is mapped writable by L1 mfn ${hex(mfn)} entry ${i}`,
-          );
+        const lo = words[pae ? 2 * i : i]! >>> 0;
+        if ((lo & PTE_P) === 0 || (lo & PTE_RW) === 0) continue;
+        const m = rules.frameOf(lo, pae ? words[2 * i + 1]! >>> 0 : 0);
+        if (!p2m.isGuestMfn(m)) continue;
+        expected.add(m);
+        if (ft.isPageTable(m)) {
+          out.push(`page-table mfn ${hex(m)} (${typeNameOf(m)}) is mapped writable by L1 mfn ${hex(mfn)} entry ${i}`);
         }
       }
-    } else if (f.type === PGT_L2) {
+    } else if (type === PGT_L2) {
       for (let i = 0; i < n; i++) {
-        if (!d.rules.isGuestL2Slot(f.xenL2, i)) continue;
-        const e = ent(mfn, i);
-        if ((e.lo & PTE_P) === 0) continue;
-        if ((e.lo & PTE_PS) !== 0) out.push(`L2 mfn ${hex(mfn)} entry ${i} maps a large page`);
-        if (!d.p2m.isGuestMfn(e.m)) {
-          out.push(`L2 mfn ${hex(mfn)} entry ${i} points at mfn ${hex(e.m)}, not the guest's`);
+        if (!rules.isGuestL2Slot(xenL2, i)) continue;
+        const lo = words[pae ? 2 * i : i]! >>> 0;
+        if ((lo & PTE_P) === 0) continue;
+        const m = rules.frameOf(lo, pae ? words[2 * i + 1]! >>> 0 : 0);
+        if ((lo & PTE_PS) !== 0) out.push(`L2 mfn ${hex(mfn)} entry ${i} maps a large page`);
+        if (!p2m.isGuestMfn(m)) {
+          out.push(`L2 mfn ${hex(mfn)} entry ${i} points at mfn ${hex(m)}, not the guest's`);
           continue;
         }
-        add(e.m);
-        if (d.frames.typeOf(e.m) !== PGT_L1) out.push(`L2 mfn ${hex(mfn)} entry ${i} points at mfn ${hex(e.m)} not typed l1`);
+        expected.add(m);
+        if (ft.typeOf(m) !== PGT_L1) out.push(`L2 mfn ${hex(mfn)} entry ${i} points at mfn ${hex(m)} not typed l1`);
       }
-      if ((f.xenL2 || !pae) && !d.hole.isIntact(mfn)) out.push(`Xen's hole entries of L2 mfn ${hex(mfn)} were changed`);
-    } else if (f.type === PGT_L3) {
+      if ((xenL2 || !pae) && !d.hole.isIntact(mfn)) out.push(`Xen's hole entries of L2 mfn ${hex(mfn)} were changed`);
+    } else if (type === PGT_L3) {
       for (let i = 0; i < 4; i++) {
-        const e = ent(mfn, i);
-        if ((e.lo & PTE_P) === 0) {
+        const lo = words[pae ? 2 * i : i]! >>> 0;
+        if ((lo & PTE_P) === 0) {
           if (i === 3) out.push(`L3 mfn ${hex(mfn)} has no slot 3`);
           continue;
         }
-        if (!d.p2m.isGuestMfn(e.m)) {
-          out.push(`L3 mfn ${hex(mfn)} slot ${i} points at mfn ${hex(e.m)}, not the guest's`);
+        const m = rules.frameOf(lo, pae ? words[2 * i + 1]! >>> 0 : 0);
+        if (!p2m.isGuestMfn(m)) {
+          out.push(`L3 mfn ${hex(mfn)} slot ${i} points at mfn ${hex(m)}, not the guest's`);
           continue;
         }
-        add(e.m);
-        const t = d.frames.get(e.m);
-        if (t === undefined || t.type !== PGT_L2 || t.xenL2 !== (i === 3)) {
-          out.push(`L3 mfn ${hex(mfn)} slot ${i} points at mfn ${hex(e.m)} typed ${t ? typeNameOf(t) : 'none'}`);
+        expected.add(m);
+        const t = ft.typeInfo(m);
+        if ((t & PGT_present) === 0 || (t & PGT_type_mask) !== PGT_L2 || ((t & PGT_pae_xen_l2) !== 0) !== (i === 3)) {
+          out.push(`L3 mfn ${hex(mfn)} slot ${i} points at mfn ${hex(m)} typed ${(t & PGT_present) !== 0 ? typeNameOf(m) : 'none'}`);
         }
-        if (i === 3) l3sOfL2.set(e.m, [...(l3sOfL2.get(e.m) ?? []), mfn]);
+        if (i === 3) {
+          slot3.add(m);
+          slot3L2.push(m);
+          slot3L3.push(mfn);
+        }
       }
     }
   }
-  if (d.baseMfn >= 0) add(d.baseMfn);
+  if (d.baseMfn >= 0) expected.add(d.baseMfn);
 
-  const all = new Set<number>([...expected.keys()]);
-  for (const [mfn] of d.frames.frames()) all.add(mfn);
-  for (const mfn of all) {
-    const have = d.frames.countOf(mfn);
-    const want = expected.get(mfn) ?? 0;
+  // Every frame referenced (in the order first referenced), then every other frame with state.
+  const counted = expected.order;
+  for (let k = 0; k < counted.length; k++) {
+    const mfn = counted[k]!;
+    const have = ft.countOf(mfn);
+    const want = expected.get(mfn);
     if (have !== want) out.push(`mfn ${hex(mfn)}: type count ${have} but ${want} references exist`);
   }
-  for (const [l2, l3s] of l3sOfL2) {
-    if (l3s.length !== 1) out.push(`slot-3 L2 mfn ${hex(l2)} is referenced by ${l3s.length} L3s (${l3s.map(hex).join(', ')})`);
+  for (let k = 0; k < nFrames; k++) {
+    const mfn = ft.frameAt(k);
+    if (expected.get(mfn) !== 0) continue;
+    const have = ft.countOf(mfn);
+    if (have !== 0) out.push(`mfn ${hex(mfn)}: type count ${have} but 0 references exist`);
   }
-  for (const [mfn, f] of d.frames.frames()) {
-    if (f.xenL2 && f.count > 0 && !l3sOfL2.has(mfn)) out.push(`pae_xen_l2 mfn ${hex(mfn)} is in no L3's slot 3`);
+  for (const l2 of slot3.order) {
+    const c = slot3.get(l2);
+    if (c === 1) continue;
+    const l3s: number[] = [];
+    for (let j = 0; j < slot3L2.length; j++) if (slot3L2[j] === l2) l3s.push(slot3L3[j]!);
+    out.push(`slot-3 L2 mfn ${hex(l2)} is referenced by ${c} L3s (${l3s.map(hex).join(', ')})`);
+  }
+  for (let k = 0; k < nFrames; k++) {
+    const mfn = ft.frameAt(k);
+    if ((ft.typeInfo(mfn) & PGT_pae_xen_l2) !== 0 && ft.countOf(mfn) > 0 && slot3.get(mfn) === 0) {
+      out.push(`pae_xen_l2 mfn ${hex(mfn)} is in no L3's slot 3`);
+    }
   }
 
   // The processor runs on the base pointer (or its low copy).

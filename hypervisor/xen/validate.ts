@@ -139,8 +139,7 @@ export class PageTableRules implements PageTypeOps {
     }
     if ((lo & PTE_RW) !== 0 && !this.frames.getPageType(m, PGT_WRITABLE, false, true)) {
       this.log(R.errorGettingMfn(m, this.p2m.mfnToPfn(m), this.entryText(lo, hi)));
-      const f = this.frames.get(m);
-      this.log(R.badType(typeName(f?.type ?? 0, f?.xenL2 ?? false), 'writable', m, this.p2m.mfnToPfn(m)));
+      this.log(R.badType(typeName(this.frames.typeOf(m), this.frames.isXenL2(m)), 'writable', m, this.p2m.mfnToPfn(m)));
       return false;
     }
     return true;

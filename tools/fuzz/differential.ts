@@ -41,6 +41,8 @@ import type { Mmu } from '../../emulator/mmu.js';
 import { TLBF_G } from '../../emulator/tlb.js';
 import { backendKind } from '../../hypervisor/backend.js';
 import { CheckingMmu } from './checking-mmu.js';
+import { DirtyFrameMem } from './dirty-frames.js';
+import { IncrementalInvariantChecker } from '../../guest-kernel/invariants.js';
 import type { ParavirtOps } from '../../hypervisor/paravirt-ops.js';
 import { HypervisorRefusal } from '../../hypervisor/types.js';
 import { KernelBug } from '../../guest-kernel/kernel.js';
@@ -149,16 +151,46 @@ function tlbEntryGlobal(mmu: Mmu, va: number, acc: number): boolean {
   return false;
 }
 
+/**
+ * The guest check after a statement: 'incremental' (the default) redoes the
+ * census of only the mms whose tables were written since the last check
+ * (IncrementalInvariantChecker; the same findings as 'full', which a test
+ * checks statement by statement), 'full' runs the whole check every time.
+ */
+export type GuestCheck = 'incremental' | 'full';
+
+/** The incremental guest check of `it`'s kernel, the written frames from its memory (a full check without DirtyFrameMem). */
+export function incrementalCheck(it: Interpreter, checker: IncrementalInvariantChecker): string[] {
+  const mem = it.mmu.mem;
+  if (!(mem instanceof DirtyFrameMem)) return it.kernel.checkInvariants();
+  const v = it.kernel.checkInvariantsIncremental(checker, (pfn) => {
+    const ma = it.handle.machineAddress(pfn * 4096);
+    return ma < 0 || mem.written(Math.floor(ma / 4096));
+  });
+  mem.forget();
+  return v;
+}
+
 /** Run one checked script on one backend with the TLB checker and per-statement invariants. */
-export function runChecked(script: Script, cfg: RunConfig, seed: number, mutate?: Mutation, xenP2m: P2mLayout = 'identity'): BackendRun {
+export function runChecked(
+  script: Script,
+  cfg: RunConfig,
+  seed: number,
+  mutate?: Mutation,
+  xenP2m: P2mLayout = 'identity',
+  guestCheck: GuestCheck = 'incremental',
+): BackendRun {
   let it: Interpreter;
   let line = 0;
+  const checker = new IncrementalInvariantChecker();
   try {
     it = new Interpreter(script, cfg, {
       seed,
       checkEachStatement: true,
       xenP2m,
-      newMmu: (o) => new CheckingMmu(o),
+      // The machine's memory remembers the frames written, for the incremental guest check.
+      newMmu: (o) => new CheckingMmu(guestCheck === 'incremental' && o.mem === undefined ? { ...o, mem: new DirtyFrameMem() } : o),
+      statementCheck: () => incrementalCheck(it, checker),
       onStatement: (s) => {
         line = s.line;
       },
