@@ -13,7 +13,7 @@
  *  - injectVsBoot: the mean time of one injected run over that subset
  *    divided by the median time of one full boot+run of the same workload
  *    (3 runs). Target: at most 1/10.
- *  - jobs: the same subset through the sweep pool with --jobs 1 and with
+ *  - jobs: --max-runs 80 (40 with --sweep-quick) through the sweep pool with --jobs 1 and with
  *    --jobs 2 (worker start-up and each worker's own clean runs included:
  *    what a user waits for); speedup = t(jobs 1) / t(jobs 2). Target: at
  *    least 1.7 (needs two idle cores; `cores` says how many the process may
@@ -32,7 +32,7 @@
  *    log(repetitions) between 10x and 100x (1 = linear, 2 = quadratic).
  *    Target: k at most 1.2 (linear).
  *
- * `--sweep-quick` halves the subsets. The section is selected by `--only
+ * `--sweep-quick` halves the samples. The section is selected by `--only
  * sweep` (or any --only list naming it) and skipped by `--only` lists that
  * do not name it.
  */
@@ -167,12 +167,13 @@ export async function runSweepBenchmarks(argv: string[]): Promise<SweepBench | u
   json['injectVsBoot'] = { injectedRunMs: round(inj.meanRunMs), bootRunMs: round(bootRunMs), ratio: round(ratio, 3), target: SWEEP_TARGETS.injectVsBoot, met: ratio <= SWEEP_TARGETS.injectVsBoot };
 
   // ---- --jobs 2 against --jobs 1, the same subset, through the pool ----
-  log(`the same ${inj.sampled} runs with --jobs 1 and --jobs 2 (pool, workers' own clean runs included)...`);
+  const jobsRuns = quick ? 40 : 80;
+  log(`--max-runs ${jobsRuns} with --jobs 1 and --jobs 2 (pool, workers' own clean runs included)...`);
   const timePool = async (jobs: number): Promise<{ ms: number; cpuS: number; out: string }> => {
     const t = performance.now();
     const c = process.cpuUsage();
-    const ctx = prepareInject(script, cfg, { maxRuns });
-    const res = await runPool<unknown, InjectContext, InjectResult>({ task: INJECT_TASK, init: { script, cfg, o: { maxRuns } }, from: 0, to: ctx.ks.length, jobs, local: ctx });
+    const ctx = prepareInject(script, cfg, { maxRuns: jobsRuns });
+    const res = await runPool<unknown, InjectContext, InjectResult>({ task: INJECT_TASK, init: { script, cfg, o: { maxRuns: jobsRuns } }, from: 0, to: ctx.ks.length, jobs, local: ctx });
     const u = process.cpuUsage(c);
     return { ms: performance.now() - t, cpuS: (u.user + u.system) / 1e6, out: JSON.stringify(res) };
   };
@@ -183,7 +184,7 @@ export async function runSweepBenchmarks(argv: string[]): Promise<SweepBench | u
     process.stderr.write('bench: sweep: --jobs 2 gave other results than --jobs 1\n');
   }
   const speedup = j1.ms / j2.ms;
-  json['jobs'] = { runs: inj.sampled, jobs1Ms: round(j1.ms), jobs2Ms: round(j2.ms), jobs1CpuS: round(j1.cpuS), jobs2CpuS: round(j2.cpuS), speedup: round(speedup), identical: j1.out === j2.out, target: SWEEP_TARGETS.jobsSpeedup, met: speedup >= SWEEP_TARGETS.jobsSpeedup };
+  json['jobs'] = { runs: jobsRuns, jobs1Ms: round(j1.ms), jobs2Ms: round(j2.ms), jobs1CpuS: round(j1.cpuS), jobs2CpuS: round(j2.cpuS), speedup: round(speedup), identical: j1.out === j2.out, target: SWEEP_TARGETS.jobsSpeedup, met: speedup >= SWEEP_TARGETS.jobsSpeedup };
 
   // ---- differential fuzzing seeds/s/core ----
   const seeds = quick ? 4 : 8;
@@ -231,7 +232,7 @@ export async function runSweepBenchmarks(argv: string[]): Promise<SweepBench | u
       [
         ['injected runs/s, default.pvw, Xen', `${num(rate, 1)} (${inj.sampled} of ${num(inj.points)} points sampled; full sweep ≈ ${num((inj.prepareMs + inj.points * inj.meanRunMs) / 1000, 1)} s)`, '-', '-'],
         ['one injected run / one boot+run', `${round(ratio, 3)} (${num(inj.meanRunMs, 1)} ms / ${num(bootRunMs, 1)} ms)`, '<= 0.1', yes(ratio <= SWEEP_TARGETS.injectVsBoot)],
-        ['--jobs 2 vs --jobs 1', `${round(speedup)}x (${num(j1.ms / 1000, 2)} s / ${num(j2.ms / 1000, 2)} s wall, ${num(j1.cpuS, 1)} / ${num(j2.cpuS, 1)} CPU s, ${inj.sampled} runs, output identical: ${yes(j1.out === j2.out)})`, '>= 1.7x', yes(speedup >= SWEEP_TARGETS.jobsSpeedup)],
+        ['--jobs 2 vs --jobs 1', `${round(speedup)}x (${num(j1.ms / 1000, 2)} s / ${num(j2.ms / 1000, 2)} s wall, ${num(j1.cpuS, 1)} / ${num(j2.cpuS, 1)} CPU s, ${jobsRuns} runs, output identical: ${yes(j1.out === j2.out)})`, '>= 1.7x', yes(speedup >= SWEEP_TARGETS.jobsSpeedup)],
         ['fuzz seeds/s/core', `${round(perCore)} (${rep.workload.seeds} seeds in ${num(cpuS, 1)} CPU s, ${num(fuzzMs / 1000, 1)} s wall)`, '>= 10', yes(perCore >= SWEEP_TARGETS.fuzzSeedsPerCoreSec)],
         ['sweep growth exponent (10x..100x)', `${round(k)}`, '<= 1.2 (linear)', yes(k <= SWEEP_TARGETS.growthExponent)],
       ],
