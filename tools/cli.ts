@@ -14,6 +14,8 @@ import { registerCompare } from './commands/compare.js';
 import { registerReport } from './commands/report.js';
 import { registerInject } from './commands/inject.js';
 import { registerLmbench } from './commands/lmbench.js';
+import { registerMatrix } from './commands/matrix.js';
+import { registerMerge } from './commands/merge.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -31,6 +33,8 @@ export function buildProgram(): Command {
   registerCompare(program);
   registerVectors(program);
   registerInject(program);
+  registerMatrix(program);
+  registerMerge(program);
   registerLmbench(program);
   registerReport(program);
   registerDemo(program);

@@ -7,31 +7,69 @@
  *
  *   node dist/tools/golden-update.js           rewrite the files, print the changes
  *   node dist/tools/golden-update.js --check   print the changes only; exit 1 if any
+ *   --jobs N                                   worker threads (default: the number of cores)
+ *
+ * The matrix runs as `pvmmu matrix` runs it (regression/matrix-sweep.ts, the
+ * sweep pool): the files are the same for every --jobs.
  */
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { relative } from 'node:path';
-import { diffGolden, formatChanges, goldenOf, goldenPath, readGolden, serializeGolden, staleGoldenFiles, type GoldenChange } from './regression/golden.js';
-import { GOLDEN_DIR, ROOT, listWorkloads, runMatrix } from './regression/matrix.js';
+import { diffGolden, formatChanges, goldenOfConfigs, goldenPath, readGolden, serializeGolden, staleGoldenFiles, type GoldenChange } from './regression/golden.js';
+import { GOLDEN_DIR, ROOT, listWorkloads } from './regression/matrix.js';
+import { MATRIX_TASK, matrixItems, type MatrixItem, type MatrixItemResult } from './regression/matrix-sweep.js';
+import { InputError } from './input-error.js';
+import { parseJobs, runPool } from './sweep/pool.js';
+import { Progress } from './table.js';
+import type { GoldenFile } from './regression/golden.js';
 
-function main(argv: string[]): number {
+async function main(argv: string[]): Promise<number> {
   const check = argv.includes('--check');
-  const unknown = argv.filter((a) => a !== '--check');
+  const ji = argv.indexOf('--jobs');
+  const jobsArg = ji >= 0 ? argv[ji + 1] : undefined;
+  const unknown = argv.filter((a, i) => a !== '--check' && !(ji >= 0 && (i === ji || i === ji + 1)));
   if (argv.includes('--help') || argv.includes('-h') || unknown.length > 0) {
     process.stdout.write(
-      'usage: golden-update [--check]\n' +
+      'usage: golden-update [--check] [--jobs N]\n' +
         '  Reruns tools/workloads/*.pvw on both backends in every configuration of the regression\n' +
         '  suite and rewrites tests/golden/*.json from the figures (--check: only report differences).\n',
     );
     return unknown.filter((a) => a !== '--help' && a !== '-h').length > 0 ? 2 : 0;
   }
+  let jobs: number;
+  try {
+    if (ji >= 0 && jobsArg === undefined) throw new InputError('--jobs: expected a number of worker threads 1..1024, got nothing');
+    jobs = parseJobs('--jobs', jobsArg);
+  } catch (e) {
+    if (!(e instanceof InputError)) throw e;
+    process.stderr.write(`golden-update: ${e.message}\n`);
+    return 2;
+  }
   const workloads = listWorkloads();
+  const items: MatrixItem[] = matrixItems(workloads);
+  const progress = new Progress(false);
+  const results = await runPool<{ workloads: string[] }, MatrixItem[], MatrixItemResult>({
+    task: MATRIX_TASK,
+    init: { workloads },
+    from: 0,
+    to: items.length,
+    jobs,
+    local: items,
+    onDone: (d) => progress.update('golden', d, items.length),
+  });
+  progress.done();
+  const byWorkload = new Map<string, GoldenFile['configs']>();
+  results.forEach((r, i) => {
+    const w = items[i]!.workload;
+    const c = byWorkload.get(w) ?? {};
+    c[r.row.config] = r.figures;
+    byWorkload.set(w, c);
+  });
   const all: GoldenChange[] = [];
   const written: string[] = [];
   const created: string[] = [];
   mkdirSync(GOLDEN_DIR, { recursive: true });
-  workloads.forEach((w, i) => {
-    if (process.stderr.isTTY) process.stderr.write(`\r\x1b[Kgolden: ${w} (${i + 1}/${workloads.length})`);
-    const now = goldenOf(w, runMatrix(w));
+  workloads.forEach((w) => {
+    const now = goldenOfConfigs(w, byWorkload.get(w) ?? {});
     const old = readGolden(w);
     const changes = diffGolden(old, now);
     all.push(...changes);
@@ -42,7 +80,6 @@ function main(argv: string[]): number {
       writeFileSync(goldenPath(w), serializeGolden(now));
     }
   });
-  if (process.stderr.isTTY) process.stderr.write('\r\x1b[K');
   const stale = staleGoldenFiles(workloads).map((p) => relative(ROOT, p));
   if (!check) for (const p of stale) rmSync(`${ROOT}/${p}`);
 
@@ -62,4 +99,4 @@ function main(argv: string[]): number {
   return 0;
 }
 
-process.exitCode = main(process.argv.slice(2));
+process.exitCode = await main(process.argv.slice(2));

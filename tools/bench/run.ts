@@ -56,6 +56,7 @@ import {
   PTE_US,
 } from '../../emulator/index.js';
 import { runWorkloadBenchmarks } from './workloads.js';
+import { runSweepBenchmarks } from './sweep.js';
 import { writeOutputFile } from '../output-file.js';
 
 // ---- the address spaces (tools/bench/c/mmu_bench.c "address spaces used by the benchmarks") ----
@@ -324,7 +325,7 @@ function fmtRate(n: number | undefined): string {
   return n === undefined ? '-' : `${(n / 1e6).toFixed(1)} M/s`;
 }
 
-function main(): void {
+async function main(): Promise<void> {
   const argv = process.argv.slice(2);
   const json = argv.includes('--json');
   const ti = argv.indexOf('--time');
@@ -404,9 +405,13 @@ function main(): void {
   const workloads = runWorkloadBenchmarks(argv);
   if (workloads !== undefined && !workloads.ok) ok = false;
 
+  // The sweep benchmarks (sweep.ts): inject, --jobs, fuzz, sweep time against workload length.
+  const sweep = await runSweepBenchmarks(argv);
+  if (sweep !== undefined && !sweep.ok) ok = false;
+
   if (json) {
     for (const l of counterLines) process.stderr.write(`  counters ${l}\n`);
-    const doc = `${JSON.stringify({ mmu: results, workloads: workloads?.json }, null, 2)}\n`;
+    const doc = `${JSON.stringify({ mmu: results, workloads: workloads?.json, sweep: sweep?.json }, null, 2)}\n`;
     // --out FILE: the document in a file, whatever npm prints on stdout around the script.
     const oo = argv.indexOf('--out');
     if (oo >= 0 && argv[oo + 1] !== undefined) writeOutputFile('--out', argv[oo + 1]!, doc);
@@ -439,8 +444,9 @@ function main(): void {
     process.stdout.write('modelled counters over the timed runs (checked: hits all TLB hits, walks all two-level walks):\n');
     for (const l of counterLines) process.stdout.write(`  ${l}\n`);
     if (workloads !== undefined) process.stdout.write(`${workloads.text}\n`);
+    if (sweep !== undefined) process.stdout.write(`${sweep.text}\n`);
   }
   if (!ok) process.exitCode = 1;
 }
 
-main();
+await main();

@@ -1,12 +1,12 @@
 /**
- * A fuzzing campaign: both fuzzers over a range of seeds or a time budget,
+ * A fuzzing campaign: both fuzzers over a range of seeds or a time budget
+ * (the seeds as work items for --jobs and --shard: sweep.ts),
  * the totals (seeds, statements, accesses checked) and the failures, each
  * workload failure shrunk and saved as tests/regression/fuzz-found/seed-N.pvw,
  * each MMU failure saved as a vector in tests/vectors/fuzz-found.json. Used
  * by run.ts (`npm run fuzz`) and the test suite's fixed-seed slice.
  */
 import { join } from 'node:path';
-import { performance } from 'node:perf_hooks';
 import type { RunConfig } from '../workload/config.js';
 import type { GenOptions } from './workload-gen.js';
 import { fuzzSeed, saveRegression, shrink, statementCount, type Mutation } from './differential.js';
@@ -44,6 +44,25 @@ export interface FuzzOptions {
   shrinkBudget?: number;
   /** Generator options (e.g. a shorter workload). */
   gen?: GenOptions;
+  /**
+   * With saveRoot: queue the writes here (in order) instead of writing, for
+   * whoever assembles a parallel campaign (sweep.ts applySaves); `saved`
+   * names the file all the same.
+   */
+  saveLater?: SaveOp[];
+}
+
+/** A deferred write of a failing seed (saveLater). */
+export type SaveOp =
+  | { kind: 'workload'; path: string; outcome: { seed: number; config: RunConfig; signature: string; text: string }; shrunk: string; failures: string[] }
+  | { kind: 'mmu'; path: string; expectedPath: string; outcome: MmuSeedOutcome };
+
+/** Perform deferred writes, in order. */
+export function applySaves(ops: readonly SaveOp[]): void {
+  for (const op of ops) {
+    if (op.kind === 'workload') saveRegression(op.path, op.outcome, op.shrunk, op.failures);
+    else saveVectors(op.path, op.expectedPath, [op.outcome]);
+  }
 }
 
 export function emptyReport(): FuzzReport {
@@ -67,7 +86,8 @@ export function fuzzWorkloadSeed(rep: FuzzReport, seed: number, opts: FuzzOption
   let saved: string | null = null;
   if (opts.saveRoot) {
     saved = join(opts.saveRoot, 'tests', 'regression', 'fuzz-found', `seed-${seed}.pvw`);
-    saveRegression(saved, o, s.text, failures);
+    if (opts.saveLater) opts.saveLater.push({ kind: 'workload', path: saved, outcome: { seed: o.seed, config: o.config, signature: o.signature, text: o.text }, shrunk: s.text, failures });
+    else saveRegression(saved, o, s.text, failures);
   }
   const f: WorkloadFailure = {
     seed,
@@ -95,33 +115,16 @@ export function fuzzMmuSeed(rep: FuzzReport, seed: number, opts: FuzzOptions = {
     let saved: string | null = null;
     if (opts.saveRoot) {
       saved = join(opts.saveRoot, 'tests', 'vectors', 'fuzz-found.json');
-      saveVectors(saved, join(opts.saveRoot, 'tests', 'vectors', 'fuzz-found.expected.json'), [o]);
+      const expectedPath = join(opts.saveRoot, 'tests', 'vectors', 'fuzz-found.expected.json');
+      if (opts.saveLater) opts.saveLater.push({ kind: 'mmu', path: saved, expectedPath, outcome: o });
+      else saveVectors(saved, expectedPath, [o]);
     }
     rep.mmu.failures.push({ seed, name: o.raw.name, diffs: o.diffs, saved });
   }
   return o;
 }
 
-/** Run both fuzzers for about `seconds`, from seed `start`. */
-export function fuzzFor(seconds: number, start: number, opts: FuzzOptions = {}, progress?: (rep: FuzzReport) => void): FuzzReport {
-  const rep = emptyReport();
-  const t0 = performance.now();
-  const wlEnd = t0 + seconds * 1000 * (2 / 3);
-  const end = t0 + seconds * 1000;
-  let seed = start;
-  do {
-    fuzzWorkloadSeed(rep, seed++, opts);
-    progress?.(rep);
-  } while (performance.now() < wlEnd);
-  seed = start;
-  do {
-    for (let i = 0; i < 50; i++) fuzzMmuSeed(rep, seed++, opts);
-    progress?.(rep);
-  } while (performance.now() < end);
-  return rep;
-}
-
-export function reportText(rep: FuzzReport, seconds: number | null): string {
+export function reportText(rep: FuzzReport, seconds: number | null, count: { start: number; seeds: number } | null = null): string {
   const w = rep.workload;
   const m = rep.mmu;
   const lines = [
@@ -130,6 +133,7 @@ export function reportText(rep: FuzzReport, seconds: number | null): string {
     `mmu fuzzer:      ${m.seeds} seeds, ${m.portable} portable cases compared, ${m.accesses} accesses checked against ref-walker.mjs`,
   ];
   if (seconds !== null) lines.unshift(`pvmmu fuzz: ${seconds} s`);
+  if (count !== null) lines.unshift(`pvmmu fuzz: seeds ${count.start}..${count.start + count.seeds - 1}`);
   if (w.expected.length) {
     lines.push(`expected outcomes (not failures; docs/reliability.md): ${w.expected.length} seeds`);
     for (const e of w.expected.slice(0, 10)) lines.push(`  seed ${e.seed}: ${e.why.replace(/\n/g, ' ').slice(0, 300)}`);

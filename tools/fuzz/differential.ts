@@ -530,7 +530,7 @@ export function statementCount(text: string): number {
 }
 
 /** Save a shrunk failing workload with a header naming seed, config and failure. */
-export function saveRegression(path: string, outcome: SeedOutcome, shrunk: string, failures: string[]): void {
+export function saveRegression(path: string, outcome: Pick<SeedOutcome, 'seed' | 'config' | 'signature' | 'text'>, shrunk: string, failures: string[]): void {
   const c = outcome.config;
   const head = [
     `# fuzz-found: differential workload fuzzer, seed ${outcome.seed}`,

@@ -21,6 +21,7 @@ import { Interpreter, type RunOptions, type RunResult } from '../workload/interp
 import { accounts, allInvariants, isLeak, leakedOf, tearDown, vmallocAreas, type Accounts, type Leaked } from './accounts.js';
 import { isKind } from '../../hypervisor/backend.js';
 import { allocationOutcome, refusalOutcome } from './outcome.js';
+import type { SweepTask, TaskRef } from '../sweep/pool.js';
 
 export type InjectMode = 'allocation' | 'mmu_update';
 
@@ -105,8 +106,28 @@ function settle(it: Interpreter, bootAreas: ReadonlySet<number>): { acc: Account
 
 const ZERO: Leaked = { frames: 0, slabObjects: 0, pgdList: 0, pins: 0, typeRefs: 0 };
 
-/** Run the sweep. A failure of the clean run is reported in `clean.failure`, with no injected runs. */
-export function injectSweep(script: Script, cfg: RunConfig, o: InjectOptions = {}): InjectReport {
+/**
+ * Everything the injected runs of a sweep need, built deterministically from
+ * the script, configuration and options (by the caller and again by every
+ * worker of a --jobs sweep): the clean boot's accounts, the clean run, the
+ * report without its results, and the injection points to run (the items).
+ */
+export interface InjectContext {
+  script: Script;
+  cfg: RunConfig;
+  o: InjectOptions;
+  mode: InjectMode;
+  bootAreas: ReadonlySet<number>;
+  baseAcc: Accounts;
+  cleanResult: RunResult;
+  /** The report with no injected run yet. */
+  head: InjectReport;
+  /** The injection points, in order: item i fails point ks[i]. */
+  ks: number[];
+}
+
+/** Plan the sweep: the clean boot and clean run, and the items. A failure of the clean run leaves no items. */
+export function prepareInject(script: Script, cfg: RunConfig, o: InjectOptions = {}): InjectContext {
   const mode = o.mode ?? 'allocation';
   if (mode === 'mmu_update' && cfg.backend !== 'xen') throw new RangeError('mmu_update injection needs the Xen backend');
 
@@ -123,7 +144,7 @@ export function injectSweep(script: Script, cfg: RunConfig, o: InjectOptions = {
   const mmu0 = clean.ops.stats.hypercalls['mmu_update'] ?? 0;
   const cleanResult = clean.run();
   const points = mode === 'allocation' ? clean.kernel.allocations - allocs0 : (clean.ops.stats.hypercalls['mmu_update'] ?? 0) - mmu0;
-  const report: InjectReport = {
+  const head: InjectReport = {
     workload: script.file,
     config: cfg,
     mode,
@@ -135,22 +156,57 @@ export function injectSweep(script: Script, cfg: RunConfig, o: InjectOptions = {
   };
   if (cleanResult.failure === null) {
     const s = settle(clean, bootAreas);
-    if (s.acc !== null) report.clean.leaked = leakedOf(s.acc, baseAcc);
-    report.clean.teardown = s.crash;
+    if (s.acc !== null) head.clean.leaked = leakedOf(s.acc, baseAcc);
+    head.clean.teardown = s.crash;
   }
 
   // A workload that fails on its own (e.g. the pre-patch kernel on Xen) has nothing to sweep.
   const ks = cleanResult.failure !== null ? [] : (o.only ?? pickPoints(points, o.maxRuns)).filter((k) => k >= 1 && k <= points);
-  ks.forEach((k, i) => {
-    o.onRun?.(i, ks.length);
-    const r = mode === 'allocation' ? allocationRun(script, cfg, o, k, cleanResult, bootAreas, baseAcc) : refusalRun(script, cfg, o, k);
+  return { script, cfg, o, mode, bootAreas, baseAcc, cleanResult, head, ks };
+}
+
+/** Run item i of the sweep: the injected run failing point ks[i]. */
+export function runInjectItem(ctx: InjectContext, i: number): InjectResult {
+  const k = ctx.ks[i]!;
+  return ctx.mode === 'allocation' ? allocationRun(ctx.script, ctx.cfg, ctx.o, k, ctx.cleanResult, ctx.bootAreas, ctx.baseAcc) : refusalRun(ctx.script, ctx.cfg, ctx.o, k);
+}
+
+/** The report of a sweep (or of a shard of it): the head with these results, in item order, counted. */
+export function assembleInject(head: InjectReport, results: readonly InjectResult[]): InjectReport {
+  const report: InjectReport = { ...head, clean: { ...head.clean }, runs: 0, leaks: 0, crashes: 0, results: [] };
+  for (const r of results) {
     report.results.push(r);
     report.runs++;
     if (r.crash !== null) report.crashes++;
     if (r.leaked !== null && isLeak(r.leaked)) report.leaks++;
-  });
+  }
   return report;
 }
+
+/** Run the sweep in this thread. A failure of the clean run is reported in `clean.failure`, with no injected runs. */
+export function injectSweep(script: Script, cfg: RunConfig, o: InjectOptions = {}): InjectReport {
+  const ctx = prepareInject(script, cfg, o);
+  const results = ctx.ks.map((_, i) => {
+    o.onRun?.(i, ctx.ks.length);
+    return runInjectItem(ctx, i);
+  });
+  return assembleInject(ctx.head, results);
+}
+
+/** What a worker of a --jobs sweep is given (plain data: no callbacks, no test doubles). */
+export interface InjectInit {
+  script: Script;
+  cfg: RunConfig;
+  o: Omit<InjectOptions, 'onRun' | 'patchKernel'>;
+}
+
+/** The sweep as a pool task (tools/sweep/pool.ts): each worker plans the sweep again and runs the items it is given. */
+export const injectTask: SweepTask<InjectInit, InjectContext, InjectResult> = {
+  setup: (init) => prepareInject(init.script, init.cfg, init.o),
+  run: runInjectItem,
+};
+
+export const INJECT_TASK: TaskRef = { module: import.meta.url, name: 'injectTask' };
 
 function runGuarded(it: Interpreter): { r: RunResult | null; crash: string | null } {
   try {

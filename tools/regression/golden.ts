@@ -104,6 +104,11 @@ export function goldenOf(workload: string, runs: MatrixRun[]): GoldenFile {
     if (r.lguest !== null) c.lguest = backendFigures(r.lguest.result);
     configs[r.config.label] = c;
   }
+  return goldenOfConfigs(workload, configs);
+}
+
+/** The golden file's content from figures already taken (per configuration label, in matrix order). */
+export function goldenOfConfigs(workload: string, configs: GoldenFile['configs']): GoldenFile {
   return {
     format: GOLDEN_FORMAT,
     workload,
