@@ -12,6 +12,11 @@
  * that the run stopped at the statement with the refusal named and that the
  * hypervisor's state is consistent (checkXenInvariants), i.e. the part of the
  * batch applied before the failure is a valid state, not a half-applied one.
+ *
+ * The machine boots once (issue 12): the clean boot torn down and the clean
+ * run start from a snapshot of it, and each injected run starts from the
+ * latest checkpoint (checkpoint.ts) before its injection point, with the
+ * failure armed relative to it, instead of booting and replaying.
  */
 import type { Kernel } from '../../guest-kernel/kernel.js';
 import { XEN_REASONS, checkXenInvariants } from '../../hypervisor/xen/index.js';
@@ -21,6 +26,7 @@ import { Interpreter, type RunOptions, type RunResult } from '../workload/interp
 import { accounts, allInvariants, isLeak, leakedOf, tearDown, vmallocAreas, type Accounts, type Leaked } from './accounts.js';
 import { isKind } from '../../hypervisor/backend.js';
 import { allocationOutcome, refusalOutcome } from './outcome.js';
+import { recordCheckpoints, type Checkpoints } from './checkpoint.js';
 
 export type InjectMode = 'allocation' | 'mmu_update';
 
@@ -37,8 +43,10 @@ export interface InjectOptions {
   only?: number[];
   /** Called before each run (progress). */
   onRun?: (i: number, n: number) => void;
-  /** Applied to every booted kernel before it runs (test doubles: a kernel made to leak). */
+  /** Applied to every booted kernel before it runs (test doubles: a kernel made to leak). Runs then boot afresh (no checkpoints). */
   patchKernel?: (kernel: Kernel) => void;
+  /** Start injected runs from checkpoints of the clean run (default true); false boots and replays every run (the reference path). */
+  checkpoints?: boolean;
 }
 
 export interface InjectResult {
@@ -110,19 +118,29 @@ export function injectSweep(script: Script, cfg: RunConfig, o: InjectOptions = {
   const mode = o.mode ?? 'allocation';
   if (mode === 'mmu_update' && cfg.backend !== 'xen') throw new RangeError('mmu_update injection needs the Xen backend');
 
+  // One boot: a snapshot of it starts the clean boot torn down, the clean run and the checkpoints.
+  const useCheckpoints = (o.checkpoints ?? true) && o.patchKernel === undefined;
+  const booted = useCheckpoints ? newRun(script, cfg, o).snapshot() : null;
+  const boot = (): Interpreter => (booted !== null ? booted.restore() : newRun(script, cfg, o));
+
   // A clean boot torn down: the accounts every run must come back to.
-  const base = newRun(script, cfg, o);
+  const base = boot();
   const bootAreas = vmallocAreas(base.kernel);
   const baseSettled = settle(base, bootAreas);
   if (baseSettled.acc === null || baseSettled.crash !== null) throw new Error(`a clean boot does not tear down cleanly: ${baseSettled.crash}`);
   const baseAcc = baseSettled.acc;
 
   // The clean run: count the injection points.
-  const clean = newRun(script, cfg, o);
+  const clean = boot();
   const allocs0 = clean.kernel.allocations;
   const mmu0 = clean.ops.stats.hypercalls['mmu_update'] ?? 0;
+  const pointsDone = (it: Interpreter): number =>
+    mode === 'allocation' ? it.kernel.allocations - allocs0 : (it.ops.stats.hypercalls['mmu_update'] ?? 0) - mmu0;
+  // Injection points made by the end of each statement (statement 0: boot), for placing checkpoints.
+  const doneAfter: number[] = [0];
+  if (booted !== null) while (clean.advance()) doneAfter.push(pointsDone(clean));
   const cleanResult = clean.run();
-  const points = mode === 'allocation' ? clean.kernel.allocations - allocs0 : (clean.ops.stats.hypercalls['mmu_update'] ?? 0) - mmu0;
+  const points = pointsDone(clean);
   const report: InjectReport = {
     workload: script.file,
     config: cfg,
@@ -141,9 +159,16 @@ export function injectSweep(script: Script, cfg: RunConfig, o: InjectOptions = {
 
   // A workload that fails on its own (e.g. the pre-patch kernel on Xen) has nothing to sweep.
   const ks = cleanResult.failure !== null ? [] : (o.only ?? pickPoints(points, o.maxRuns)).filter((k) => k >= 1 && k <= points);
+  const cps: Checkpoints | null = booted !== null && ks.length > 0 ? recordCheckpoints(booted, doneAfter, ks) : null;
+  /** A machine about to run toward injection point k: from the latest checkpoint before it, or a fresh boot; `rel` is k counted from there. */
+  const start = (k: number): { it: Interpreter; rel: number } => {
+    if (cps === null) return { it: newRun(script, cfg, o), rel: k };
+    const cp = cps.before(k);
+    return { it: cp.snapshot.restore(), rel: k - cp.done };
+  };
   ks.forEach((k, i) => {
     o.onRun?.(i, ks.length);
-    const r = mode === 'allocation' ? allocationRun(script, cfg, o, k, cleanResult, bootAreas, baseAcc) : refusalRun(script, cfg, o, k);
+    const r = mode === 'allocation' ? allocationRun(start(k), k, cleanResult, bootAreas, baseAcc) : refusalRun(start(k), k);
     report.results.push(r);
     report.runs++;
     if (r.crash !== null) report.crashes++;
@@ -161,15 +186,13 @@ function runGuarded(it: Interpreter): { r: RunResult | null; crash: string | nul
 }
 
 function allocationRun(
-  script: Script,
-  cfg: RunConfig,
-  o: InjectOptions,
+  { it, rel }: { it: Interpreter; rel: number },
   k: number,
   clean: RunResult,
   bootAreas: ReadonlySet<number>,
   baseAcc: Accounts,
 ): InjectResult {
-  const it = newRun(script, cfg, o, { failAt: k });
+  it.kernel.failAt(rel);
   const { r, crash } = runGuarded(it);
   const inj = it.kernel.injected;
   const site = inj?.site ?? '(not reached)';
@@ -193,12 +216,11 @@ function allocationRun(
   };
 }
 
-function refusalRun(script: Script, cfg: RunConfig, o: InjectOptions, k: number): InjectResult {
-  const it = newRun(script, cfg, o);
+function refusalRun({ it, rel }: { it: Interpreter; rel: number }, k: number): InjectResult {
   const h = it.handle;
   if (!isKind(h, 'xen')) throw new RangeError('mmu_update injection needs the Xen backend');
   const xen = h.ext.backend;
-  xen.hv.failMmuUpdateAt(k);
+  xen.hv.failMmuUpdateAt(rel);
   const { r, crash } = runGuarded(it);
   const inj = xen.hv.injectedMmuUpdate;
   const site = inj === null ? '(not reached)' : `mmu_update${inj.inMulticall ? ' in a multicall' : ''} (${inj.done} of ${inj.of} applied)`;

@@ -19,7 +19,7 @@ import { resolveName, workOf } from './check.js';
 import { pageOffset, type RunConfig } from './config.js';
 import type { TraceWriter } from '../trace/writer.js';
 import { hex } from '../../emulator/hex.js';
-import { rebindable, SnapshotError } from '../../emulator/snapshot.js';
+import { rebindable, SnapshotError, type CopierOptions } from '../../emulator/snapshot.js';
 import { copyMachine, MachineSnapshot } from './machine-snapshot.js';
 
 export type FailureKind = 'expect' | 'segv' | 'refusal' | 'bug' | 'oom' | 'invariant' | 'interrupted';
@@ -269,10 +269,10 @@ export class Interpreter {
    * backend and hypervisor, the guest kernel, and this run's position and
    * accounts. Restore it (as many times as wanted) to continue from here.
    */
-  snapshot(): MachineSnapshot {
+  snapshot(opts: CopierOptions = {}): MachineSnapshot {
     if (this.opts.trace !== undefined) throw new SnapshotError('a traced run cannot be snapshotted (the trace file is not part of the machine)');
     const shared = [this.script, this.cfg, this.opts];
-    return new MachineSnapshot(copyMachine(this, shared), shared);
+    return new MachineSnapshot(copyMachine(this, shared, opts), shared, opts);
   }
 
   /** The statements of a lazy or interrupt block, run to their end (no pause inside a kernel path). */

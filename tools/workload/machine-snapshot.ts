@@ -10,13 +10,13 @@
  * one snapshot can be restored any number of times, and what the original
  * or a restored machine does afterwards never reaches it.
  */
-import { GraphCopier } from '../../emulator/snapshot.js';
+import { GraphCopier, type CopierOptions } from '../../emulator/snapshot.js';
 import { copyBackend, type Backend } from '../../hypervisor/backend.js';
 import type { Interpreter } from './interpreter.js';
 
 /** A copy of `it`; `shared` (the script, the configuration, the options and their callbacks) are not copied. */
-export function copyMachine(it: Interpreter, shared: readonly unknown[]): Interpreter {
-  const c = new GraphCopier().share(...shared);
+export function copyMachine(it: Interpreter, shared: readonly unknown[], opts: CopierOptions = {}): Interpreter {
+  const c = new GraphCopier(opts).share(...shared);
   const h: Backend = it.handle;
   c.preset(h, copyBackend(h, (x) => c.copy(x)));
   return c.copy(it, 'interpreter');
@@ -26,11 +26,12 @@ export class MachineSnapshot {
   constructor(
     private readonly frozen: Interpreter,
     private readonly shared: readonly unknown[],
+    private readonly opts: CopierOptions = {},
   ) {}
 
   /** A machine continuing, byte for byte, as the snapshotted one did from the snapshot on. */
   restore(): Interpreter {
-    return copyMachine(this.frozen, this.shared);
+    return copyMachine(this.frozen, this.shared, this.opts);
   }
 
   /** The snapshot's physical memory: frames touched, and frames it shares (tests of copy-on-write). */
