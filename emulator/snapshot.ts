@@ -261,13 +261,20 @@ export class GraphCopier {
 
   /** Strict mode: every own property is an enumerable, writable-or-not data property with a string key (array: an index, or length). */
   private checkOwn(o: object, j: Job, indexed: boolean): void {
+    if (Array.isArray(o)) {
+      // Indices (any number of them) and length, nothing else.
+      const names = Object.getOwnPropertyNames(o);
+      let indices = 0;
+      for (let i = 0; i < o.length; i++) if (i in o) indices++;
+      if (names.length === indices + 1 && Object.getOwnPropertySymbols(o).length === 0) return;
+    }
     for (const key of Reflect.ownKeys(o)) {
       if (Array.isArray(o) && (key === 'length' || (typeof key === 'string' && String(Number(key)) === key))) continue;
-      const where = pathOf(j.parent, j.key) + `.${String(key)}`;
-      if (!indexed || Array.isArray(o)) throw new SnapshotError(`${where}: a named property on an array, Map or Set`);
+      const where = (): string => pathOf(j.parent, j.key) + `.${String(key)}`;
+      if (!indexed || Array.isArray(o)) throw new SnapshotError(`${where()}: a named property on an array, Map or Set`);
       const d = Object.getOwnPropertyDescriptor(o, key)!;
-      if (d.get !== undefined || d.set !== undefined) throw new SnapshotError(`${where}: an own accessor property cannot be copied`);
-      if (typeof key === 'symbol' || !d.enumerable) throw new SnapshotError(`${where}: a symbol-keyed or non-enumerable property would be lost`);
+      if (d.get !== undefined || d.set !== undefined) throw new SnapshotError(`${where()}: an own accessor property cannot be copied`);
+      if (typeof key === 'symbol' || !d.enumerable) throw new SnapshotError(`${where()}: a symbol-keyed or non-enumerable property would be lost`);
     }
   }
 
