@@ -31,7 +31,7 @@ export class Checkpoints {
   constructor(readonly list: readonly Checkpoint[]) {}
 
   /** The latest checkpoint with fewer than k injection points made (the boot one at worst). */
-  before(k: number): Checkpoint {
+  startFor(k: number): Checkpoint {
     const l = this.list;
     let lo = 0;
     let hi = l.length - 1;

@@ -45,8 +45,13 @@ export interface InjectOptions {
   onRun?: (i: number, n: number) => void;
   /** Applied to every booted kernel before it runs (test doubles: a kernel made to leak). Runs then boot afresh (no checkpoints). */
   patchKernel?: (kernel: Kernel) => void;
-  /** Start injected runs from checkpoints of the clean run (default true); false boots and replays every run (the reference path). */
-  checkpoints?: boolean;
+  /**
+   * Start injected runs from checkpoints of the clean run: true always;
+   * false never (every run boots and replays: the reference path); 'auto'
+   * (default) when restoring a checkpoint takes less host time than the
+   * boot and replay it saves (see docs/reliability.md). The report is the same.
+   */
+  checkpoints?: boolean | 'auto';
 }
 
 export interface InjectResult {
@@ -119,12 +124,18 @@ export function injectSweep(script: Script, cfg: RunConfig, o: InjectOptions = {
   if (mode === 'mmu_update' && cfg.backend !== 'xen') throw new RangeError('mmu_update injection needs the Xen backend');
 
   // One boot: a snapshot of it starts the clean boot torn down, the clean run and the checkpoints.
-  const useCheckpoints = (o.checkpoints ?? true) && o.patchKernel === undefined;
-  const booted = useCheckpoints ? newRun(script, cfg, o).snapshot() : null;
+  const policy = o.patchKernel !== undefined ? false : (o.checkpoints ?? 'auto');
+  // Host time (ms) of a boot, a restore and the clean run: only which way a run starts depends on them, never the report.
+  let t = performance.now();
+  const first = policy !== false ? newRun(script, cfg, o) : null;
+  const bootMs = performance.now() - t;
+  const booted = first !== null ? first.snapshot() : null;
   const boot = (): Interpreter => (booted !== null ? booted.restore() : newRun(script, cfg, o));
 
   // A clean boot torn down: the accounts every run must come back to.
+  t = performance.now();
   const base = boot();
+  const restoreMs = performance.now() - t;
   const bootAreas = vmallocAreas(base.kernel);
   const baseSettled = settle(base, bootAreas);
   if (baseSettled.acc === null || baseSettled.crash !== null) throw new Error(`a clean boot does not tear down cleanly: ${baseSettled.crash}`);
@@ -138,7 +149,12 @@ export function injectSweep(script: Script, cfg: RunConfig, o: InjectOptions = {
     mode === 'allocation' ? it.kernel.allocations - allocs0 : (it.ops.stats.hypercalls['mmu_update'] ?? 0) - mmu0;
   // Injection points made by the end of each statement (statement 0: boot), for placing checkpoints.
   const doneAfter: number[] = [0];
+  t = performance.now();
   if (booted !== null) while (clean.advance()) doneAfter.push(pointsDone(clean));
+  const cleanMs = performance.now() - t;
+  const steps = doneAfter.length - 1;
+  /** Is starting from a checkpoint after `step` steps worth it (a restore is cheaper than a boot and the replay)? */
+  const worth = (step: number): boolean => policy === true || (policy === 'auto' && restoreMs < bootMs + (cleanMs * step) / Math.max(1, steps));
   const cleanResult = clean.run();
   const points = pointsDone(clean);
   const report: InjectReport = {
@@ -159,11 +175,11 @@ export function injectSweep(script: Script, cfg: RunConfig, o: InjectOptions = {
 
   // A workload that fails on its own (e.g. the pre-patch kernel on Xen) has nothing to sweep.
   const ks = cleanResult.failure !== null ? [] : (o.only ?? pickPoints(points, o.maxRuns)).filter((k) => k >= 1 && k <= points);
-  const cps: Checkpoints | null = booted !== null && ks.length > 0 ? recordCheckpoints(booted, doneAfter, ks) : null;
+  const cps: Checkpoints | null = booted !== null && ks.length > 0 && worth(steps) ? recordCheckpoints(booted, doneAfter, ks) : null;
   /** A machine about to run toward injection point k: from the latest checkpoint before it, or a fresh boot; `rel` is k counted from there. */
   const start = (k: number): { it: Interpreter; rel: number } => {
-    if (cps === null) return { it: newRun(script, cfg, o), rel: k };
-    const cp = cps.before(k);
+    const cp = cps?.startFor(k);
+    if (cp === undefined || !worth(cp.statement)) return { it: newRun(script, cfg, o), rel: k };
     return { it: cp.snapshot.restore(), rel: k - cp.done };
   };
   ks.forEach((k, i) => {
