@@ -35,6 +35,7 @@ import { PhysMem } from './phys-mem.js';
 import { allowMask, Tlbs, type LruClock, type TlbLevel } from './tlb.js';
 import type { TraceSink, WalkEntryRead } from './trace.js';
 import { Walker } from './walker.js';
+import { rebindable, SNAPSHOT_COPY, type GraphCopier } from './snapshot.js';
 
 /** Default log2 of the number of host-cache entries per first-level TLB. */
 const HOST_BITS = 12;
@@ -132,16 +133,13 @@ export class Mmu implements LruClock {
     this.iHost = newHostCache(bits);
     this.dStamp = this.dtlb.stamp;
     this.iStamp = this.itlb.stamp;
-    this.dtlb.onChange = (slot, tag) => this.dropHost(this.dHost, this.dtlb, slot, tag);
-    this.itlb.onChange = (slot, tag) => this.dropHost(this.iHost, this.itlb, slot, tag);
+    this.watchTlbs();
     this.hitCycles = this.preset.cycles.tlbHit;
     this.l2 = this.tlbs.l2;
     this.l2Unified = this.tlbs.l2Unified;
     this.l2HitCycles = this.preset.cycles.l2TlbHit;
     this.pageFaultCycles = this.preset.cycles.pageFault;
-    this.cpu = new Cpu(this.mem, this.tlbs, this.counters, this.preset.cycles, (kind, cycles) => {
-      if (this.sink !== null) this.sink.mmuEvent({ type: 'flush', kind, cycles, at: this.cycles - cycles });
-    });
+    this.cpu = new Cpu(this.mem, this.tlbs, this.counters, this.preset.cycles, rebindable(this, 'traceFlush'));
     this.walker = new Walker(this.mem, this.cpu, this.counters, this.preset.cycles, this.preset.walkCacheLines);
   }
 
@@ -335,6 +333,33 @@ export class Mmu implements LruClock {
   }
 
   /** A valid slot of a first-level TLB is about to change: drop the host copies of it. */
+  /** The processor's flushes, to the trace sink (the Cpu's onFlush). */
+  traceFlush(kind: 'full' | 'non-global', cycles: number): void {
+    if (this.sink !== null) this.sink.mmuEvent({ type: 'flush', kind, cycles, at: this.cycles - cycles });
+  }
+
+  /** The first-level TLBs report their changes to this MMU's host caches. */
+  private watchTlbs(): void {
+    this.dtlb.onChange = (slot, tag) => this.dropHost(this.dHost, this.dtlb, slot, tag);
+    this.itlb.onChange = (slot, tag) => this.dropHost(this.iHost, this.itlb, slot, tag);
+  }
+
+  /** The copy for a machine snapshot (snapshot.ts): the TLB watchers are closures over this MMU, so the copy makes its own. */
+  [SNAPSHOT_COPY](c: GraphCopier): Mmu {
+    const d = this.dtlb.onChange;
+    const i = this.itlb.onChange;
+    this.dtlb.onChange = null;
+    this.itlb.onChange = null;
+    try {
+      const m = c.copyGeneric(this, 'mmu');
+      m.watchTlbs();
+      return m;
+    } finally {
+      this.dtlb.onChange = d;
+      this.itlb.onChange = i;
+    }
+  }
+
   private dropHost(host: Int32Array, t: TlbLevel, slot: number, tag: number): void {
     if (slot < t.nSmall) {
       const h = (tag & this.hostMask) << 2;

@@ -6,8 +6,13 @@
  *
  * The frame directory is two-level (pfn bits 23:12, then 11:0) so finding a
  * frame is two array loads, which keeps the page walker fast.
+ *
+ * Snapshots (snapshot.ts) share frames copy-on-write: a copy shares every
+ * frame buffer with the original, and both give up ownership of them; a
+ * write (frameW) to a frame not owned copies it first. Reads never check.
  */
 import { PAGE_SHIFT, PHYS_ADDR_LIMIT } from './paging-bits.js';
+import { SNAPSHOT_COPY, type GraphCopier } from './snapshot.js';
 
 const DIR_SHIFT = 12;
 const DIR_SIZE = 1 << DIR_SHIFT;
@@ -21,12 +26,73 @@ const ZERO_FRAME: Frame = new Int32Array(1024);
 
 export class PhysMem {
   private dir: (Frame | undefined)[][] = new Array(DIR_SIZE);
+  /** Per leaf of `dir`: 1 where this memory owns the frame buffer (may write it in place), 0 where it may be shared. */
+  private own: Uint8Array[] = new Array(DIR_SIZE);
   private touched = 0;
+  private copied = 0;
 
   /** Forget all contents: every frame reads as zero again. */
   clear(): void {
     this.dir = new Array(DIR_SIZE);
+    this.own = new Array(DIR_SIZE);
     this.touched = 0;
+  }
+
+  /**
+   * The copy for a machine snapshot: shares every frame buffer, and neither
+   * side owns them any more (each copies a frame on its first write to it).
+   * Costs the frame directory's leaves, not the frames.
+   */
+  [SNAPSHOT_COPY](_c: GraphCopier): PhysMem {
+    const c = Object.create(PhysMem.prototype) as PhysMem;
+    const dir: (Frame | undefined)[][] = new Array(DIR_SIZE);
+    const own: Uint8Array[] = new Array(DIR_SIZE);
+    for (let i = 0; i < DIR_SIZE; i++) {
+      const leaf = this.dir[i];
+      if (leaf === undefined) continue;
+      dir[i] = leaf.slice();
+      own[i] = new Uint8Array(DIR_SIZE);
+      this.own[i]!.fill(0);
+    }
+    c.dir = dir;
+    c.own = own;
+    c.touched = this.touched;
+    c.copied = 0;
+    return c;
+  }
+
+  /** Frames copied on a write because a snapshot shared them (since this memory was made). */
+  get framesCopied(): number {
+    return this.copied;
+  }
+
+  /** Touched frames whose buffer this memory does not own (possibly shared with a snapshot). */
+  get framesShared(): number {
+    let n = 0;
+    for (let i = 0; i < DIR_SIZE; i++) {
+      const leaf = this.dir[i];
+      if (leaf === undefined) continue;
+      const own = this.own[i]!;
+      for (let j = 0; j < DIR_SIZE; j++) if (leaf[j] !== undefined && own[j] === 0) n++;
+    }
+    return n;
+  }
+
+  /** Every touched frame, in pfn order (digests of the whole memory in tests). */
+  touchedPfns(): number[] {
+    const out: number[] = [];
+    for (let i = 0; i < DIR_SIZE; i++) {
+      const leaf = this.dir[i];
+      if (leaf === undefined) continue;
+      for (let j = 0; j < DIR_SIZE; j++) if (leaf[j] !== undefined) out.push(i * DIR_SIZE + j);
+    }
+    return out;
+  }
+
+  /** True if this memory and `other` hold the very same buffer for frame `pfn` (tests of copy-on-write). */
+  sharesFrame(other: PhysMem, pfn: number): boolean {
+    const a = this.dir[pfn >>> DIR_SHIFT]?.[pfn & LEAF_MASK];
+    return a !== undefined && a === other.dir[pfn >>> DIR_SHIFT]?.[pfn & LEAF_MASK];
   }
 
   /** Frames that have been written at least once (host memory in use). */
@@ -45,12 +111,23 @@ export class PhysMem {
   /** The frame for writing, created zero-filled on first use. */
   frameW(pfn: number): Frame {
     if (pfn >>> 0 >= MAX_PFN) throw new RangeError(`pfn 0x${pfn.toString(16)} beyond MAXPHYADDR`);
-    let leaf = this.dir[pfn >>> DIR_SHIFT];
-    if (leaf === undefined) leaf = this.dir[pfn >>> DIR_SHIFT] = new Array(DIR_SIZE);
-    let f = leaf[pfn & LEAF_MASK];
+    const hi = pfn >>> DIR_SHIFT;
+    const lo = pfn & LEAF_MASK;
+    let leaf = this.dir[hi];
+    if (leaf === undefined) {
+      leaf = this.dir[hi] = new Array(DIR_SIZE);
+      this.own[hi] = new Uint8Array(DIR_SIZE);
+    }
+    let f = leaf[lo];
     if (f === undefined) {
-      f = leaf[pfn & LEAF_MASK] = new Int32Array(1024);
+      f = leaf[lo] = new Int32Array(1024);
+      this.own[hi]![lo] = 1;
       this.touched++;
+    } else if (this.own[hi]![lo] === 0) {
+      // Shared with a snapshot: copy on this first write.
+      f = leaf[lo] = f.slice();
+      this.own[hi]![lo] = 1;
+      this.copied++;
     }
     return f;
   }

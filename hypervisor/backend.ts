@@ -212,3 +212,16 @@ export function createBackend<K extends BackendKind>(kind: K, config: MachineCon
 export function isKind<K extends BackendKind>(b: Backend, kind: K): b is Backend<K> {
   return b.kind === kind;
 }
+
+/**
+ * A handle on a copy of `h`'s backend, for machine snapshots
+ * (emulator/snapshot.ts): `copy` copies the backend's object graph (the
+ * handle itself is closures over the backend, so it is made anew).
+ */
+export function copyBackend(h: Backend, copy: <T>(x: T) => T): Backend {
+  if (isKind(h, 'native')) return nativeHandle(copy(h.ext.backend));
+  if (isKind(h, 'xen')) return xenHandle(copy(h.ext.backend));
+  if (isKind(h, 'vmi')) return vmiHandle(copy(h.ext.backend));
+  if (isKind(h, 'lguest')) return lguestHandle(copy(h.ext.backend));
+  throw new RangeError(`unknown backend '${h.kind}'`);
+}

@@ -10,7 +10,7 @@
  * Paging is turned on at the guest's first write_cr3 (like head.S enabling
  * paging once the boot page tables exist), see machine.ts.
  */
-import { CC_KERNEL, type KernelFigure } from '../emulator/cost-model.js';
+import { CC_KERNEL, type CostBreakdown, type KernelFigure, type MmuCounters } from '../emulator/cost-model.js';
 import type { Mmu } from '../emulator/mmu.js';
 import { CR4_PGE, type AccessKind } from '../emulator/paging-bits.js';
 import { chargeKernelWork, createMmu, enablePaging } from './machine.js';
@@ -136,6 +136,26 @@ export class NativeGuestMemory implements GuestMemory {
   }
 }
 
+/** Bare hardware's statistics: the machine's cycles and counters, no hypercalls. */
+class NativeStats implements BackendStats {
+  readonly mmu: MmuCounters;
+  readonly hypercalls: Record<string, number> = {};
+  readonly refusals: Record<string, number> = {};
+  readonly traps: Record<string, number> = {};
+  readonly pinned = 0;
+
+  constructor(private readonly machine: Mmu) {
+    this.mmu = machine.counters;
+  }
+
+  get cycles(): number {
+    return this.machine.cycles;
+  }
+  get breakdown(): CostBreakdown {
+    return this.machine.breakdown;
+  }
+}
+
 export class NativeBackend implements ParavirtOps {
   readonly name = 'bare hardware';
   readonly paravirtEnabled = false;
@@ -165,20 +185,7 @@ export class NativeBackend implements ParavirtOps {
     this.mmu = createMmu(config);
     this.mem = new NativeGuestMemory(this.mmu, config.memBytes);
     this.limit = this.mem.nrPages * PAGE;
-    const mmu = this.mmu;
-    this.stats = {
-      get cycles() {
-        return mmu.cycles;
-      },
-      get breakdown() {
-        return mmu.breakdown;
-      },
-      mmu: mmu.counters,
-      hypercalls: {},
-      refusals: {},
-      traps: {},
-      pinned: 0,
-    };
+    this.stats = new NativeStats(this.mmu);
   }
 
   /** Current lazy mode (natively it changes nothing; kept for tools). */

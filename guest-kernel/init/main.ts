@@ -7,6 +7,7 @@
  * mm_struct and vm_area_struct caches (fork_init / proc_caches_init).
  */
 import type { ParavirtOps } from '../../hypervisor/paravirt-ops.js';
+import { partial } from '../snapshot.js';
 import { KState, type MmStruct, type Variant } from '../kstate.js';
 import { hex } from '../../emulator/hex.js';
 import { KERNEL_IMAGE_PAGES, KERNEL_TEXT_START_PFN, PAGE_OFFSET_BY_SPLIT, computeLayout, type Split } from '../layout.js';
@@ -58,7 +59,7 @@ export function start_kernel(cfg: StartKernelConfig): { k: KState; impl: Pgtable
   const impl = pgtableFor(cfg.variant);
   k.work = new KernelWork(k);
   // clear_page for every zeroed allocation (__GFP_ZERO, bootmem): the page allocator's callback.
-  pages.onZero = (n) => k.work.clearPages(n);
+  pages.onZero = partial(clearZeroed, k);
 
   paging_init(k);
   const init_mm: MmStruct = { pgd: k.swapper_pg_dir, vmas: [], obj: 0, rss: 0, owner: 'init_mm', id: 0 };
@@ -68,4 +69,9 @@ export function start_kernel(cfg: StartKernelConfig): { k: KState; impl: Pgtable
   k.mm_cachep = slab.kmem_cache_create('mm_struct', 416, 32, null, null);
   k.vm_area_cachep = slab.kmem_cache_create('vm_area_struct', 84, 4, null, null);
   return { k, impl };
+}
+
+/** clear_page for the page allocator's zeroed allocations (its onZero). */
+function clearZeroed(k: KState, pages: number): void {
+  k.work.clearPages(pages);
 }

@@ -8,6 +8,7 @@
  * pprev encoding: page_private holds -2 for "&pgd_list" (the head) or the
  * pfn of the previous pgd page (standing for &prev->index).
  */
+import { partial } from '../snapshot.js';
 import type { KState } from '../kstate.js';
 import { PG_pagetable } from './page-alloc.js';
 import { _PAGE_PRESENT, entryPa, memcpy, memzero, pgd_read, readRaw } from './pgtable-defs.js';
@@ -77,10 +78,12 @@ export function pgd_pmd(k: KState, pgdp: number): number {
 
 /** pmd_ctor: a pmd from the slab comes zeroed. */
 export function pmd_ctor(k: KState): (obj: number, cache: KmemCache) => void {
-  return (obj) => {
-    memzero(k.mem, obj, k.L.PTRS_PER_PMD * 8);
-    k.work.clearBytes(k.L.PTRS_PER_PMD * 8); // a whole page: clear_page
-  };
+  return partial(pmd_ctor_obj, k);
+}
+
+function pmd_ctor_obj(k: KState, obj: number): void {
+  memzero(k.mem, obj, k.L.PTRS_PER_PMD * 8);
+  k.work.clearBytes(k.L.PTRS_PER_PMD * 8); // a whole page: clear_page
 }
 
 /**

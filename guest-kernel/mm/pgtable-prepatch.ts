@@ -10,6 +10,7 @@
  * at offset 0 of its frame) and its slot-3 pmd is shared with every other
  * pgd ("PAE L3 3rd slot is shared"). That is the problem the seed solves.
  */
+import { partial } from '../snapshot.js';
 import type { KState } from '../kstate.js';
 import { GFP_KERNEL } from './page-alloc.js';
 import {
@@ -71,8 +72,8 @@ export const prepatchPgtable: PgtableImpl = {
       'pgd',
       L.PTRS_PER_PGD * L.ENTRY_SIZE,
       L.PTRS_PER_PGD * L.ENTRY_SIZE,
-      (obj) => pgd_ctor(k, obj),
-      L.PTRS_PER_PMD === 1 ? (obj) => pgd_dtor(k, obj) : null,
+      partial(pgd_ctor, k),
+      L.PTRS_PER_PMD === 1 ? partial(pgd_dtor, k) : null,
     );
   },
 

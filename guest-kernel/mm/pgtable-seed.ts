@@ -13,6 +13,7 @@
  * pgd_list until its slab page is destroyed (pgd_dtor runs then).
  */
 import { GFP_KERNEL } from './page-alloc.js';
+import { partial } from '../snapshot.js';
 import type { KState } from '../kstate.js';
 import {
   clone_pgd_range,
@@ -85,8 +86,8 @@ export const seedPgtable: PgtableImpl = {
       'pgd',
       pgd_size,
       pgd_size,
-      (obj) => seed_pgd_ctor(k, obj),
-      !k.SHARED_KERNEL_PMD ? (obj) => seed_pgd_dtor(k, obj) : null,
+      partial(seed_pgd_ctor, k),
+      !k.SHARED_KERNEL_PMD ? partial(seed_pgd_dtor, k) : null,
     );
   },
 

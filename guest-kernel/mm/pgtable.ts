@@ -4,6 +4,7 @@
  * plus the pte page helpers of pgtable.c/pgalloc.h every variant shares
  * (pte_alloc_one, pte_alloc_one_kernel, pmd_populate, pte_free).
  */
+import { immutable } from '../snapshot.js';
 import type { KState, MmStruct, Variant } from '../kstate.js';
 import { GFP_KERNEL, PG_pagetable, __GFP_REPEAT, __GFP_ZERO } from './page-alloc.js';
 import type { PgtableImpl } from './pgtable-common.js';
@@ -13,6 +14,9 @@ import { prepatchPgtable } from './pgtable-prepatch.js';
 import { seedPgtable } from './pgtable-seed.js';
 
 export { pgd_list_add, pgd_list_del, pgdListEntries } from './pgtable-common.js';
+
+// Shared, not copied, by machine snapshots.
+for (const impl of [patchedPgtable, seedPgtable, prepatchPgtable]) immutable(impl);
 
 export function pgtableFor(variant: Variant): PgtableImpl {
   switch (variant) {

@@ -46,6 +46,7 @@
  * tables; lguest passed the shadow's hardware error code through, which can
  * lack P for a protection fault the shadow had not mapped yet.
  */
+import { rebindable } from '../../emulator/snapshot.js';
 import { CC_FLUSH, CC_HYPERCALL, CC_KERNEL } from '../../emulator/cost-model.js';
 import { hex } from '../../emulator/hex.js';
 import type { Mmu } from '../../emulator/mmu.js';
@@ -140,7 +141,7 @@ export class LguestBackend implements ParavirtOps {
       recycleKeepsKernel: true,
       victim: 'random',
       seed: config.seed ?? 1,
-      count: (kind, name) => this.stats.count(kind, name),
+      count: rebindable(this.stats, 'count'),
     });
   }
 

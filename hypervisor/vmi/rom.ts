@@ -29,6 +29,7 @@
  *    per page", vmi_set_page_type): the monitor reads the guest's PDPTEs when
  *    it loads CR3, and a SetPxE on a PDPTE drops the shadow of that root.
  */
+import { rebindable } from '../../emulator/snapshot.js';
 import { CC_HYPERCALL } from '../../emulator/cost-model.js';
 import { hex } from '../../emulator/hex.js';
 import type { Mmu } from '../../emulator/mmu.js';
@@ -98,9 +99,14 @@ export class VmiMonitor {
       recycleKeepsKernel: false,
       victim: 'oldest',
       seed: config.seed ?? 1,
-      pdeKnown: (pfn, idx) => this.known.get(pfn)?.[idx] === 1,
-      count: (kind, name) => stats.count(kind, name),
+      pdeKnown: rebindable(this, 'pdeKnown'),
+      count: rebindable(stats, 'count'),
     });
+  }
+
+  /** Whether the guest told the monitor about entry `idx` of page-directory `pfn` (the shadow engine's pdeKnown). */
+  private pdeKnown(pfn: number, idx: number): boolean {
+    return this.known.get(pfn)?.[idx] === 1;
   }
 
   /** One ROM call into the monitor (queued updates are done first). */

@@ -31,6 +31,7 @@
  * docs/vmi.md). The monitor's reserved top (vmi_rom->virtual_top) is a GUESS
  * of 4 MiB.
  */
+import { rebindable } from '../../emulator/snapshot.js';
 import { CC_KERNEL } from '../../emulator/cost-model.js';
 import type { AccessKind } from '../../emulator/paging-bits.js';
 import type { AccessResult, GuestMemory, KernelFigure, KernelWorkComponent, LazyMode, MachineConfig, MmHandle, ParavirtOps } from '../paravirt-ops.js';
@@ -86,7 +87,7 @@ export class VmiBackend implements ParavirtOps {
     this.mmu = createMmu(config);
     this.stats = new ShadowStats(this.mmu);
     this.monitor = new VmiMonitor(this.mmu, this.config, this.stats);
-    this.mem = new ShadowGuestMemory(this.mmu, config.memBytes, this.monitor.watched, (a) => this.monitor.storeBehindBack(a));
+    this.mem = new ShadowGuestMemory(this.mmu, config.memBytes, this.monitor.watched, rebindable(this.monitor, 'storeBehindBack'));
     const pae = this.pae ? VMI_PAGE_PAE : 0;
     this.L1 = VMI_PAGE_PT | pae | VMI_PAGE_ZEROED;
     this.L2 = VMI_PAGE_PD | pae | VMI_PAGE_ZEROED;

@@ -31,6 +31,7 @@
  * bounce); a guest access beyond its segment limit (the hypervisor hole) is
  * a #GP (bounceGeneralProtection).
  */
+import { rebindable } from '../../emulator/snapshot.js';
 import { CC_BOUNCE, CC_VALIDATION, type KernelFigure } from '../../emulator/cost-model.js';
 import { hex } from '../../emulator/hex.js';
 import { Mmu } from '../../emulator/mmu.js';
@@ -78,6 +79,28 @@ export interface MachineView {
   readonly guestCr2: number;
 }
 
+/** The guest port's read-only view of a domain's machine (a class, not closures, so machine snapshots can copy it). */
+class DomainView implements MachineView {
+  constructor(private readonly dom: XenDomain) {}
+  word(mfn: number, w: number): number {
+    return this.dom.mmu.mem.word(mfn, w);
+  }
+  get guestCr2(): number {
+    return this.dom.guestCr2;
+  }
+}
+
+/** The processor the guest port charges its work to. */
+class DomainProcessor implements GuestProcessor {
+  constructor(private readonly dom: XenDomain) {}
+  work(cycles: number, component: 'kernel' | 'page_copy'): void {
+    this.dom.guestWork(cycles, component);
+  }
+  figure(name: KernelFigure | 'pteStore'): number {
+    return this.dom.mmu.preset.cycles[name];
+  }
+}
+
 /** Number of Xen frames the hole's L1 maps (Xen's read-only m2p pages). */
 const M2P_FRAMES = 4;
 
@@ -105,9 +128,8 @@ export class XenDomain {
   private deferredFlush = false;
   /** MEM_LOG lines of the operation in progress. */
   memlog: LogLine[] = [];
-  readonly log = (l: LogLine): void => {
-    this.memlog.push(l);
-  };
+  /** Xen's MEM_LOG: a line of the operation in progress (handed to the frame table and the rules). */
+  readonly log: (l: LogLine) => void = rebindable(this, 'memLog');
 
   /** The guest port's read-only view of the machine. */
   readonly view: MachineView;
@@ -124,17 +146,8 @@ export class XenDomain {
       throw new RangeError(`memBytes ${config.memBytes} is not a positive multiple of the page size`);
     }
     this.pae = config.pae;
-    const dom = this;
-    this.view = {
-      word: (mfn, w) => dom.mmu.mem.word(mfn, w),
-      get guestCr2() {
-        return dom.guestCr2;
-      },
-    };
-    this.processor = {
-      work: (cycles, component) => dom.guestWork(cycles, component),
-      figure: (name) => dom.mmu.preset.cycles[name],
-    };
+    this.view = new DomainView(this);
+    this.processor = new DomainProcessor(this);
     const nrPages = config.memBytes / 4096;
     const above4g = (opts.above4g ?? false) && this.pae;
     this.p2m = new P2m(nrPages, opts.p2m ?? 'identity', above4g, config.seed ?? 1, this.pae);
@@ -163,26 +176,22 @@ export class XenDomain {
     // The frame table keeps the guest's pool and Xen's frames in a dense array.
     const denseLo = Math.min(this.p2m.poolBase, xenBase);
     const denseHi = Math.max(this.p2m.poolEnd, xenBase + nXen);
-    this.frames = new FrameTable(this.log, (mfn) => this.p2m.mfnToPfn(mfn), denseLo, denseHi - denseLo);
+    this.frames = new FrameTable(this.log, rebindable(this.p2m, 'mfnToPfn'), denseLo, denseHi - denseLo);
     this.rules = new PageTableRules(
       mem,
       this.pae,
       this.frames,
       this.p2m,
-      (mfn) => this.xenFrames.has(mfn),
+      rebindable(this.xenFrames, 'has'),
       this.hole,
       this.log,
-      () => this.assists.has(VMASST_TYPE_PAE_EXTENDED_CR3),
+      rebindable(this.assists, 'has', VMASST_TYPE_PAE_EXTENDED_CR3),
     );
-    this.rules.onL3Changed = (l3mfn, idx) => this.paeFlushPgd(l3mfn, idx);
-    this.frames.flushTime = () => this.tlbflushTime();
-    this.frames.onTypeChange = (_mfn, stamp) => {
-      // tlbflush_filter: no flush if the TLB was flushed since the stamp.
-      if (stamp >= 0 && this.tlbflushTime() <= stamp && this.baseMfn >= 0) this.flushTlbLocal();
-    };
-    this.frames.onFreePageType = () => {
-      this.deferredFlush = true;
-    };
+    // Callbacks as rebindable methods: a machine snapshot (emulator/snapshot.ts) copies them onto the copied domain.
+    this.rules.onL3Changed = rebindable(this, 'paeFlushPgd');
+    this.frames.flushTime = rebindable(this, 'tlbflushTime');
+    this.frames.onTypeChange = rebindable(this, 'frameTypeChanged');
+    this.frames.onFreePageType = rebindable(this, 'pageTypeFreed');
     this.costs = xenCosts(this.mmu.preset.cycles, this.pae);
     this.stats = new XenStats(this.mmu, this.frames);
     if (opts.paeExtendedCr3 ?? true) this.assists.add(VMASST_TYPE_PAE_EXTENDED_CR3);
@@ -239,6 +248,20 @@ export class XenDomain {
    * tlbflush_current_time: the machine's full-flush count (every CR3 write
    * flushes all of a PV guest's TLB entries: Xen gives it no global pages).
    */
+  private memLog(l: LogLine): void {
+    this.memlog.push(l);
+  }
+
+  /** A frame's type changed (the frame table's onTypeChange): tlbflush_filter, no flush if the TLB was flushed since the stamp. */
+  private frameTypeChanged(_mfn: number, stamp: number): void {
+    if (stamp >= 0 && this.tlbflushTime() <= stamp && this.baseMfn >= 0) this.flushTlbLocal();
+  }
+
+  /** free_page_type queued DOP_FLUSH_ALL_TLBS (the frame table's onFreePageType). */
+  private pageTypeFreed(): void {
+    this.deferredFlush = true;
+  }
+
   tlbflushTime(): number {
     const c = this.mmu.counters;
     return c.cr3Writes + c.flushesFull;

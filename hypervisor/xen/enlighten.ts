@@ -45,6 +45,7 @@
  * Page-table entry ops are in mmu.ts, batching in multicalls.ts, the direct
  * map's protection in direct-map.ts.
  */
+import { rebindable } from '../../emulator/snapshot.js';
 import type { KernelFigure } from '../../emulator/cost-model.js';
 import type { AccessKind } from '../../emulator/paging-bits.js';
 import type { AccessResult, LazyMode, MachineConfig, MmHandle, ParavirtOps } from '../paravirt-ops.js';
@@ -102,15 +103,20 @@ export class XenBackend implements ParavirtOps {
     this.mem = new XenGuestMemory(d, this.hv);
     this.stats = d.stats;
     this.reservedTop = reservedTopFor(this.pae);
-    this.mc = new XenMulticalls(this.hv, () => this.lazyMode);
+    this.mc = new XenMulticalls(this.hv, rebindable(this, 'lazyModeNow'));
     this.dm = new XenDirectMap(d.view, d.p2m, this.hv, this.mem, d.stats, this.pae, config.pageOffset, d.hole.start);
-    this.mmuOps = new XenMmu(this.hv, this.mc, this.dm, d.p2m, d.view, this.mem, this.pae, config.pageOffset, d.hole.start, () => this.lazyMode, d.processor);
+    this.mmuOps = new XenMmu(this.hv, this.mc, this.dm, d.p2m, d.view, this.mem, this.pae, config.pageOffset, d.hole.start, rebindable(this, 'lazyModeNow'), d.processor);
     // xen_start_kernel: HYPERVISOR_vm_assist(VMASST_CMD_enable, VMASST_TYPE_writable_pagetables).
     const r = this.hv.vm_assist(VMASST_CMD_ENABLE, VMASST_TYPE_WRITABLE_PAGETABLES);
     if (r.refusal !== undefined) throw r.refusal;
   }
 
   /** Current lazy mode. */
+  /** The lazy mode, for the multicall batcher and the MMU ops (a rebindable callback: emulator/snapshot.ts). */
+  private lazyModeNow(): LazyMode {
+    return this.lazyMode;
+  }
+
   get lazy(): LazyMode {
     return this.lazyMode;
   }

@@ -12,6 +12,13 @@
  * that the run stopped at the statement with the refusal named and that the
  * hypervisor's state is consistent (checkXenInvariants), i.e. the part of the
  * batch applied before the failure is a valid state, not a half-applied one.
+ *
+ * With checkpoints on (InjectOptions.checkpoints; on by default, see
+ * DEFAULT_CHECKPOINTS), the machine boots once (issue 12): the clean
+ * boot torn down and the clean run start from a snapshot of it, and each
+ * injected run starts from the latest checkpoint (checkpoint.ts) before its
+ * injection point, with the failure armed relative to it, instead of
+ * booting and replaying.
  */
 import type { Kernel } from '../../guest-kernel/kernel.js';
 import { XEN_REASONS, checkXenInvariants } from '../../hypervisor/xen/index.js';
@@ -21,6 +28,7 @@ import { Interpreter, type RunOptions, type RunResult } from '../workload/interp
 import { accounts, allInvariants, isLeak, leakedOf, tearDown, vmallocAreas, type Accounts, type Leaked } from './accounts.js';
 import { isKind } from '../../hypervisor/backend.js';
 import { allocationOutcome, refusalOutcome } from './outcome.js';
+import { recordCheckpoints, type Checkpoints } from './checkpoint.js';
 import type { SweepTask, TaskRef } from '../sweep/pool.js';
 
 export type InjectMode = 'allocation' | 'mmu_update';
@@ -38,8 +46,15 @@ export interface InjectOptions {
   only?: number[];
   /** Called before each run (progress). */
   onRun?: (i: number, n: number) => void;
-  /** Applied to every booted kernel before it runs (test doubles: a kernel made to leak). */
+  /** Applied to every booted kernel before it runs (test doubles: a kernel made to leak). Runs then boot afresh (no checkpoints). */
   patchKernel?: (kernel: Kernel) => void;
+  /**
+   * Start injected runs from checkpoints of the clean run: true always;
+   * false (default, for now: see docs/reliability.md) never, every run
+   * boots and replays; 'auto' when restoring a checkpoint takes less host
+   * time than the boot and replay it saves. The report is the same.
+   */
+  checkpoints?: boolean | 'auto';
 }
 
 export interface InjectResult {
@@ -83,6 +98,16 @@ export function pickPoints(n: number, max: number | undefined): number[] {
   return [...out];
 }
 
+/**
+ * How injected runs start by default: from checkpoints. With the Xen frame
+ * table in typed arrays a restore (about 12 ms for default.pvw on Xen) is
+ * cheaper than the boot it replaces (about 50 ms), on every backend measured
+ * (docs/reliability.md). The choice does not depend on host time, so how a
+ * run starts is the same on every machine; 'auto' (measure, then decide)
+ * stays available as a library option.
+ */
+export const DEFAULT_CHECKPOINTS: boolean | 'auto' = true;
+
 const RULE = XEN_REASONS.injectedMmuUpdate(0, 0).rule.replace(/ at request.*$/, '');
 
 function newRun(script: Script, cfg: RunConfig, o: InjectOptions, ro: RunOptions = {}): Interpreter {
@@ -110,12 +135,10 @@ const ZERO: Leaked = { frames: 0, slabObjects: 0, pgdList: 0, pins: 0, typeRefs:
  * Everything the injected runs of a sweep need, built deterministically from
  * the script, configuration and options (by the caller and again by every
  * worker of a --jobs sweep): the clean boot's accounts, the clean run, the
- * report without its results, and the injection points to run (the items).
+ * report without its results, the injection points to run (the items) and
+ * how a run toward a point starts (from a checkpoint or a fresh boot).
  */
 export interface InjectContext {
-  script: Script;
-  cfg: RunConfig;
-  o: InjectOptions;
   mode: InjectMode;
   bootAreas: ReadonlySet<number>;
   baseAcc: Accounts;
@@ -124,26 +147,53 @@ export interface InjectContext {
   head: InjectReport;
   /** The injection points, in order: item i fails point ks[i]. */
   ks: number[];
+  /** A machine about to run toward injection point k, and k counted from where it starts. */
+  start: (k: number) => { it: Interpreter; rel: number };
 }
 
-/** Plan the sweep: the clean boot and clean run, and the items. A failure of the clean run leaves no items. */
+/** Plan the sweep: the clean boot and clean run, the items and the checkpoints. A failure of the clean run leaves no items. */
 export function prepareInject(script: Script, cfg: RunConfig, o: InjectOptions = {}): InjectContext {
   const mode = o.mode ?? 'allocation';
   if (mode === 'mmu_update' && cfg.backend !== 'xen') throw new RangeError('mmu_update injection needs the Xen backend');
 
+  // One boot: a snapshot of it starts the clean boot torn down, the clean run and the checkpoints.
+  const policy = o.patchKernel !== undefined ? false : (o.checkpoints ?? DEFAULT_CHECKPOINTS);
+  // Host time (ms) of a boot, a restore and the clean run: only which way a run starts depends on them, never the report.
+  let t = performance.now();
+  const first = policy !== false ? newRun(script, cfg, o) : null;
+  const bootMs = performance.now() - t;
+  const booted = first !== null ? first.snapshot() : null;
+  const boot = (): Interpreter => (booted !== null ? booted.restore() : newRun(script, cfg, o));
+
   // A clean boot torn down: the accounts every run must come back to.
-  const base = newRun(script, cfg, o);
+  t = performance.now();
+  const base = boot();
+  const restoreMs = performance.now() - t;
   const bootAreas = vmallocAreas(base.kernel);
   const baseSettled = settle(base, bootAreas);
   if (baseSettled.acc === null || baseSettled.crash !== null) throw new Error(`a clean boot does not tear down cleanly: ${baseSettled.crash}`);
   const baseAcc = baseSettled.acc;
 
   // The clean run: count the injection points.
-  const clean = newRun(script, cfg, o);
+  t = performance.now();
+  const clean = boot();
+  const restoreMs2 = performance.now() - t;
   const allocs0 = clean.kernel.allocations;
   const mmu0 = clean.ops.stats.hypercalls['mmu_update'] ?? 0;
+  const pointsDone = (it: Interpreter): number =>
+    mode === 'allocation' ? it.kernel.allocations - allocs0 : (it.ops.stats.hypercalls['mmu_update'] ?? 0) - mmu0;
+  // Injection points made by the end of each statement (statement 0: boot), for placing checkpoints.
+  const doneAfter: number[] = [0];
+  t = performance.now();
+  if (booted !== null) while (clean.advance()) doneAfter.push(pointsDone(clean));
+  const cleanMs = performance.now() - t;
+  const steps = doneAfter.length - 1;
+  /** Is starting from a checkpoint after `step` steps worth it (a restore is cheaper than a boot and the replay)? */
+  // Twice the restore: a restored machine's copies also cost the garbage collector, and recording checkpoints costs snapshots.
+  const restoreCost = 2 * Math.min(restoreMs, restoreMs2);
+  const worth = (step: number): boolean => policy === true || (policy === 'auto' && restoreCost < bootMs + (cleanMs * step) / Math.max(1, steps));
   const cleanResult = clean.run();
-  const points = mode === 'allocation' ? clean.kernel.allocations - allocs0 : (clean.ops.stats.hypercalls['mmu_update'] ?? 0) - mmu0;
+  const points = pointsDone(clean);
   const head: InjectReport = {
     workload: script.file,
     config: cfg,
@@ -162,13 +212,20 @@ export function prepareInject(script: Script, cfg: RunConfig, o: InjectOptions =
 
   // A workload that fails on its own (e.g. the pre-patch kernel on Xen) has nothing to sweep.
   const ks = cleanResult.failure !== null ? [] : (o.only ?? pickPoints(points, o.maxRuns)).filter((k) => k >= 1 && k <= points);
-  return { script, cfg, o, mode, bootAreas, baseAcc, cleanResult, head, ks };
+  const cps: Checkpoints | null = booted !== null && ks.length > 0 && worth(steps) ? recordCheckpoints(booted, doneAfter, ks) : null;
+  /** A machine about to run toward injection point k: from the latest checkpoint before it, or a fresh boot; `rel` is k counted from there. */
+  const start = (k: number): { it: Interpreter; rel: number } => {
+    const cp = cps?.startFor(k);
+    if (cp === undefined || !worth(cp.statement)) return { it: newRun(script, cfg, o), rel: k };
+    return { it: cp.snapshot.restore(), rel: k - cp.done };
+  };
+  return { mode, bootAreas, baseAcc, cleanResult, head, ks, start };
 }
 
 /** Run item i of the sweep: the injected run failing point ks[i]. */
 export function runInjectItem(ctx: InjectContext, i: number): InjectResult {
   const k = ctx.ks[i]!;
-  return ctx.mode === 'allocation' ? allocationRun(ctx.script, ctx.cfg, ctx.o, k, ctx.cleanResult, ctx.bootAreas, ctx.baseAcc) : refusalRun(ctx.script, ctx.cfg, ctx.o, k);
+  return ctx.mode === 'allocation' ? allocationRun(ctx.start(k), k, ctx.cleanResult, ctx.bootAreas, ctx.baseAcc) : refusalRun(ctx.start(k), k);
 }
 
 /** The report of a sweep (or of a shard of it): the head with these results, in item order, counted. */
@@ -217,15 +274,13 @@ function runGuarded(it: Interpreter): { r: RunResult | null; crash: string | nul
 }
 
 function allocationRun(
-  script: Script,
-  cfg: RunConfig,
-  o: InjectOptions,
+  { it, rel }: { it: Interpreter; rel: number },
   k: number,
   clean: RunResult,
   bootAreas: ReadonlySet<number>,
   baseAcc: Accounts,
 ): InjectResult {
-  const it = newRun(script, cfg, o, { failAt: k });
+  it.kernel.failAt(rel);
   const { r, crash } = runGuarded(it);
   const inj = it.kernel.injected;
   const site = inj?.site ?? '(not reached)';
@@ -249,12 +304,11 @@ function allocationRun(
   };
 }
 
-function refusalRun(script: Script, cfg: RunConfig, o: InjectOptions, k: number): InjectResult {
-  const it = newRun(script, cfg, o);
+function refusalRun({ it, rel }: { it: Interpreter; rel: number }, k: number): InjectResult {
   const h = it.handle;
   if (!isKind(h, 'xen')) throw new RangeError('mmu_update injection needs the Xen backend');
   const xen = h.ext.backend;
-  xen.hv.failMmuUpdateAt(k);
+  xen.hv.failMmuUpdateAt(rel);
   const { r, crash } = runGuarded(it);
   const inj = xen.hv.injectedMmuUpdate;
   const site = inj === null ? '(not reached)' : `mmu_update${inj.inMulticall ? ' in a multicall' : ''} (${inj.done} of ${inj.of} applied)`;

@@ -19,6 +19,8 @@ import { resolveName, workOf } from './check.js';
 import { pageOffset, type RunConfig } from './config.js';
 import type { TraceWriter } from '../trace/writer.js';
 import { hex } from '../../emulator/hex.js';
+import { rebindable, SnapshotError, type CopierOptions } from '../../emulator/snapshot.js';
+import { copyMachine, MachineSnapshot } from './machine-snapshot.js';
 
 export type FailureKind = 'expect' | 'segv' | 'refusal' | 'bug' | 'oom' | 'invariant' | 'interrupted';
 
@@ -144,9 +146,28 @@ function refusalDetail(e: HypervisorRefusal, statement: string, pos: Pos): Refus
   };
 }
 
-/** Drive a statement generator to its end (blocks run inside a kernel path cannot pause). */
-function drain(g: Generator<void>): void {
-  for (let r = g.next(); !r.done; r = g.next());
+/** A measure block being run: the counters at its start. */
+interface MeasureStart {
+  label: string;
+  line: number;
+  before: Record<string, number>;
+  bBefore: CostBreakdown;
+  t0: number;
+}
+
+/**
+ * Where the run is: one frame per block being run (the script's body, a
+ * repeat's body with its iteration, a measure's body with its counters at
+ * the start). Plain data, so a machine snapshot copies the position with the
+ * rest of the machine.
+ */
+interface BlockFrame {
+  body: Stmt[];
+  /** The next statement of `body` to run. */
+  i: number;
+  iter: number | undefined;
+  repeat?: { count: number; n: number };
+  measure?: MeasureStart;
 }
 
 /** The pid of the trace track for the measure spans (not a guest process). */
@@ -174,6 +195,10 @@ export class Interpreter {
   private readonly pids = new Map<string, number>();
   readonly bootCycles: number;
   readonly bootBreakdown: CostBreakdown;
+  /** The position in the script (see BlockFrame); empty when the script is over. */
+  private stack: BlockFrame[];
+  /** The failure the run stopped at (advance()), if it stopped. */
+  private stopped: RunFailure | null = null;
 
   constructor(
     readonly script: Script,
@@ -208,11 +233,125 @@ export class Interpreter {
       });
     }
     this.bootBreakdown = this.ops.stats.breakdown;
+    this.stack = [{ body: script.body, i: 0, iter: undefined }];
   }
 
-  /** Run the whole script; a runtime failure is returned, not thrown. */
+  /** Run the script (the rest of it, after advance() or a restore); a runtime failure is returned, not thrown. */
   run(): RunResult {
-    return this.finish(() => drain(this.block(this.script.body, undefined)));
+    return this.finish(() => {
+      if (this.stopped !== null) throw new StopRun(this.stopped);
+      while (this.step(this.stack));
+    });
+  }
+
+  /**
+   * Run the next statement (the statements of a lazy or interrupt block run
+   * as one). False when there is none: the script is over, or the run
+   * stopped at a failure; run() then returns the result.
+   */
+  advance(): boolean {
+    if (this.stopped !== null) return false;
+    try {
+      return this.step(this.stack);
+    } catch (e) {
+      if (!(e instanceof StopRun)) throw e;
+      this.stopped = e.failure;
+      return false;
+    }
+  }
+
+  /** Statements run so far (the `statements` of the result). */
+  get statementsRun(): number {
+    return this.statements;
+  }
+
+  /**
+   * A snapshot of the whole machine at this statement boundary: physical
+   * memory (frames shared copy-on-write), the processor and its TLBs, the
+   * backend and hypervisor, the guest kernel, and this run's position and
+   * accounts. Restore it (as many times as wanted) to continue from here.
+   */
+  snapshot(opts: CopierOptions = {}): MachineSnapshot {
+    if (this.opts.trace !== undefined) throw new SnapshotError('a traced run cannot be snapshotted (the trace file is not part of the machine)');
+    const shared = [this.script, this.cfg, this.opts];
+    return new MachineSnapshot(copyMachine(this, shared, opts), shared, opts);
+  }
+
+  /** The statements of a lazy or interrupt block, run to their end (no pause inside a kernel path). */
+  runBlock(body: Stmt[], iter: number | undefined): void {
+    const stack: BlockFrame[] = [{ body, i: 0, iter }];
+    while (this.step(stack));
+  }
+
+  /** Run until one statement has run (true), or to the end of the frames on `stack` (false). */
+  private step(stack: BlockFrame[]): boolean {
+    for (;;) {
+      const f = stack[stack.length - 1];
+      if (f === undefined) return false;
+      if (f.i >= f.body.length) {
+        if (f.repeat !== undefined && ++f.repeat.n < f.repeat.count) {
+          f.i = 0;
+          f.iter = f.repeat.n;
+          continue;
+        }
+        stack.pop();
+        if (f.measure !== undefined) this.endMeasure(f.measure);
+        continue;
+      }
+      const s = f.body[f.i++]!;
+      const iter = f.iter;
+      switch (s.op) {
+        case 'repeat':
+          if (s.count > 0) stack.push({ body: s.body, i: 0, iter: 0, repeat: { count: s.count, n: 0 } });
+          continue;
+        case 'measure':
+          stack.push({
+            body: s.body,
+            i: 0,
+            iter,
+            measure: { label: s.label, line: s.line, before: this.counters(), bBefore: this.ops.stats.breakdown, t0: this.ops.stats.cycles },
+          });
+          continue;
+        case 'lazy':
+          this.kernel.lazyMmu(() => this.runBlock(s.body, iter));
+          continue;
+        case 'interrupt':
+          // The block runs inside whichever kernel path reaches the point next.
+          this.kernel.setHook(s.point as HookPoint, rebindable(this, 'runBlock', s.body, iter));
+          this.observe(s, `interrupt armed at ${s.point}`);
+          continue;
+        default:
+          this.stmt(s, iter);
+          return true;
+      }
+    }
+  }
+
+  private endMeasure(m: MeasureStart): void {
+    const { before, bBefore, t0 } = m;
+    const after = this.counters();
+    const bDelta = breakdownDelta(this.ops.stats.breakdown, bBefore);
+    let acc = this.measures.get(m.label);
+    if (!acc) this.measures.set(m.label, (acc = { runs: 0, cycles: 0, perRun: 0, events: {}, breakdown: breakdownDelta(bBefore, bBefore) }));
+    acc.runs++;
+    acc.cycles += after['cycles']! - before['cycles']!;
+    for (const c of COST_COMPONENTS) acc.breakdown[c] += bDelta[c];
+    acc.perRun = acc.cycles / acc.runs;
+    for (const k of Object.keys(after)) {
+      if (k === 'cycles') continue;
+      const d = after[k]! - (before[k] ?? 0);
+      if (d !== 0 || k in acc.events) acc.events[k] = (acc.events[k] ?? 0) + d;
+    }
+    const t = this.opts.trace;
+    if (t) {
+      // The measure block as a span on its own track, with this run's cost by component.
+      const pid = t.pid;
+      t.pid = MEASURE_TRACK;
+      const breakdown: Record<string, number> = {};
+      for (const c of COST_COMPONENTS) if (bDelta[c] !== 0) breakdown[c] = bDelta[c];
+      t.complete(m.label, 'measure', t0, this.ops.stats.cycles - t0, { label: m.label, run: acc.runs, line: m.line, cycles: this.ops.stats.cycles - t0, breakdown });
+      t.pid = pid;
+    }
   }
 
   /**
@@ -221,11 +360,10 @@ export class Interpreter {
    * ends at the next statement with a failure of kind 'interrupted'.
    */
   async runAsync(stop: () => boolean): Promise<RunResult> {
-    const g = this.block(this.script.body, undefined);
-    let failure: RunFailure | null = null;
+    let failure: RunFailure | null = this.stopped;
     let last = Date.now();
     try {
-      for (let r = g.next(); !r.done; r = g.next()) {
+      while (failure === null && this.step(this.stack)) {
         const now = Date.now();
         if (now - last < 50) continue;
         last = now;
@@ -302,59 +440,11 @@ export class Interpreter {
     });
   }
 
-  private *block(body: Stmt[], iter: number | undefined): Generator<void> {
-    for (const s of body) yield* this.stmt(s, iter);
-  }
-
   /** Work done so far (statements + pages, as check.ts countWork estimates it), for progress. */
   private work = 0;
 
   /** Every guest-kernel failure a statement can meet becomes a RunFailure naming it. */
-  private *stmt(s: Stmt, iter: number | undefined): Generator<void> {
-    if (s.op === 'repeat') {
-      for (let i = 0; i < s.count; i++) yield* this.block(s.body, i);
-      return;
-    }
-    if (s.op === 'measure') {
-      const before = this.counters();
-      const bBefore = this.ops.stats.breakdown;
-      const t0 = this.ops.stats.cycles;
-      yield* this.block(s.body, iter);
-      const after = this.counters();
-      const bDelta = breakdownDelta(this.ops.stats.breakdown, bBefore);
-      let acc = this.measures.get(s.label);
-      if (!acc) this.measures.set(s.label, (acc = { runs: 0, cycles: 0, perRun: 0, events: {}, breakdown: breakdownDelta(bBefore, bBefore) }));
-      acc.runs++;
-      acc.cycles += after['cycles']! - before['cycles']!;
-      for (const c of COST_COMPONENTS) acc.breakdown[c] += bDelta[c];
-      acc.perRun = acc.cycles / acc.runs;
-      for (const k of Object.keys(after)) {
-        if (k === 'cycles') continue;
-        const d = after[k]! - (before[k] ?? 0);
-        if (d !== 0 || k in acc.events) acc.events[k] = (acc.events[k] ?? 0) + d;
-      }
-      const t = this.opts.trace;
-      if (t) {
-        // The measure block as a span on its own track, with this run's cost by component.
-        const pid = t.pid;
-        t.pid = MEASURE_TRACK;
-        const breakdown: Record<string, number> = {};
-        for (const c of COST_COMPONENTS) if (bDelta[c] !== 0) breakdown[c] = bDelta[c];
-        t.complete(s.label, 'measure', t0, this.ops.stats.cycles - t0, { label: s.label, run: acc.runs, line: s.line, cycles: this.ops.stats.cycles - t0, breakdown });
-        t.pid = pid;
-      }
-      return;
-    }
-    if (s.op === 'lazy') {
-      this.kernel.lazyMmu(() => drain(this.block(s.body, iter)));
-      return;
-    }
-    if (s.op === 'interrupt') {
-      // The block runs inside whichever kernel path reaches the point next.
-      this.kernel.setHook(s.point as HookPoint, () => drain(this.block(s.body, iter)));
-      this.observe(s, `interrupt armed at ${s.point}`);
-      return;
-    }
+  private stmt(s: Stmt, iter: number | undefined): void {
     this.statements++;
     const t0 = this.opts.trace ? this.ops.stats.cycles : 0;
     const subject = this.subjectOf(s, iter);
@@ -391,7 +481,6 @@ export class Interpreter {
     }
     this.work += workOf(s);
     this.opts.onProgress?.(this.work, s.line);
-    yield;
   }
 
   private name(n: NameRef, iter: number | undefined): string {
