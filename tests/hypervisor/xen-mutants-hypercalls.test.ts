@@ -29,7 +29,7 @@ import {
 } from '../../hypervisor/xen/index.js';
 import type { BackendEvent } from '../../hypervisor/stats.js';
 import { hex } from '../../emulator/hex.js';
-import { alloc, cfg, expectRefusal, hx, makeWorld, mfn, mkpmd, mkpte, P, PAGE_KERNEL, PAGE_TABLE, pdep, pgdAlloc, state, UVA, type XW } from './xen-world.js';
+import { alloc, cfg, expectRefusal, hx, KERNPG_TABLE, makeWorld, mfn, mkpmd, mkpte, P, PAGE_KERNEL, PAGE_TABLE, pdep, pgdAlloc, state, UVA, type XW } from './xen-world.js';
 
 let current: XenBackend | null = null;
 const world = (pae: boolean): XW => {
@@ -283,12 +283,17 @@ s('update_va_mapping: slice without `in`; flags flush the TLB or one entry; exac
 s('update_va_mapping finds no L1: no base yet, an absent L3 slot (PAE), an absent L2 entry (2-level); an L1 at mfn 0 is found', () => {
   // No base pointer yet.
   const fresh = createXenBackend(cfg(true));
+  const reads = fresh.domain.rules.entriesRead;
   assert.equal(fresh.hv.update_va_mapping(0x1000, 0n, 0), { rc: -EINVAL, done: 0 });
+  assert.is(fresh.domain.rules.entriesRead, reads, 'no table to read');
   assert.equal(checkXenInvariants(fresh), []);
   // PAE: a pgd whose L3 slot 0 is empty, pinned and loaded.
   const w = world(true);
   const { pgd } = pgdAlloc(w);
   w.b.mem.write64(pgd * 4096, 0n);
+  // Guest frame 0 (mfn 0) holds what would be UVA's pmd entry: an absent L3 slot is not a pointer to frame 0.
+  const decoy = alloc(w);
+  w.b.mem.write64(8 * ((UVA >>> 21) & 511), mkpmd(w, decoy, KERNPG_TABLE));
   const mm = { pgd: pgd * 4096 };
   w.b.activate_mm(w.initMm, mm);
   w.b.write_cr3(pgd * 4096);
