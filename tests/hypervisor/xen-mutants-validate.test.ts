@@ -84,6 +84,19 @@ s('PAE L1: pin scans 64 lines and checks the 3 present entries (2 RW: 2 writable
   });
 });
 
+s('2-level L1: 64 lines, the 3 present entries of 1024 checked, on pin and on unpin', () => {
+  const w = world(false);
+  const pt = alloc(w);
+  w.b.mem.write32(pt * 4096 + 4 * 5, Number(mkpte(w, w.D0 + 8, USER_RW)));
+  w.b.mem.write32(pt * 4096 + 4 * 100, Number(mkpte(w, w.D0 + 9, P)));
+  w.b.mem.write32(pt * 4096 + 4 * 1023, Number(mkpte(w, w.D0 + 10, PAGE_KERNEL)));
+  const m = mfn(w, pt);
+  let d = delta(w, () => ok(w, w.b.hv.mmuext_op([{ cmd: MMUEXT_PIN_L1_TABLE, mfn: m }])));
+  assert.equal(d, { read: 0, written: 0, lines: 64, present: 3, refs: 3 });
+  d = delta(w, () => ok(w, w.b.hv.mmuext_op([{ cmd: MMUEXT_UNPIN_TABLE, mfn: m }])));
+  assert.equal(d, { read: 0, written: 0, lines: 64, present: 3, refs: 3 });
+});
+
 s('2-level L2: the guest\'s 1008 slots are 63 lines; validation writes Xen\'s 16 entries; release skips them', () => {
   const w = world(false);
   const pgd = alloc(w);
@@ -125,13 +138,16 @@ s('PAE L3: 5 slot reads, 3 empty user L2s (64 lines each), the kernel L2\'s 428 
   const kpt = mfn(w, w.kpt);
   const ft = w.b.domain.frames;
   const ck = ft.countOf(kpt);
+  // pmds[1] maps an empty L1 from its entry 300 (in the upper half of the table).
+  const pt = alloc(w);
+  w.b.mem.write64(pmds[1]! * 4096 + 8 * 300, mkpmd(w, pt, KERNPG_TABLE));
   let d = delta(w, () => ok(w, w.b.hv.mmuext_op([{ cmd: MMUEXT_PIN_L3_TABLE, mfn: m }])));
-  assert.equal(d, { read: 5, written: 84, lines: 3 * 64 + 54, present: 1, refs: 6 });
-  assert.is(ft.countOf(kpt), ck + 1);
+  assert.equal(d, { read: 5, written: 84, lines: 3 * 64 + 54 + 64, present: 2, refs: 7 });
+  assert.equal([ft.countOf(kpt), ft.countOf(mfn(w, pt))], [ck + 1, 1]);
   assert.ok(ft.isXenL2(mfn(w, pmds[3]!)));
   d = delta(w, () => ok(w, w.b.hv.mmuext_op([{ cmd: MMUEXT_UNPIN_TABLE, mfn: m }])));
-  assert.equal(d, { read: 4, written: 0, lines: 3 * 64 + 54, present: 1, refs: 6 });
-  assert.is(ft.countOf(kpt), ck);
+  assert.equal(d, { read: 4, written: 0, lines: 3 * 64 + 54 + 64, present: 2, refs: 7 });
+  assert.equal([ft.countOf(kpt), ft.countOf(mfn(w, pt))], [ck, 0]);
   assert.equal(pmds.map((p) => ft.countOf(mfn(w, p))), [0, 0, 0, 0]);
 });
 
@@ -189,7 +205,7 @@ s('mod_l2_entry / mod_l3_entry: the same frame again is the fast path (no refere
   ok(w, hv.mmuext_op([{ cmd: MMUEXT_PIN_L3_TABLE, mfn: mfn(w, pgd) }]));
   const pt = alloc(w);
   const pt2 = alloc(w);
-  const l2e = mfn(w, pmds[0]!) * 4096 + 8 * 20;
+  const l2e = mfn(w, pmds[0]!) * 4096 + 8 * 400;
   ok(w, hv.mmu_update([{ ptr: l2e, val: mkpmd(w, pt, KERNPG_TABLE) }]));
   assert.is(ft.countOf(mfn(w, pt)), 1);
   // Same L1, A cleared: the fast path: only the L2's own get/put, one read, one write.
@@ -218,6 +234,7 @@ s('mod_l2_entry / mod_l3_entry: the same frame again is the fast path (no refere
   assert.is(r.refusal?.reason, `Could not get page ref for pfn ${hx(xen)}`);
   assert.is(state(w), before);
   ok(w, hv.mmuext_op([{ cmd: MMUEXT_UNPIN_TABLE, mfn: mfn(w, pgd) }]));
+  assert.is(ft.countOf(mfn(w, pt2)), 0, 'released with its L2 (entry 400)');
 });
 
 s.run();
