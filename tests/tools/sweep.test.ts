@@ -172,6 +172,15 @@ cli('fuzz --seeds: --jobs 2 == --jobs 1, and 2 merged shards == the single run, 
     assert.is(m.out, j1.out);
     assert.is(m.code, j1.code);
     assert.is(run(CLI, ['merge', '--text', '-', ...files]).out, t1.out);
+    // A shard of another kernel variant is another run (the review found
+    // such shards merged silently when the JSON did not say the kernel).
+    const other = run(FUZZ, [...base, '--jobs', '1', '--shard', '2/2', '--json', '--kernel', 'seed']);
+    const fo = join(dir, 'seed-kernel.json');
+    writeFileSync(fo, other.out);
+    const bad = run(CLI, ['merge', '-', files[0]!, fo]);
+    assert.is(bad.code, 2);
+    assert.match(bad.err, /seed-kernel\.json: field kernel differs from .*f1\.json/);
+    assert.is(bad.out, '');
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -40,8 +40,10 @@ export function registerInject(program: Command): void {
   cmd.addHelpText(
     'after',
     `
-Each run boots afresh, fails one allocation (page allocator or slab) made
-after boot, and runs the workload until it completes or stops. The table
+Each run fails one allocation (page allocator or slab) made after boot and
+runs the workload until it completes or stops. The machine boots once: each
+run starts from a snapshot of the clean run taken before its allocation
+(the same as booting afresh and replaying, only faster). The table
 shows, per run: k, the kernel function whose allocation failed, how the guest
 coped (fork -ENOMEM, exec -ENOMEM, vmalloc NULL, touch: killed by the OOM
 path, absorbed ...), the line it stopped at, and what was still held after

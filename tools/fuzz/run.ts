@@ -103,7 +103,7 @@ export async function main(argv: string[]): Promise<number> {
     }
     throw e;
   }
-  if (o.json) process.stdout.write(JSON.stringify({ ...shardDoc, seconds, ...count, ...rep }, null, 2) + '\n');
+  if (o.json) process.stdout.write(JSON.stringify({ ...shardDoc, seconds, ...count, kernel: o.kernel, ...rep }, null, 2) + '\n');
   else process.stdout.write(reportText(rep, seconds, count) + '\n');
   return rep.workload.failures.length + rep.mmu.failures.length > 0 ? 1 : 0;
 }

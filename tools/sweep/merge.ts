@@ -35,7 +35,7 @@ type Doc = Record<string, unknown> & { shard: ShardInfo };
 
 const KINDS: Record<string, { same: string[]; list: string | null }> = {
   inject: { same: ['workload', 'config', 'mode', 'clean'], list: 'results' },
-  fuzz: { same: ['seconds', 'start', 'seeds'], list: null },
+  fuzz: { same: ['seconds', 'start', 'seeds', 'kernel'], list: null },
   matrix: { same: [], list: 'rows' },
 };
 
@@ -103,7 +103,7 @@ export function mergeShards(files: ShardFile[]): Merged {
     const rep = emptyReport();
     for (const x of ordered) addReport(rep, { workload: x.workload, mmu: x.mmu } as FuzzReport);
     const count = { start: ordered[0]!.start as number, seeds: ordered[0]!.seeds as number };
-    return { kind: 'fuzz', json: { seconds: null, ...count, ...rep }, text: reportText(rep, null, count), failed: rep.workload.failures.length + rep.mmu.failures.length > 0 };
+    return { kind: 'fuzz', json: { seconds: null, ...count, kernel: ordered[0]!.kernel, ...rep }, text: reportText(rep, null, count), failed: rep.workload.failures.length + rep.mmu.failures.length > 0 };
   }
   const rep = assembleMatrix(ordered.flatMap((x) => x.rows as MatrixRow[]));
   return { kind: 'matrix', json: rep, text: matrixText(rep), failed: matrixFailed(rep) };
