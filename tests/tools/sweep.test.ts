@@ -9,7 +9,7 @@
  */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -274,3 +274,32 @@ merge('missing, duplicated, foreign, incomplete shards and non-shards: the file 
 });
 
 merge.run();
+
+const signals = suite('interrupted sweeps');
+
+/** Start a command, send it `sig` after `ms`, and collect its exit. */
+function interrupt(args: string[], sig: NodeJS.Signals, ms: number): Promise<{ out: string; err: string; code: number | null }> {
+  return new Promise((resolve) => {
+    const c = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    c.stdout.on('data', (d) => (out += d));
+    c.stderr.on('data', (d) => (err += d));
+    const t = setTimeout(() => c.kill(sig), ms);
+    c.on('close', (code) => {
+      clearTimeout(t);
+      resolve({ out, err, code });
+    });
+  });
+}
+
+signals('SIGTERM and SIGINT stop inject (one thread or workers): exit 130, stderr says how far it got, no half report', async () => {
+  for (const [jobs, sig] of [['1', 'SIGTERM'], ['2', 'SIGINT']] as const) {
+    const r = await interrupt(['inject', ROOT + 'tools/workloads/default.pvw', '--backend', 'xen', '--jobs', jobs], sig, 3000);
+    assert.is(r.code, 130, `${jobs} ${sig}: ${r.err}`);
+    assert.match(r.err, /^pvmmu: interrupted; \d+ of 1787 injected runs done, no report printed\n$/);
+    assert.is(r.out, '');
+  }
+});
+
+signals.run();

@@ -13,7 +13,7 @@ import { failed, injectJson, injectText } from '../inject/summary.js';
 import { Progress } from '../table.js';
 import { parseJobs, runPool } from '../sweep/pool.js';
 import { parseShard, shardInfo, shardRange } from '../sweep/shard.js';
-import { addCommonFlags, layoutOf, loadWorkloadFlags, type CommonFlags } from './common.js';
+import { addCommonFlags, interruptibleSweep, layoutOf, loadWorkloadFlags, type CommonFlags } from './common.js';
 
 interface InjectFlags extends CommonFlags {
   maxRuns?: string;
@@ -88,6 +88,7 @@ Examples:
       throw new InputError('--refuse-hypercall: mmu_update is a Xen hypercall; run with --backend xen (or backend=xen in the machine line)');
     }
     const o = { ...layout, maxRuns, only, mode: refuse !== undefined ? ('mmu_update' as const) : ('allocation' as const) };
+    const intr = interruptibleSweep('injected runs');
     const ctx = prepareInject(script, cfg, o);
     if (only !== undefined && ctx.head.clean.failure === null && only[0]! > ctx.head.clean.points) {
       throw new InputError(`--refuse-hypercall ${only[0]}: the workload makes only ${ctx.head.clean.points} mmu_update calls after boot`);
@@ -101,9 +102,11 @@ Examples:
       to,
       jobs,
       local: ctx,
+      more: intr.more,
       onDone: (done) => progress.update(`inject ${file}`, done, to - from),
     });
     progress.done();
+    if (intr.finish(results.length, to - from)) return;
     const rep = assembleInject(ctx.head, results);
     if (shard !== null) process.stdout.write(JSON.stringify({ shard: shardInfo('inject', shard, ctx.ks.length), ...injectJson(rep) }, null, 2) + '\n');
     else if (flags.json) process.stdout.write(JSON.stringify(injectJson(rep), null, 2) + '\n');

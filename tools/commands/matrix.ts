@@ -11,6 +11,7 @@ import { listWorkloads } from '../regression/matrix.js';
 import { parseJobs, runPool } from '../sweep/pool.js';
 import { parseShard, shardInfo, shardRange } from '../sweep/shard.js';
 import { Progress } from '../table.js';
+import { interruptibleSweep } from './common.js';
 
 interface MatrixFlags {
   jobs?: string;
@@ -48,6 +49,7 @@ Examples:
     const items = matrixItems(workloads);
     const { from, to } = shardRange(shard, items.length);
     const progress = new Progress(flags.json === true);
+    const intr = interruptibleSweep('matrix rows');
     const results = await runPool<{ workloads: string[] }, typeof items, MatrixItemResult>({
       task: MATRIX_TASK,
       init: { workloads },
@@ -55,9 +57,11 @@ Examples:
       to,
       jobs,
       local: items,
+      more: intr.more,
       onDone: (d) => progress.update('matrix', d, to - from),
     });
     progress.done();
+    if (intr.finish(results.length, to - from)) return;
     const rep = assembleMatrix(results.map((r) => r.row));
     if (shard !== null) process.stdout.write(JSON.stringify({ shard: shardInfo('matrix', shard, items.length), ...rep }, null, 2) + '\n');
     else if (flags.json) process.stdout.write(JSON.stringify(rep, null, 2) + '\n');

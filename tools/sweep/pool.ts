@@ -94,6 +94,9 @@ export async function runPool<I, C, R>(o: PoolOptions<I, C>): Promise<R[]> {
     for (let i = o.from; i < o.to && more(); i++) {
       out.push(task.run(ctx, i));
       o.onDone?.(out.length);
+      // Let signal handlers run between items (an interrupted sweep stops
+      // at the next item, as it does with workers).
+      if (i + 1 < o.to) await new Promise<void>((r) => setImmediate(r));
     }
     return out;
   }
