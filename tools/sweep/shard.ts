@@ -26,7 +26,7 @@ export interface ShardInfo {
 export function parseShard(flag: string, v: string | undefined): ShardSpec | null {
   if (v === undefined) return null;
   const m = /^(\d{1,6})\/(\d{1,6})$/.exec(v);
-  if (!m) throw new InputError(`${flag}: expected I/N (shard I of N, 1-based, e.g. 2/4), got '${v}'`);
+  if (!m) throw new InputError(`${flag}: expected I/N (shard I of N, 1-based, e.g. 2/4; N at most 999999), got '${v}'`);
   const index = Number(m[1]);
   const count = Number(m[2]);
   if (count < 1 || index < 1 || index > count) throw new InputError(`${flag}: shard ${index} of ${count} does not exist; I must be 1..N and N at least 1, got '${v}'`);
