@@ -19,22 +19,9 @@ import {
   XenBackend,
 } from '../../hypervisor/xen/index.js';
 import { ACCESS_READ, ACCESS_WRITE } from '../../emulator/paging-bits.js';
-import { alloc, expectRefusal, hx, makeWorld, mfn, mkpte, pgdAlloc, ptep, state, USER_RW, userMm, UVA, type XW } from './xen-world.js';
+import { alloc, checkedSuite, expectRefusal, hx, makeWorld, mfn, mkpte, pgdAlloc, ptep, state, USER_RW, userMm, UVA, type XW } from './xen-world.js';
 
-let current: XenBackend | null = null;
-const world = (pae: boolean): XW => {
-  const w = makeWorld(pae);
-  current = w.b;
-  return w;
-};
-const s = suite('xen hypercalls');
-s.after.each(() => {
-  const b = current;
-  current = null;
-  if (b === null) return;
-  const v = checkXenInvariants(b);
-  if (v.length > 0) throw new Error(`Xen invariants violated:\n  ${v.join('\n  ')}`);
-});
+const { s, world } = checkedSuite('xen hypercalls');
 
 s('mmu_update of a frame that is not a page table is a plain write; of Xen\'s frame it is refused', () => {
   const w = world(true);

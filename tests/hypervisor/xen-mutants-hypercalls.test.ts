@@ -29,22 +29,9 @@ import {
 } from '../../hypervisor/xen/index.js';
 import type { BackendEvent } from '../../hypervisor/stats.js';
 import { hex } from '../../emulator/hex.js';
-import { alloc, cfg, expectRefusal, hx, KERNPG_TABLE, makeWorld, mfn, mkpmd, mkpte, P, PAGE_KERNEL, PAGE_TABLE, pdep, pgdAlloc, state, UVA, type XW } from './xen-world.js';
+import { alloc, checkedSuite, cfg, expectRefusal, hx, KERNPG_TABLE, makeWorld, mfn, mkpmd, mkpte, P, PAGE_KERNEL, PAGE_TABLE, pdep, pgdAlloc, state, UVA, type XW } from './xen-world.js';
 
-let current: XenBackend | null = null;
-const world = (pae: boolean): XW => {
-  const w = makeWorld(pae);
-  current = w.b;
-  return w;
-};
-const s = suite('xen hypercalls: traces, return codes, write-back, injection');
-s.after.each(() => {
-  const b = current;
-  current = null;
-  if (b === null) return;
-  const v = checkXenInvariants(b);
-  if (v.length > 0) throw new Error(`Xen invariants violated:\n  ${v.join('\n  ')}`);
-});
+const { s, world } = checkedSuite('xen hypercalls: traces, return codes, write-back, injection');
 
 /** Run `fn` with a listener attached: the events, and the cycle clock before and after. */
 function traced<T>(w: XW, fn: () => T): { events: BackendEvent[]; c0: number; c1: number; r: T } {
@@ -301,8 +288,7 @@ s('update_va_mapping finds no L1: no base yet, an absent L3 slot (PAE), an absen
   assert.equal(w.b.hv.update_va_mapping(UVA, mkpte(w, w.D0, PAGE_KERNEL), 0), { rc: -EINVAL, done: 0 });
   assert.is(state(w), before);
   // 2-level: no L2 entry for UVA in swapper's pgd; then an L1 in guest frame 0 (mfn 0 in the identity layout).
-  const v = makeWorld(false);
-  current = v.b;
+  const v = world(false);
   const vb = state(v);
   assert.equal(v.b.hv.update_va_mapping(UVA, mkpte(v, v.D0, PAGE_KERNEL), 0), { rc: -EINVAL, done: 0 });
   assert.is(state(v), vb);
@@ -348,8 +334,7 @@ s('ptwr: a trap slice (mfn, offset, bytes, value, va), also when refused; only n
   assert.equal(bad.log.at(-1), 'ptwr_emulate: could not get_page_from_l1e()');
   assert.is(state(w), before);
   // 2-level: an entry is 4 bytes; an 8-byte store is refused (Xen: cmpxchg8b is unhandleable on 2-level).
-  const v = makeWorld(false);
-  current = v.b;
+  const v = world(false);
   const vkpt = mfn(v, v.kpt);
   const vb = state(v);
   const r = expectRefusal(() => v.b.hv.ptwr(vkpt, 4 * 600, 8, BigInt(mkpte(v, v.D0 + 20, P)), va), /./);

@@ -20,22 +20,9 @@ import {
   MMUEXT_UNPIN_TABLE,
   XenBackend,
 } from '../../hypervisor/xen/index.js';
-import { alloc, hx, KERNPG_TABLE, makeWorld, mfn, mkpgd, mkpmd, mkpte, P, PAGE_KERNEL, pgdAlloc, RW, state, USER_RW, type XW } from './xen-world.js';
+import { alloc, checkedSuite, hx, KERNPG_TABLE, makeWorld, mfn, mkpgd, mkpmd, mkpte, P, PAGE_KERNEL, pgdAlloc, RW, state, USER_RW, type XW } from './xen-world.js';
 
-let current: XenBackend | null = null;
-const world = (pae: boolean): XW => {
-  const w = makeWorld(pae);
-  current = w.b;
-  return w;
-};
-const s = suite('xen validation: what it counts, and entry-rule edges');
-s.after.each(() => {
-  const b = current;
-  current = null;
-  if (b === null) return;
-  const v = checkXenInvariants(b);
-  if (v.length > 0) throw new Error(`Xen invariants violated:\n  ${v.join('\n  ')}`);
-});
+const { s, world } = checkedSuite('xen validation: what it counts, and entry-rule edges');
 
 interface Counts {
   read: number;

@@ -11,7 +11,8 @@
 import * as assert from 'uvu/assert';
 import { PTE_A, PTE_D, PTE_P, PTE_RW, PTE_US } from '../../emulator/paging-bits.js';
 import type { MachineConfig, MmHandle } from '../../hypervisor/paravirt-ops.js';
-import { createXenBackend, XenBackend, XenRefusal, type XenOptions } from '../../hypervisor/xen/index.js';
+import { checkXenInvariants, createXenBackend, XenBackend, XenRefusal, type XenOptions } from '../../hypervisor/xen/index.js';
+import { suite } from '../harness.js';
 import type { PteVal } from '../../hypervisor/types.js';
 
 export const P = BigInt(PTE_P);
@@ -191,4 +192,29 @@ export function expectRefusal(fn: () => unknown, reason: string | RegExp): XenRe
   }
   assert.unreachable(`expected a refusal: ${String(reason)}`);
   throw new Error('unreachable');
+}
+
+/**
+ * A suite whose every test checks Xen's invariants at its end (through
+ * tests/harness.ts, so a broken invariant fails that test by name), and the
+ * `world` maker whose backend it checks.
+ */
+export function checkedSuite(name: string): { s: ReturnType<typeof suite>; world: (pae: boolean) => XW } {
+  let current: XenBackend | null = null;
+  const s = suite(name);
+  s.after.each(() => {
+    const b = current;
+    current = null;
+    if (b === null) return;
+    const v = checkXenInvariants(b);
+    if (v.length > 0) throw new Error(`Xen invariants violated:\n  ${v.join('\n  ')}`);
+  });
+  return {
+    s,
+    world: (pae) => {
+      const w = makeWorld(pae);
+      current = w.b;
+      return w;
+    },
+  };
 }
