@@ -5,9 +5,7 @@
  * leak and crash for every point, byte for byte, in both modes (allocation
  * failures, mmu_update refusals), on native and Xen, PAE and 2-level, for
  * all points and for a sample (--max-runs), and for a list of points out of
- * order. The checkpoints are bounded and sit before their points. (The
- * default, 'auto', starts each run one way or the other by host time; each
- * way gives this same report.)
+ * order. The checkpoints are bounded and sit before their points.
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';

@@ -49,12 +49,11 @@ export interface InjectOptions {
   /** Applied to every booted kernel before it runs (test doubles: a kernel made to leak). Runs then boot afresh (no checkpoints). */
   patchKernel?: (kernel: Kernel) => void;
   /**
-   * Start injected runs from checkpoints of the clean run: true always;
-   * false (default, for now: see docs/reliability.md) never, every run
-   * boots and replays; 'auto' when restoring a checkpoint takes less host
-   * time than the boot and replay it saves. The report is the same.
+   * Start injected runs from checkpoints of the clean run (true, the
+   * default) or boot and replay every run (false, the reference path the
+   * tests compare with). The report is the same.
    */
-  checkpoints?: boolean | 'auto';
+  checkpoints?: boolean;
 }
 
 export interface InjectResult {
@@ -103,10 +102,9 @@ export function pickPoints(n: number, max: number | undefined): number[] {
  * table in typed arrays a restore (about 12 ms for default.pvw on Xen) is
  * cheaper than the boot it replaces (about 50 ms), on every backend measured
  * (docs/reliability.md). The choice does not depend on host time, so how a
- * run starts is the same on every machine; 'auto' (measure, then decide)
- * stays available as a library option.
+ * run starts is the same on every machine.
  */
-export const DEFAULT_CHECKPOINTS: boolean | 'auto' = true;
+export const DEFAULT_CHECKPOINTS = true;
 
 const RULE = XEN_REASONS.injectedMmuUpdate(0, 0).rule.replace(/ at request.*$/, '');
 
@@ -158,40 +156,26 @@ export function prepareInject(script: Script, cfg: RunConfig, o: InjectOptions =
 
   // One boot: a snapshot of it starts the clean boot torn down, the clean run and the checkpoints.
   const policy = o.patchKernel !== undefined ? false : (o.checkpoints ?? DEFAULT_CHECKPOINTS);
-  // Host time (ms) of a boot, a restore and the clean run: only which way a run starts depends on them, never the report.
-  let t = performance.now();
-  const first = policy !== false ? newRun(script, cfg, o) : null;
-  const bootMs = performance.now() - t;
+  const first = policy ? newRun(script, cfg, o) : null;
   const booted = first !== null ? first.snapshot() : null;
   const boot = (): Interpreter => (booted !== null ? booted.restore() : newRun(script, cfg, o));
 
   // A clean boot torn down: the accounts every run must come back to.
-  t = performance.now();
   const base = boot();
-  const restoreMs = performance.now() - t;
   const bootAreas = vmallocAreas(base.kernel);
   const baseSettled = settle(base, bootAreas);
   if (baseSettled.acc === null || baseSettled.crash !== null) throw new Error(`a clean boot does not tear down cleanly: ${baseSettled.crash}`);
   const baseAcc = baseSettled.acc;
 
   // The clean run: count the injection points.
-  t = performance.now();
   const clean = boot();
-  const restoreMs2 = performance.now() - t;
   const allocs0 = clean.kernel.allocations;
   const mmu0 = clean.ops.stats.hypercalls['mmu_update'] ?? 0;
   const pointsDone = (it: Interpreter): number =>
     mode === 'allocation' ? it.kernel.allocations - allocs0 : (it.ops.stats.hypercalls['mmu_update'] ?? 0) - mmu0;
   // Injection points made by the end of each statement (statement 0: boot), for placing checkpoints.
   const doneAfter: number[] = [0];
-  t = performance.now();
   if (booted !== null) while (clean.advance()) doneAfter.push(pointsDone(clean));
-  const cleanMs = performance.now() - t;
-  const steps = doneAfter.length - 1;
-  /** Is starting from a checkpoint after `step` steps worth it (a restore is cheaper than a boot and the replay)? */
-  // Twice the restore: a restored machine's copies also cost the garbage collector, and recording checkpoints costs snapshots.
-  const restoreCost = 2 * Math.min(restoreMs, restoreMs2);
-  const worth = (step: number): boolean => policy === true || (policy === 'auto' && restoreCost < bootMs + (cleanMs * step) / Math.max(1, steps));
   const cleanResult = clean.run();
   const points = pointsDone(clean);
   const head: InjectReport = {
@@ -212,11 +196,11 @@ export function prepareInject(script: Script, cfg: RunConfig, o: InjectOptions =
 
   // A workload that fails on its own (e.g. the pre-patch kernel on Xen) has nothing to sweep.
   const ks = cleanResult.failure !== null ? [] : (o.only ?? pickPoints(points, o.maxRuns)).filter((k) => k >= 1 && k <= points);
-  const cps: Checkpoints | null = booted !== null && ks.length > 0 && worth(steps) ? recordCheckpoints(booted, doneAfter, ks) : null;
+  const cps: Checkpoints | null = booted !== null && ks.length > 0 ? recordCheckpoints(booted, doneAfter, ks) : null;
   /** A machine about to run toward injection point k: from the latest checkpoint before it, or a fresh boot; `rel` is k counted from there. */
   const start = (k: number): { it: Interpreter; rel: number } => {
     const cp = cps?.startFor(k);
-    if (cp === undefined || !worth(cp.statement)) return { it: newRun(script, cfg, o), rel: k };
+    if (cp === undefined) return { it: newRun(script, cfg, o), rel: k };
     return { it: cp.snapshot.restore(), rel: k - cp.done };
   };
   return { mode, bootAreas, baseAcc, cleanResult, head, ks, start };
