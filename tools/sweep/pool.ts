@@ -1,14 +1,15 @@
 /**
  * The worker pool behind `--jobs N` (inject, fuzz, matrix): a sweep is a
  * list of numbered work items; the pool runs items from..to-1 of a task in
- * N worker threads (node:worker_threads) and returns their results in item
- * order, so the output does not depend on N or on which worker ran what.
+ * N threads (this one and N-1 node:worker_threads) and returns their results
+ * in item order, so the output does not depend on N or on which thread ran
+ * what.
  *
  * A task is a module exporting a SweepTask under a name: setup(init) builds
  * what its items need (each worker builds its own, deterministically, from
  * `init`, which is structured-cloned: plain data only), run(ctx, i) runs item
- * i. With jobs 1 the same task runs in this thread (no worker), so --jobs 1
- * and --jobs N run exactly the same code.
+ * i. With jobs 1 the same task runs in this thread only, so --jobs 1 and
+ * --jobs N run exactly the same code.
  *
  * An exception in an item stops the sweep and is rethrown here as it was
  * thrown (an InputError stays an InputError: one line, exit 2; anything else
@@ -41,7 +42,7 @@ export interface PoolOptions<I, C> {
   more?: () => boolean;
   /** Called after each finished item, with the number finished so far. */
   onDone?: (done: number) => void;
-  /** With jobs 1: an already built context (saves the setup the caller has just done). */
+  /** An already built context for this thread's items (saves the setup the caller has just done). */
   local?: C;
 }
 
@@ -84,6 +85,9 @@ export async function loadTask<I, C, R>(ref: TaskRef): Promise<SweepTask<I, C, R
   return t;
 }
 
+/** Items a worker is given ahead (one running, the next waiting). */
+const WORKER_QUEUE = 2;
+
 /** Run items from..to-1 and return their results in item order. */
 export async function runPool<I, C, R>(o: PoolOptions<I, C>): Promise<R[]> {
   const more = o.more ?? (() => true);
@@ -100,6 +104,11 @@ export async function runPool<I, C, R>(o: PoolOptions<I, C>): Promise<R[]> {
     }
     return out;
   }
+  // This thread is one of the n: it runs items itself (with the context the
+  // caller built, or one it builds while the workers start) between handling
+  // the workers' messages, so --jobs N keeps N threads busy and only N-1
+  // contexts are built again. Each worker holds up to WORKER_QUEUE items, so
+  // it never waits for this thread to finish an item before it gets its next.
   const n = Math.min(o.jobs, o.to - o.from);
   const results = new Map<number, R>();
   let next = o.from;
@@ -107,6 +116,8 @@ export async function runPool<I, C, R>(o: PoolOptions<I, C>): Promise<R[]> {
   let finished = 0;
   let stopped = false;
   const workers: Worker[] = [];
+  const queued = new Map<Worker, number>();
+  const task = await loadTask<I, C, R>(o.task);
   return new Promise<R[]>((resolve, reject) => {
     let settled = false;
     const fail = (e: Error): void => {
@@ -123,25 +134,38 @@ export async function runPool<I, C, R>(o: PoolOptions<I, C>): Promise<R[]> {
       for (let i = o.from; i < o.from + finished; i++) out.push(results.get(i)!);
       resolve(out);
     };
-    const feed = (w: Worker): void => {
-      if (settled) return;
+    /** The next item to start, or -1 (and the sweep is stopping). */
+    const take = (): number => {
+      if (settled) return -1;
       if (stopped || next >= o.to || !more()) {
         stopped = true;
-        finishIfDone();
-        return;
+        return -1;
       }
       started++;
-      w.postMessage({ type: 'run', index: next++ });
+      return next++;
     };
-    for (let j = 0; j < n; j++) {
+    const done = (index: number, result: R): void => {
+      results.set(index, result);
+      finished++;
+      o.onDone?.(finished);
+    };
+    const feed = (w: Worker): void => {
+      while ((queued.get(w) ?? 0) < WORKER_QUEUE) {
+        const i = take();
+        if (i < 0) break;
+        queued.set(w, (queued.get(w) ?? 0) + 1);
+        w.postMessage({ type: 'run', index: i });
+      }
+      finishIfDone();
+    };
+    for (let j = 0; j < n - 1; j++) {
       const w = new Worker(new URL('./worker.js', import.meta.url), { workerData: { task: o.task, init: o.init } });
       workers.push(w);
       w.on('message', (m: { type: 'ready' } | { type: 'result'; index: number; result: R } | { type: 'error'; error: WireError }) => {
         if (m.type === 'ready') feed(w);
         else if (m.type === 'result') {
-          results.set(m.index, m.result);
-          finished++;
-          o.onDone?.(finished);
+          queued.set(w, (queued.get(w) ?? 1) - 1);
+          done(m.index, m.result);
           feed(w);
         } else fail(fromWire(m.error));
       });
@@ -150,5 +174,19 @@ export async function runPool<I, C, R>(o: PoolOptions<I, C>): Promise<R[]> {
         if (!settled) fail(new Error(`sweep pool: a worker exited (code ${code}) before the sweep finished`));
       });
     }
+    // This thread's share: an item, then a turn of the event loop (worker
+    // messages, signal handlers), until no item is left to start.
+    const runHere = async (): Promise<void> => {
+      await new Promise<void>((r) => setImmediate(r));
+      const ctx = o.local ?? task.setup(o.init);
+      for (;;) {
+        const i = take();
+        if (i < 0) break;
+        done(i, task.run(ctx, i));
+        await new Promise<void>((r) => setImmediate(r));
+      }
+      finishIfDone();
+    };
+    runHere().catch((e: unknown) => fail(e instanceof Error ? e : new Error(String(e))));
   });
 }
