@@ -218,6 +218,9 @@ cli('bad --jobs / --shard: one line, exit 2', () => {
     [CLI, ['matrix', '--shard', 'x', '--json'], /^pvmmu: --shard: expected I\/N/],
     [FUZZ, ['--seeds', '2', '--jobs', '0'], /^fuzz: --jobs: /],
     [FUZZ, ['--shard', '1/2', '--json'], /^fuzz: --shard: only the count mode/],
+    [FUZZ, ['--seeds', '2', '--seconds', '5'], /^fuzz: --seeds and --seconds: give one/],
+    [FUZZ, ['--bogus'], /^fuzz: unknown option '--bogus' \(run with --help for usage\)$/m],
+    [FUZZ, ['--kernel', 'x'], /^fuzz: option '--kernel <variant>' argument 'x' is invalid\. Allowed choices are patched, seed\. \(run with --help for usage\)$/m],
   ];
   for (const [script, args, re] of cases) {
     const r = run(script, args);
@@ -278,9 +281,9 @@ merge.run();
 const signals = suite('interrupted sweeps');
 
 /** Start a command, send it `sig` after `ms`, and collect its exit. */
-function interrupt(args: string[], sig: NodeJS.Signals, ms: number): Promise<{ out: string; err: string; code: number | null }> {
+function interrupt(args: string[], sig: NodeJS.Signals, ms: number, script = CLI): Promise<{ out: string; err: string; code: number | null }> {
   return new Promise((resolve) => {
-    const c = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const c = spawn(process.execPath, [script, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
     c.stdout.on('data', (d) => (out += d));
@@ -298,6 +301,18 @@ signals('SIGTERM and SIGINT stop inject (one thread or workers): exit 130, stder
     const r = await interrupt(['inject', ROOT + 'tools/workloads/default.pvw', '--backend', 'xen', '--jobs', jobs], sig, 3000);
     assert.is(r.code, 130, `${jobs} ${sig}: ${r.err}`);
     assert.match(r.err, /^pvmmu: interrupted; \d+ of 1787 injected runs done, no report printed\n$/);
+    assert.is(r.out, '');
+  }
+});
+
+signals('SIGINT and SIGTERM stop the fuzzer (count and time modes): exit 130, stderr says how far it got, no report', async () => {
+  for (const [args, sig, re] of [
+    [['--seeds', '5000', '--jobs', '1', '--no-save'], 'SIGINT', /^pvmmu: interrupted; \d+ of 5000 seeds done, no report printed\n$/],
+    [['--seconds', '600', '--jobs', '2', '--no-save', '--json'], 'SIGTERM', /^pvmmu: interrupted; \d+ of \d+ workload seeds done, no report printed\n$/],
+  ] as const) {
+    const r = await interrupt([...args], sig, 3000, FUZZ);
+    assert.is(r.code, 130, `${args.join(' ')} ${sig}: ${r.err}`);
+    assert.match(r.err, re);
     assert.is(r.out, '');
   }
 });

@@ -12,7 +12,9 @@
  * `--seeds N` checks exactly N seeds of each fuzzer (count mode: the output
  * is the same for every --jobs, and can be sharded); --jobs J runs the seeds
  * in J worker threads (sweep.ts says what a time budget does with them).
- * Exit 0 when nothing failed, 1 on a failure, 2 on bad usage.
+ * Exit 0 when nothing failed, 1 on a failure, 2 on bad usage; 130 when
+ * stopped by SIGINT/SIGTERM/SIGHUP (the seeds in progress finish, failing
+ * seeds found so far are saved, no report is printed).
  */
 import { Command, CommanderError, Option } from 'commander';
 import { generateWorkload } from './workload-gen.js';
@@ -23,6 +25,7 @@ import { InputError } from '../input-error.js';
 import { parseJobs } from '../sweep/pool.js';
 import { parseShard, shardInfo, shardRange } from '../sweep/shard.js';
 import { Progress } from '../table.js';
+import { interruptibleSweep } from '../commands/common.js';
 
 function intArg(flag: string, v: string, max: number): number {
   if (!/^\d+$/.test(v) || Number(v) > max) throw new CommanderError(2, 'pvmmu.fuzz', `${flag}: expected an integer 0..${max}, got '${v}'`);
@@ -44,6 +47,8 @@ export async function main(argv: string[]): Promise<number> {
     .option('--json', 'print one JSON document')
     .option('--print-workload', "with --seed: print the seed's generated workload (.pvw) and its MMU case (JSON), run nothing")
     .option('--no-save', 'do not write shrunk workloads or vectors')
+    // One error style, one line: commander's usage errors read like ours ("fuzz: ...").
+    .configureOutput({ outputError: (str, write) => write(`fuzz: ${str.replace(/^error: /, '').trimEnd()} (run with --help for usage)\n`) })
     .exitOverride();
   try {
     program.parse(argv);
@@ -66,6 +71,9 @@ export async function main(argv: string[]): Promise<number> {
     if (shard !== null && o.seeds === undefined) throw new CommanderError(2, 'pvmmu.fuzz', '--shard: only the count mode can be sharded; add --seeds N');
     if (shard !== null && !o.json) throw new CommanderError(2, 'pvmmu.fuzz', '--shard: a shard prints a JSON document for pvmmu merge; add --json');
     if (o.seeds !== undefined && o.seed !== undefined) throw new CommanderError(2, 'pvmmu.fuzz', '--seeds and --seed: give one (--seed replays one seed)');
+    if (o.seeds !== undefined && program.getOptionValueSource('seconds') === 'cli') {
+      throw new CommanderError(2, 'pvmmu.fuzz', '--seeds and --seconds: give one (a count of seeds or a time budget)');
+    }
     const opts: FuzzOptions = { saveRoot: o.save ? process.cwd() : null, gen: { config: { kernel: o.kernel } } };
     if (o.printWorkload) {
       if (o.seed === undefined) throw new CommanderError(2, 'pvmmu.fuzz', '--print-workload needs --seed S');
@@ -84,8 +92,10 @@ export async function main(argv: string[]): Promise<number> {
       count = { start, seeds: n };
       const { from, to } = shardRange(shard, n);
       const progress = new Progress(o.json === true);
-      rep = await fuzzSeeds(start, from, to, { jobs, saveRoot: opts.saveRoot ?? null, gen: opts.gen, onDone: (d) => progress.update('fuzz', d, to - from) });
+      const intr = interruptibleSweep('seeds');
+      rep = await fuzzSeeds(start, from, to, { jobs, saveRoot: opts.saveRoot ?? null, gen: opts.gen, more: intr.more, onDone: (d) => progress.update('fuzz', d, to - from) });
       progress.done();
+      if (intr.finish(rep.workload.seeds, to - from)) return 130;
       if (shard !== null) shardDoc = { shard: shardInfo('fuzz', shard, n) };
     } else {
       seconds = intArg('--seconds', o.seconds, 86400);
@@ -93,8 +103,10 @@ export async function main(argv: string[]): Promise<number> {
       const progress = new Progress(o.json === true);
       const t0 = Date.now();
       const budget = seconds * 1000;
-      rep = await fuzzForJobs(seconds, start, { jobs, saveRoot: opts.saveRoot ?? null, gen: opts.gen, onDone: () => progress.update(`fuzz ${seconds} s`, Math.min(Date.now() - t0, budget), budget) });
+      const intr = interruptibleSweep('workload seeds');
+      rep = await fuzzForJobs(seconds, start, { jobs, saveRoot: opts.saveRoot ?? null, gen: opts.gen, more: intr.more, onDone: () => progress.update(`fuzz ${seconds} s`, Math.min(Date.now() - t0, budget), budget) });
       progress.done();
+      if (intr.finish(rep.workload.seeds, rep.workload.seeds)) return 130;
     }
   } catch (e) {
     if (e instanceof CommanderError || e instanceof InputError) {

@@ -91,9 +91,12 @@ export interface FuzzSweepOptions {
   mutate?: FuzzOptions['mutate'];
   mmuMutate?: FuzzOptions['mmuMutate'];
   onDone?: (done: number, rep: FuzzReport) => void;
+  /** Asked before each item is started: false starts no more (an interrupted sweep). */
+  more?: () => boolean;
 }
 
-async function sweep(kind: FuzzItemKind, start: number, from: number, to: number, o: FuzzSweepOptions, into: FuzzReport, more?: () => boolean): Promise<FuzzReport> {
+async function sweep(kind: FuzzItemKind, start: number, from: number, to: number, o: FuzzSweepOptions, into: FuzzReport, budget?: () => boolean): Promise<FuzzReport> {
+  const more = o.more === undefined ? budget : budget === undefined ? o.more : () => o.more!() && budget();
   if ((o.mutate || o.mmuMutate) && o.jobs > 1) throw new RangeError('fuzz: test doubles (mutate) cannot cross to worker threads; use jobs 1');
   const init: FuzzInit = { kind, start, saveRoot: o.saveRoot, ...(o.gen ? { gen: o.gen } : {}), ...(o.shrinkBudget !== undefined ? { shrinkBudget: o.shrinkBudget } : {}) };
   const local: FuzzCtx = { init, opts: { mutate: o.mutate, mmuMutate: o.mmuMutate } };
@@ -119,6 +122,7 @@ export async function fuzzForJobs(seconds: number, start: number, o: FuzzSweepOp
   let n = 0;
   await sweep('workload', start, 0, Infinity, o, rep, () => n++ === 0 || performance.now() < wlEnd);
   let m = 0;
+  if (o.more?.() === false) return rep;
   await sweep('mmu-batch', start, 0, Infinity, o, rep, () => m++ === 0 || performance.now() < end);
   return rep;
 }
