@@ -235,6 +235,33 @@ cli.run();
 
 const merge = suite('pvmmu merge: bad shard sets');
 
+merge('a fuzz shard whose report entries have the wrong type: the file and the field, as an InputError', () => {
+  const doc = (w: Record<string, unknown>): string =>
+    JSON.stringify({
+      shard: shardInfo('fuzz', { index: 1, count: 1 }, 1),
+      seconds: null,
+      start: 1,
+      seeds: 1,
+      kernel: 'patched',
+      workload: { seeds: 1, statements: 3, accesses: 0, globalStale: 0, failures: [], expected: [], ...w },
+      mmu: { seeds: 1, portable: 1, accesses: 0, failures: [] },
+    });
+  assert.is(mergeShards([{ file: 'ok.json', text: doc({}) }]).kind, 'fuzz');
+  for (const [w, re] of [
+    [{ statements: '3' }, /^f\.json: field workload\.statements: expected an integer, got "3"$/],
+    [{ failures: [{ seed: 'x' }] }, /^f\.json: field workload\.failures\[0\]\.seed: expected an integer, got "x"$/],
+    [{ expected: [{ seed: 1, why: 2 }] }, /^f\.json: field workload\.expected\[0\]\.why: expected a string, got 2$/],
+  ] as const) {
+    try {
+      mergeShards([{ file: 'f.json', text: doc(w) }]);
+      assert.unreachable(JSON.stringify(w));
+    } catch (e) {
+      assert.instance(e, InputError);
+      assert.match((e as Error).message, re);
+    }
+  }
+});
+
 merge('missing, duplicated, foreign, incomplete shards and non-shards: the file and the field, exit 2, nothing written', () => {
   const dir = tmp();
   try {
@@ -253,6 +280,13 @@ merge('missing, duplicated, foreign, incomplete shards and non-shards: the file 
     cut.results.pop();
     const c = f('cut.json', JSON.stringify(cut));
     const plain = f('plain.json', JSON.stringify({ runs: 1 }));
+    // An entry of the wrong type would crash the printer or pass into the merged output.
+    const typed = JSON.parse(s2);
+    typed.results[1].failAt = 'x';
+    const t = f('typed.json', JSON.stringify(typed));
+    const leak = JSON.parse(s2);
+    leak.results[0].leaked = { frames: 1 };
+    const l = f('leak.json', JSON.stringify(leak));
     const broken = f('broken.json', '{"shard": ');
     const out = join(dir, 'out.json');
     const cases: [string[], RegExp][] = [
@@ -261,6 +295,8 @@ merge('missing, duplicated, foreign, incomplete shards and non-shards: the file 
       [[a, o], /other\.json: field config differs from .*a\.json/],
       [[a, c], /cut\.json: field results: \d+ entries, but shard 2\/2 has \d+ items/],
       [[a, plain], /plain\.json: not a shard output/],
+      [[a, t], /typed\.json: field results\[1\]\.failAt: expected an integer, got "x"/],
+      [[a, l], /leak\.json: field results\[0\]\.leaked\.slabObjects: expected an integer, got nothing/],
       [[a, broken], /broken\.json:1:\d+: invalid JSON/],
     ];
     for (const [files, re] of cases) {

@@ -43,6 +43,56 @@ function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
+/**
+ * The shape of what a shard carries, field by field: a merged document is
+ * printed (text tables, --json), so an entry of the wrong type would crash
+ * the printer or pass into the output. 'int', 'str', 'int?'/'str?' (or
+ * null), 'strs' (an array of strings), 'obj?' (an object or null), 'obj',
+ * 'objs' (an array of objects), or a nested shape.
+ */
+type Shape = { [field: string]: 'int' | 'str' | 'int?' | 'str?' | 'strs' | 'obj' | 'obj?' | 'objs' | Shape | [Shape] };
+
+const LEAKED: Shape = { frames: 'int', slabObjects: 'int', pgdList: 'int', pins: 'int', typeRefs: 'int' };
+const ENTRY: Record<string, Shape> = {
+  inject: { failAt: 'int', site: 'str', outcome: 'str', line: 'int?', crash: 'str?', leaked: 'obj?' },
+  matrix: { workload: 'str', config: 'str', outcomes: 'obj', divergences: 'strs', changes: 'objs' },
+};
+const FUZZ_REPORT: Shape = {
+  workload: {
+    seeds: 'int',
+    statements: 'int',
+    accesses: 'int',
+    globalStale: 'int',
+    failures: [{ seed: 'int', signature: 'str', failures: 'strs', statements: 'int', shrunkStatements: 'int', shrunk: 'str', saved: 'str?' }],
+    expected: [{ seed: 'int', why: 'str' }],
+  },
+  mmu: { seeds: 'int', portable: 'int', accesses: 'int', failures: [{ seed: 'int', name: 'str', diffs: 'strs', saved: 'str?' }] },
+};
+
+/** Check `v` against `shape`; an InputError names the file and the field's path. */
+function checkShape(file: string, path: string, v: unknown, shape: Shape): void {
+  if (!isObject(v)) throw new InputError(`${file}: field ${path}: expected an object, got ${JSON.stringify(v)?.slice(0, 60)}`);
+  for (const [k, t] of Object.entries(shape)) {
+    const at = path === '' ? k : `${path}.${k}`;
+    const x = v[k];
+    const bad = (want: string): never => {
+      throw new InputError(`${file}: field ${at}: expected ${want}, got ${JSON.stringify(x)?.slice(0, 60) ?? 'nothing'}`);
+    };
+    if (Array.isArray(t)) {
+      if (!Array.isArray(x)) bad('an array');
+      (x as unknown[]).forEach((e, i) => checkShape(file, `${at}[${i}]`, e, t[0]));
+    } else if (typeof t === 'object') checkShape(file, at, x, t);
+    else if (t === 'int' && !Number.isInteger(x)) bad('an integer');
+    else if (t === 'int?' && x !== null && !Number.isInteger(x)) bad('an integer or null');
+    else if (t === 'str' && typeof x !== 'string') bad('a string');
+    else if (t === 'str?' && x !== null && typeof x !== 'string') bad('a string or null');
+    else if (t === 'strs' && !(Array.isArray(x) && x.every((e) => typeof e === 'string'))) bad('an array of strings');
+    else if (t === 'obj' && !isObject(x)) bad('an object');
+    else if (t === 'obj?' && x !== null && !isObject(x)) bad('an object or null');
+    else if (t === 'objs' && !(Array.isArray(x) && x.every(isObject))) bad('an array of objects');
+  }
+}
+
 function readShard(f: ShardFile): Doc {
   const d = parseJsonFile(f.file, f.text);
   if (!isObject(d) || !isObject(d.shard)) throw new InputError(`${f.file}: not a shard output (no "shard" object; shards are written by --shard I/N --json)`);
@@ -61,7 +111,12 @@ function readShard(f: ShardFile): Doc {
     const l = d[list];
     if (!Array.isArray(l) || !l.every(isObject)) throw new InputError(`${f.file}: field ${list}: expected an array of objects`);
     if (l.length !== n) throw new InputError(`${f.file}: field ${list}: ${l.length} entries, but shard ${spec.index}/${spec.count} has ${n} items (an incomplete shard?)`);
+    l.forEach((e, i) => {
+      checkShape(f.file, `${list}[${i}]`, e, ENTRY[s.kind as string]!);
+      if (s.kind === 'inject' && e.leaked !== null) checkShape(f.file, `${list}[${i}].leaked`, e.leaked, LEAKED);
+    });
   } else {
+    checkShape(f.file, '', d, FUZZ_REPORT);
     const w = d.workload;
     const m = d.mmu;
     if (!isObject(w) || !isObject(m) || w.seeds !== n || m.seeds !== n) throw new InputError(`${f.file}: fields workload.seeds/mmu.seeds: expected ${n} seeds each for shard ${spec.index}/${spec.count} (an incomplete shard?)`);
