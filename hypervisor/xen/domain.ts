@@ -126,6 +126,8 @@ export class XenDomain {
   guestCr2 = 0;
   /** DOP_FLUSH_ALL_TLBS queued by free_page_type, done by processDeferredOps. */
   private deferredFlush = false;
+  /** DOP_FLUSH_TLB queued by MMUEXT_TLB_FLUSH_LOCAL, cancelled by MMUEXT_NEW_BASEPTR, done by processDeferredOps. */
+  private deferredLocalFlush = false;
   /** MEM_LOG lines of the operation in progress. */
   memlog: LogLine[] = [];
   /** Xen's MEM_LOG: a line of the operation in progress (handed to the frame table and the rules). */
@@ -272,10 +274,25 @@ export class XenDomain {
     if (this.mmu.writeCr3(this.mmu.cpu.cr3) === 'GP') throw new Error('Xen: #GP on CR3 reload');
   }
 
-  /** process_deferred_ops at the end of a hypercall: the flush free_page_type queued. */
+  /** MMUEXT_TLB_FLUSH_LOCAL: do_mmuext_op only queues DOP_FLUSH_TLB (xen/arch/x86/mm.c, Xen 3.1.0). */
+  queueLocalFlush(): void {
+    this.deferredLocalFlush = true;
+  }
+
+  /** MMUEXT_NEW_BASEPTR: write_ptbase has flushed, so do_mmuext_op drops a queued DOP_FLUSH_TLB. */
+  cancelLocalFlush(): void {
+    this.deferredLocalFlush = false;
+  }
+
+  /**
+   * process_deferred_ops at the end of a hypercall: one flush for what was
+   * queued (free_page_type's DOP_FLUSH_ALL_TLBS, TLB_FLUSH_LOCAL's
+   * DOP_FLUSH_TLB; with one vcpu both are a local flush).
+   */
   processDeferredOps(): void {
-    if (!this.deferredFlush) return;
+    if (!this.deferredFlush && !this.deferredLocalFlush) return;
     this.deferredFlush = false;
+    this.deferredLocalFlush = false;
     if (this.baseMfn >= 0) this.flushTlbLocal();
   }
 

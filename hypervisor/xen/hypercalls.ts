@@ -15,8 +15,9 @@
  *    (get_page_type), and if that fails it is written as a plain frame
  *    (not_a_pt), as do_mmu_update does.
  *  - mmuext_op(ops): PIN_L1..L3 (validate and keep typed), UNPIN, NEW_BASEPTR
- *    (type the root, load it, drop the old one), TLB_FLUSH_LOCAL/ALL,
- *    INVLPG_LOCAL/ALL. Stops at the first failure too. A pin of a level the
+ *    (type the root, load it, drop the old one), TLB_FLUSH_LOCAL (queued as
+ *    DOP_FLUSH_TLB: one flush at the end of the call, dropped by a
+ *    NEW_BASEPTR after it), TLB_FLUSH_ALL, INVLPG_LOCAL/ALL. Stops at the first failure too. A pin of a level the
  *    hypervisor lacks (PIN_L4 on x86_32 PAE, PIN_L3/L4 on 2-level) is
  *    ignored and succeeds ("Ignore pinning of invalid paging levels").
  *  - update_va_mapping(va, val, flags) (do_update_va_mapping): the L1 entry
@@ -311,11 +312,18 @@ export class XenHypercalls {
         d.frames.setPinned(mfn, false);
         d.frames.putPageType(mfn);
         return 0;
-      case MMUEXT_NEW_BASEPTR:
-        return this.newBaseptr(mfn) ? 0 : -EINVAL;
+      case MMUEXT_NEW_BASEPTR: {
+        const ok = this.newBaseptr(mfn);
+        // write_ptbase flushed: a TLB_FLUSH_LOCAL queued before it in this call is dropped.
+        d.cancelLocalFlush();
+        return ok ? 0 : -EINVAL;
+      }
       case MMUEXT_TLB_FLUSH_LOCAL:
+        // Queued (DOP_FLUSH_TLB): done once at the end of this hypercall.
+        d.queueLocalFlush();
+        return 0;
       case MMUEXT_TLB_FLUSH_ALL:
-        // local_flush_tlb: reload CR3 (one vcpu: ALL is the same).
+        // flush_tlb_mask of the domain's dirty cpus: with one vcpu, a local flush, at once.
         d.flushTlbLocal();
         return 0;
       case MMUEXT_INVLPG_LOCAL:

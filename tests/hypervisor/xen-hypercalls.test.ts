@@ -12,7 +12,9 @@ import {
   EINVAL,
   MMU_MACHPHYS_UPDATE,
   MMUEXT_INVLPG_ALL,
+  MMUEXT_NEW_BASEPTR,
   MMUEXT_TLB_FLUSH_ALL,
+  MMUEXT_TLB_FLUSH_LOCAL,
   MMUEXT_UNPIN_TABLE,
   VMASST_CMD_DISABLE,
   VMASST_CMD_ENABLE,
@@ -69,6 +71,35 @@ s('vm_assist: types 0-3 accepted, above MAX_VMASST_TYPE -EINVAL silently [item 1
   assert.is(c.invlpgs - inv, 1);
   assert.is(w.b.stats.hypercalls['mmuext_op:TLB_FLUSH_ALL'], 1);
   assert.is(w.b.stats.hypercalls['mmuext_op:INVLPG_ALL'], 1);
+});
+
+s('TLB_FLUSH_LOCAL is queued (DOP_FLUSH_TLB): one flush at the end of the call however many ask, none of its own after a NEW_BASEPTR (Xen 3.1.0 do_mmuext_op)', () => {
+  for (const pae of [true, false]) {
+    const w = world(pae);
+    const u = userMm(w);
+    const c = w.b.stats.mmu;
+    const base = mfn(w, u.pgd);
+    // Alone: one flush, at the end of the call.
+    let cr3 = c.cr3Writes;
+    assert.is(w.b.hv.mmuext_op([{ cmd: MMUEXT_TLB_FLUSH_LOCAL }]).rc, 0);
+    assert.is(c.cr3Writes - cr3, 1, `${pae}: alone`);
+    // Three in one call: still one flush (the model used to flush three times).
+    cr3 = c.cr3Writes;
+    assert.is(w.b.hv.mmuext_op([{ cmd: MMUEXT_TLB_FLUSH_LOCAL }, { cmd: MMUEXT_TLB_FLUSH_LOCAL }, { cmd: MMUEXT_TLB_FLUSH_LOCAL }]).rc, 0);
+    assert.is(c.cr3Writes - cr3, 1, `${pae}: three queued`);
+    // Before a NEW_BASEPTR: the base load is the only CR3 write (the queued flush is dropped).
+    cr3 = c.cr3Writes;
+    assert.is(w.b.hv.mmuext_op([{ cmd: MMUEXT_TLB_FLUSH_LOCAL }, { cmd: MMUEXT_NEW_BASEPTR, mfn: base }]).rc, 0);
+    assert.is(c.cr3Writes - cr3, 1, `${pae}: dropped by NEW_BASEPTR`);
+    // After a NEW_BASEPTR it is queued again: the load and one flush.
+    cr3 = c.cr3Writes;
+    assert.is(w.b.hv.mmuext_op([{ cmd: MMUEXT_NEW_BASEPTR, mfn: base }, { cmd: MMUEXT_TLB_FLUSH_LOCAL }]).rc, 0);
+    assert.is(c.cr3Writes - cr3, 2, `${pae}: after NEW_BASEPTR`);
+    // TLB_FLUSH_ALL is not deferred: two in one call flush twice.
+    cr3 = c.cr3Writes;
+    assert.is(w.b.hv.mmuext_op([{ cmd: MMUEXT_TLB_FLUSH_ALL }, { cmd: MMUEXT_TLB_FLUSH_ALL }]).rc, 0);
+    assert.is(c.cr3Writes - cr3, 2, `${pae}: FLUSH_ALL at once`);
+  }
 });
 
 s('what pinning buys: an unpinned pgd is validated at every load and released at every switch', () => {
