@@ -112,6 +112,8 @@ export class LguestBackend implements ParavirtOps {
   private lazyMode: LazyMode = 'none';
   /** The guest's current_cr3 (0 until the first write_cr3). */
   private currentCr3 = 0;
+  /** In-place pte changes (pte_update, unhooked in 2.6.23) in an mm whose cached shadow was not loaded (see pte_update). */
+  unhookedStaleUpdates = 0;
   /** lguest_data.cr2. */
   private cr2 = 0;
   /** lguest_data.hcalls: the async ring, in order. */
@@ -295,8 +297,23 @@ export class LguestBackend implements ParavirtOps {
   pmd_clear(pmdp: GuestPhys): void {
     this.set_pmd(pmdp, 0n);
   }
-  pte_update(_mm: MmHandle, _va: VirtAddr, _ptep: GuestPhys): void {}
-  pte_update_defer(_mm: MmHandle, _va: VirtAddr, _ptep: GuestPhys): void {}
+  /**
+   * pte_update / pte_update_defer: not hooked by 2.6.23's lguest_init (later
+   * lguest hooks both as lguest_pte_update, an LHCALL_SET_PTE). The host
+   * is not told, as in 2.6.23. When the mm is not the loaded one and the
+   * host holds a cached shadow of it, that shadow can keep the old entry
+   * (the guest's flush_tlb_mm flushes only the active mm): counted in
+   * `unhookedStaleUpdates`, so a tool can tell this real 2.6.23 limitation
+   * from a model bug. Linux itself changes ptes in place only in the
+   * current mm on these paths (fork, munmap, mprotect run in the caller);
+   * the workload language can fork or unmap a process that is not current.
+   */
+  pte_update(mm: MmHandle, _va: VirtAddr, _ptep: GuestPhys): void {
+    if (mm.pgd !== this.currentCr3 && this.engine.find(mm.pgd) !== undefined) this.unhookedStaleUpdates++;
+  }
+  pte_update_defer(mm: MmHandle, va: VirtAddr, ptep: GuestPhys): void {
+    this.pte_update(mm, va, ptep);
+  }
 
   // ---- entry values: guest frames ----
   make_pte(v: PteVal): PteVal {

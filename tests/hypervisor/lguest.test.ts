@@ -10,6 +10,11 @@ import { ACCESS_READ, ACCESS_WRITE, PFEC_U, PTE_A, PTE_D, PTE_P, PTE_RW, PTE_US 
 import type { MachineConfig } from '../../hypervisor/paravirt-ops.js';
 import { createLguestBackend, LguestBackend, lguestUnsupported, LHCALL_RING_SIZE } from '../../hypervisor/lguest/index.js';
 import { backendSuite } from './backend-suite.js';
+import { isKind } from '../../hypervisor/backend.js';
+import { Interpreter } from '../../tools/workload/interpreter.js';
+import { parseScript } from '../../tools/workload/parser.js';
+import { checkScript } from '../../tools/workload/check.js';
+import { resolveConfig } from '../../tools/workload/config.js';
 
 backendSuite('lguest', createLguestBackend, {
   modes: ['2level'],
@@ -100,3 +105,25 @@ s('at most four shadows are cached; a fifth pgd recycles one (kernel part kept, 
 });
 
 s.run();
+
+const unhooked = suite('lguest 2.6.23: pte_update is not hooked');
+
+unhooked('an in-place pte change in an mm whose cached shadow is not loaded is counted (fork of a process that is not current); none when the parent runs', () => {
+  const staleAfter = (text: string): number => {
+    const script = parseScript('t.pvw', text);
+    const cfg = resolveConfig('t.pvw', script.machine, { backend: 'lguest' });
+    checkScript(script, cfg);
+    const it = new Interpreter(script, cfg, { seed: 1 });
+    const r = it.run();
+    assert.is(r.failure?.message ?? null, null);
+    if (!isKind(it.handle, 'lguest')) throw new Error('not lguest');
+    return it.handle.ext.backend.unhookedStaleUpdates;
+  };
+  const head = 'machine pae=off\nprocess p0\nmmap p0 0x8000000 0x4000 rw\ntouch p0 0x8000000 0x4000 write\nprocess p1\n';
+  // p1 is current: fork's ptep_set_wrprotect changes p0's ptes, whose shadow is cached but not loaded.
+  assert.is(staleAfter(head + 'fork p0 p2\n'), 4);
+  // p0 switched in first, as Linux forks from the running parent: its flush_tlb_mm reaches the host.
+  assert.is(staleAfter(head + 'switch p0\nfork p0 p2\n'), 0);
+});
+
+unhooked.run();

@@ -80,7 +80,7 @@ s('generated workloads (patched/seed/prepatch kernels), the seed/prepatch worklo
   // The workloads written to break the seed and prepatch kernels, and the open fuzz findings.
   const files = [
     ...readdirSync('tools/workloads').filter((f) => /^(seed|prepatch)-.*\.pvw$/.test(f)).map((f) => join('tools/workloads', f)),
-    ...readdirSync('tests/regression/fuzz-open').filter((f) => f.endsWith('.pvw')).map((f) => join('tests/regression/fuzz-open', f)),
+    ...readdirSync('tests/regression/fuzz-expected').filter((f) => f.endsWith('.pvw')).map((f) => join('tests/regression/fuzz-expected', f)),
   ];
   assert.ok(files.length >= 5, files.join(' '));
   for (const f of files) compareChecks(1, readFileSync(f, 'utf8'), null, t, f);

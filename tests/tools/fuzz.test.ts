@@ -18,7 +18,7 @@ import { parseScript } from '../../tools/workload/parser.js';
 import { generateWorkload } from '../../tools/fuzz/workload-gen.js';
 import { checkText, fuzzSeed, loadText, primaryFailure, statementCount, type Mutation } from '../../tools/fuzz/differential.js';
 import { emptyReport, fuzzMmuSeed, fuzzWorkloadSeed } from '../../tools/fuzz/campaign.js';
-import { cpaContractBreach } from '../../tools/fuzz/expected-outcomes.js';
+import { cpaContractBreach, lguestUnhookedUpdate } from '../../tools/fuzz/expected-outcomes.js';
 import type { RunFailure } from '../../tools/workload/interpreter.js';
 import { parseVectors } from '../../tools/vectors/format.js';
 import { compareResults, runVectors } from '../../tools/vectors/run-vectors.js';
@@ -235,6 +235,40 @@ contract('only the two contract breaches are classified: any other Xen stop stay
   assert.is(cpaContractBreach(script, refusal(4, badType)), null, 'not a cpa statement');
   assert.is(cpaContractBreach(script, refusal(5, ['Bad L1 flags 800000'])), null, 'another refusal');
   assert.is(cpaContractBreach(script, { ...bug(0x2001, 4), kind: 'expect' }), null, 'another failure kind');
+});
+
+contract('lguest 2.6.23 (pte_update unhooked): the four campaign-3 seeds are expected outcomes; every other backend completes them and agrees', () => {
+  const dir = join(process.cwd(), 'tests', 'regression', 'fuzz-expected');
+  const files = readdirSync(dir).filter((f) => f.endsWith('.pvw'));
+  assert.equal(files.sort(), ['seed-50091.pvw', 'seed-70018.pvw', 'seed-70048.pvw', 'seed-9006.pvw']);
+  for (const f of files) {
+    const text = readFileSync(join(dir, f), 'utf8');
+    const r = checkText(f, text, Number(/seed (\d+)/.exec(text)![1]));
+    assert.equal(r.failures, [], f);
+    assert.is(r.signature, null, f);
+    assert.is(r.expected.length, 1, f);
+    assert.match(r.expected[0]!, /^lguest 2\.6\.23: \d+ pte change\(s\) in place in an mm that was not loaded/, f);
+  }
+});
+
+contract('lguest: a stale shadow without an unhooked update of an unloaded mm stays a failure (a planted defect: flush_tlb_user does nothing)', () => {
+  // Everything runs in the current process, so no update goes unhooked; the
+  // defect leaves the parent's shadow writable after fork's wrprotect.
+  const text = 'machine pae=off\nprocess p0\nmmap p0 0x8000000 0x1000 rw\nwrite p0 0x8000000 1\nfork p0 p1\nwrite p0 0x8000000 2\nread p1 0x8000000 expect 1\n';
+  assert.equal(checkText('t.pvw', text, 1).failures, [], 'clean without the defect');
+  const mutate: Mutation = {
+    ops: (ops, backend) => {
+      if (backend === 'lguest') ops.flush_tlb_user = () => {};
+    },
+  };
+  const r = checkText('t.pvw', text, 1, mutate);
+  assert.ok(r.failures.length > 0, 'reported');
+  assert.equal(r.expected, []);
+  assert.match(r.signature ?? '', /lguest|divergence/);
+  // The classifier itself: nothing without a counted update, nothing when another backend is off.
+  assert.is(lguestUnhookedUpdate(0, true), null);
+  assert.is(lguestUnhookedUpdate(2, false), null);
+  assert.match(lguestUnhookedUpdate(2, true) ?? '', /^lguest 2\.6\.23: 2 pte change/);
 });
 
 contract.run();

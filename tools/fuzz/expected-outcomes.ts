@@ -33,6 +33,20 @@
  * The classification is narrow on purpose: the failure must be exactly one
  * of these two and must be traceable to a `cpa` of the script; anything
  * else stays a failure.
+ *
+ * A second expected outcome is lguest's (Linux 2.6.23, drivers/lguest):
+ * its lguest_init leaves pte_update/pte_update_defer unhooked (later lguest
+ * hooks them as lguest_pte_update, an LHCALL_SET_PTE), so a pte changed in
+ * place (ptep_set_wrprotect in fork's copy_page_range, ptep_get_and_clear
+ * in munmap) in an mm that is not loaded is never told to the host, and the
+ * guest's flush_tlb_mm flushes only the active mm: a cached shadow of that
+ * mm keeps the old entry, and LHCALL_NEW_PGTABLE reuses it. Linux runs
+ * those paths in the calling process, so on a real 2.6.23 guest the mm is
+ * the loaded one; the workload language can fork or unmap a process that
+ * is not current. The classification (lguestUnhookedUpdate) needs the
+ * lguest backend to have seen such an update of a cached, unloaded shadow,
+ * lguest to be the only backend that failed or disagreed, and every other
+ * backend to have run clean and agreed.
  */
 import type { Script, Stmt } from '../workload/ast.js';
 import type { RunFailure } from '../workload/interpreter.js';
@@ -77,4 +91,16 @@ export function cpaContractBreach(script: Script, failure: RunFailure): string |
     return `cpa contract: line ${at.line} asked a writable direct-map pte for a page Xen has typed as a page table (ptwr_emulated_update refuses it)`;
   }
   return null;
+}
+
+/**
+ * Why an lguest-only failure is the expected outcome of 2.6.23's unhooked
+ * pte_update (see above), or null. `staleUpdates`: the lguest backend's count of
+ * in-place pte changes in an mm whose cached shadow was not loaded;
+ * `othersClean`: every other backend ran to the end with no failure and
+ * they agree with one another.
+ */
+export function lguestUnhookedUpdate(staleUpdates: number, othersClean: boolean): string | null {
+  if (staleUpdates === 0 || !othersClean) return null;
+  return `lguest 2.6.23: ${staleUpdates} pte change(s) in place in an mm that was not loaded, which 2.6.23's lguest does not tell the host (pte_update unhooked; later lguest hooks it as lguest_pte_update), so its cached shadow kept the old entry`;
 }
