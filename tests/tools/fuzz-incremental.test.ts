@@ -71,16 +71,16 @@ function compareChecks(seed: number, text: string, kernel: Variant | null, t: Ta
   }
 }
 
-s('generated workloads (patched/seed/prepatch kernels), the seed/prepatch workloads and the open fuzz findings, every backend: the same findings after every statement', () => {
+s('generated workloads (patched/seed/prepatch kernels), the seed/prepatch workloads and the fuzz findings, every backend: the same findings after every statement', () => {
   const t: Tally = { checks: 0, broken: 0, reused: 0, rechecked: 0, mismatches: [] };
   for (let seed = 1; seed <= 6; seed++) {
     const w = generateWorkload(seed, { statements: 30 });
     for (const kernel of ['patched', 'seed', 'prepatch'] as const) compareChecks(seed, w.text, kernel, t);
   }
-  // The workloads written to break the seed and prepatch kernels, and the open fuzz findings.
+  // The workloads written to break the seed and prepatch kernels, and the saved fuzz findings.
   const files = [
     ...readdirSync('tools/workloads').filter((f) => /^(seed|prepatch)-.*\.pvw$/.test(f)).map((f) => join('tools/workloads', f)),
-    ...readdirSync('tests/regression/fuzz-open').filter((f) => f.endsWith('.pvw')).map((f) => join('tests/regression/fuzz-open', f)),
+    ...readdirSync('tests/regression/fuzz-found').filter((f) => f.endsWith('.pvw')).map((f) => join('tests/regression/fuzz-found', f)),
   ];
   assert.ok(files.length >= 5, files.join(' '));
   for (const f of files) compareChecks(1, readFileSync(f, 'utf8'), null, t, f);
