@@ -20,7 +20,7 @@
 import { ACCESS_READ } from '../emulator/paging-bits.js';
 import type { KState, MmStruct } from './kstate.js';
 import { hex } from '../emulator/hex.js';
-import { PG_anon, PG_reserved } from './mm/page-alloc.js';
+import { AUDIT_CHUNK_SHIFT, PG_anon, PG_reserved } from './mm/page-alloc.js';
 import { PGD_LIST_HEAD, pgdListEntries } from './mm/pgtable-common.js';
 import { _PAGE_PSE, entryPa, entryPfn, pgd_read, pmd_read, present, pte_read, readRaw } from './mm/pgtable-defs.js';
 import { PTE_RW } from '../emulator/paging-bits.js';
@@ -32,16 +32,18 @@ export function checkInvariants(
   k: KState,
   tasks: { name: string; mm: MmStruct }[],
   census: (mm: MmStruct, sink: MmCensusSink) => void = (mm, sink) => mmCensus(k, mm, sink),
+  /** The page allocator's recounts per chunk written since the last check (IncrementalInvariantChecker): the same findings. */
+  incremental = false,
 ): string[] {
   const out: string[] = [];
   const report = (s: string): void => {
     if (out.length < MAX_REPORTS) out.push(s);
   };
-  const audit = k.pages.audit();
+  const audit = k.pages.audit({ incremental });
   if (audit !== null) report(`page allocator: ${audit}`);
   checkPgdList(k, report);
   checkKernelMappings(k, report);
-  checkFrames(k, tasks, report, census);
+  checkFrames(k, tasks, report, census, incremental);
   checkLowPage(k, report);
   checkCr3(k, report);
   for (const pfn of k.unbalancedReleasePd) {
@@ -414,7 +416,7 @@ export class IncrementalInvariantChecker {
         else if (kind === 1) sink.claim(c.pfns[i]!, c.texts[i]!);
         else sink.ref(c.pfns[i]!);
       }
-    });
+    }, true);
     this.cache = next;
     return out;
   }
@@ -426,7 +428,13 @@ export class IncrementalInvariantChecker {
 }
 
 /** Census of allocated frames and user page references. */
-function checkFrames(k: KState, tasks: { name: string; mm: MmStruct }[], report: Report, census: (mm: MmStruct, sink: MmCensusSink) => void): void {
+function checkFrames(
+  k: KState,
+  tasks: { name: string; mm: MmStruct }[],
+  report: Report,
+  census: (mm: MmStruct, sink: MmCensusSink) => void,
+  incremental: boolean,
+): void {
   const L = k.L;
   const p = k.pages;
   const owner = new Owners(zeroed(0, p.nrPages));
@@ -444,6 +452,18 @@ function checkFrames(k: KState, tasks: { name: string; mm: MmStruct }[], report:
     // init_mm's kernel pte pages allocated after boot (vmalloc, split large pages).
     const kernelPtePages = (pgd: number, what: string): void => {
       const first = L.USER_PTRS_PER_PGD;
+      if (!L.pae) {
+        // 2-level: the pgd's words read once (the same values as a read per entry).
+        const words = readWords(k, pgd, 1024, SCRATCH_PMD);
+        for (let i = first; i < L.PTRS_PER_PGD; i++) {
+          if ((words[i]! & 1) === 0) continue;
+          const e = pmd_read(k, pgd + i * 4);
+          if (!present(e) || (e & _PAGE_PSE) !== 0n) continue;
+          const pfn = entryPfn(e);
+          if ((p.flags[pfn]! & PG_reserved) === 0) claim(pfn, what);
+        }
+        return;
+      }
       for (let i = first; i < L.PTRS_PER_PGD; i++) {
         const tables = L.pae ? entryPa(pgd_read(k, pgd + i * 8)) : -1;
         const n = L.pae ? 512 : 1;
@@ -483,10 +503,20 @@ function checkFrames(k: KState, tasks: { name: string; mm: MmStruct }[], report:
     let leaked = 0;
     const allocOrder = p.allocOrder;
     const ownerIdx = owner.idx;
-    for (let pfn = 0; pfn < p.nrPages; pfn++) {
-      if (allocOrder[pfn]! < 0 || ownerIdx[pfn] !== 0) continue;
-      if (leaked++ < 5) report(`frame ${hex(pfn)} is allocated (by ${p.owner[pfn] ?? '?'}) but nothing owns it: leaked`);
-    }
+    const leak = (from: number, to: number): void => {
+      for (let pfn = from; pfn < to; pfn++) {
+        if (allocOrder[pfn]! < 0 || ownerIdx[pfn] !== 0) continue;
+        if (leaked++ < 5) report(`frame ${hex(pfn)} is allocated (by ${p.owner[pfn] ?? '?'}) but nothing owns it: leaked`);
+      }
+    };
+    if (incremental) {
+      // The same scan, in order, over the chunks that hold an allocated block head (the allocator's per-chunk recount).
+      p.refreshChunks();
+      const heads = p.chunkHeads;
+      for (let c = 0; c < heads.length; c++) {
+        if (heads[c] !== 0) leak(c << AUDIT_CHUNK_SHIFT, Math.min(p.nrPages, (c + 1) << AUDIT_CHUNK_SHIFT));
+      }
+    } else leak(0, p.nrPages);
     if (leaked > 5) report(`${leaked} leaked frames in all`);
     for (const pfn of owner.order) {
       if (p.allocOrder[pfn]! < 0) report(`frame ${hex(pfn)} is used as ${owner.get(pfn)!} but is not allocated`);
