@@ -446,8 +446,14 @@ function checkFrames(
       if (o !== undefined && o !== what) report(`frame ${hex(pfn)} owned twice: ${o} and ${what}`);
       owner.set(pfn, what);
     };
-    for (const c of k.slab.caches) for (const pfn of c.slabs.keys()) claim(pfn, `slab ${c.name}`);
-    for (const a of k.vmlist) for (const pfn of a.pages) claim(pfn, `vmalloc ${hex(a.addr)}`);
+    for (const c of k.slab.caches) {
+      const what = `slab ${c.name}`;
+      for (const pfn of c.slabs.keys()) claim(pfn, what);
+    }
+    for (const a of k.vmlist) {
+      const what = `vmalloc ${hex(a.addr)}`;
+      for (const pfn of a.pages) claim(pfn, what);
+    }
     for (const pfn of k.df_list) claim(pfn, 'df_list');
     // init_mm's kernel pte pages allocated after boot (vmalloc, split large pages).
     const kernelPtePages = (pgd: number, what: string): void => {
@@ -506,7 +512,7 @@ function checkFrames(
     const leak = (from: number, to: number): void => {
       for (let pfn = from; pfn < to; pfn++) {
         if (allocOrder[pfn]! < 0 || ownerIdx[pfn] !== 0) continue;
-        if (leaked++ < 5) report(`frame ${hex(pfn)} is allocated (by ${p.owner[pfn] ?? '?'}) but nothing owns it: leaked`);
+        if (leaked++ < 5) report(`frame ${hex(pfn)} is allocated (by ${p.owner.get(pfn) ?? '?'}) but nothing owns it: leaked`);
       }
     };
     if (incremental) {
