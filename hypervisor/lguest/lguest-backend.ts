@@ -15,10 +15,7 @@
  *  - the ops lguest leaves native are the 2-level macros over those:
  *    set_pte_atomic = set_pte, set_pte_present / pte_clear = set_pte_at,
  *    pmd_clear = set_pmd of 0; alloc_pt/alloc_pd(_clone)/release_*,
- *    activate_mm, dup_mmap, exit_mmap, pagetable_setup_*: no-ops;
- *  - pte_update / pte_update_defer: lazy_hcall(LHCALL_SET_PTE, __pa(mm->pgd),
- *    addr, pte_low), as later lguest (arch/x86/lguest/boot.c
- *    lguest_pte_update); 2.6.23 left them unhooked (a bug: see pte_update);
+ *    pte_update, activate_mm, dup_mmap, exit_mmap, pagetable_setup_*: no-ops;
  *  - write_cr3: lazy_hcall(LHCALL_NEW_PGTABLE, cr3), remembered in
  *    current_cr3 (read_cr3 returns it); read_cr2: lguest_data.cr2;
  *  - flush_tlb_single: lazy_hcall(LHCALL_SET_PTE, current_cr3, addr, 0) ("set
@@ -298,25 +295,8 @@ export class LguestBackend implements ParavirtOps {
   pmd_clear(pmdp: GuestPhys): void {
     this.set_pmd(pmdp, 0n);
   }
-  /**
-   * lguest_pte_update: tell the Host about a pte the kernel changed in place
-   * (ptep_set_wrprotect, ptep_get_and_clear, ptep_set_access_flags):
-   * lazy_hcall(LHCALL_SET_PTE, __pa(mm->pgd), addr, pte_low). 2.6.23's
-   * lguest.c left pte_update unhooked, so the Host never heard of such a
-   * change to an mm that is not loaded (flush_tlb_mm/flush_tlb_page flush
-   * only the active mm: on hardware the others have no TLB entries) while
-   * it kept that mm's shadow cached (find_pgdir) and reused it unflushed at
-   * the next LHCALL_NEW_PGTABLE: a cached shadow writable where the guest pte
-   * was write-protected by a fork, or mapping a page munmap had cleared.
-   * Later lguest hooks both (arch/x86/lguest/boot.c: pv_mmu_ops.pte_update
-   * = pte_update_defer = lguest_pte_update), as modelled here.
-   */
-  pte_update(mm: MmHandle, va: VirtAddr, ptep: GuestPhys): void {
-    this.lazyHcall(LHCALL_SET_PTE, mm.pgd, va >>> 0, this.mem.read32(ptep) >>> 0);
-  }
-  pte_update_defer(mm: MmHandle, va: VirtAddr, ptep: GuestPhys): void {
-    this.pte_update(mm, va, ptep);
-  }
+  pte_update(_mm: MmHandle, _va: VirtAddr, _ptep: GuestPhys): void {}
+  pte_update_defer(_mm: MmHandle, _va: VirtAddr, _ptep: GuestPhys): void {}
 
   // ---- entry values: guest frames ----
   make_pte(v: PteVal): PteVal {

@@ -99,27 +99,4 @@ s('at most four shadows are cached; a fifth pgd recycles one (kernel part kept, 
   assert.equal(b.checkInvariants(), []);
 });
 
-s('pte_update tells the host about a pte changed in place, also in an mm that is not loaded (its cached shadow follows)', () => {
-  // Two pgds sharing nothing: pgd A (0x1000, pte page 0x2000) and pgd B (0x3000, pte page 0x4000).
-  const b = tiny();
-  b.access(0x00400000, ACCESS_WRITE, true); // A's shadow: the pte writable (the guest pte is dirty now)
-  b.set_pmd(0x3000 + 4 * 1, (4n << 12n) | TABLE);
-  b.write_cr3(0x3000); // B is loaded; A's shadow stays cached (find_pgdir)
-  const before = b.stats.hypercalls['LHCALL_SET_PTE'] ?? 0;
-  // ptep_set_wrprotect on A's pte while B is loaded (fork's write-protect of a parent that is
-  // not current): clear_bit, then pte_update; flush_tlb_mm(A) flushes nothing (A is not active).
-  b.mem.write32(0x2000, b.mem.read32(0x2000) & ~PTE_RW);
-  b.pte_update({ pgd: 0x1000 }, 0x00400000, 0x2000);
-  assert.is(b.stats.hypercalls['LHCALL_SET_PTE'], before + 1, 'one LHCALL_SET_PTE with the pgd of the mm changed');
-  assert.equal(b.checkInvariants(), [], "A's cached shadow is no longer writable");
-  b.write_cr3(0x1000);
-  const r = b.access(0x00400000, ACCESS_WRITE, true);
-  assert.not.ok(r.ok, 'back on A, the write faults (write-protected) instead of going through a stale writable shadow pte');
-  // ptep_get_and_clear (munmap of A while B is loaded), then pte_update_defer likewise.
-  b.write_cr3(0x3000);
-  b.mem.write32(0x2000, 0);
-  b.pte_update_defer({ pgd: 0x1000 }, 0x00400000, 0x2000);
-  assert.equal(b.checkInvariants(), []);
-});
-
 s.run();

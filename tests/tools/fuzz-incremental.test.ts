@@ -79,10 +79,10 @@ s('generated workloads (patched/seed/prepatch kernels), the seed/prepatch worklo
     const w = generateWorkload(seed, { statements: 30 });
     for (const kernel of ['patched', 'seed', 'prepatch'] as const) compareChecks(seed, w.text, kernel, t);
   }
-  // The workloads written to break the seed and prepatch kernels, and the saved fuzz findings.
+  // The workloads written to break the seed and prepatch kernels, and the open fuzz findings.
   const files = [
     ...readdirSync('tools/workloads').filter((f) => /^(seed|prepatch)-.*\.pvw$/.test(f)).map((f) => join('tools/workloads', f)),
-    ...readdirSync('tests/regression/fuzz-found').filter((f) => f.endsWith('.pvw')).map((f) => join('tests/regression/fuzz-found', f)),
+    ...readdirSync('tests/regression/fuzz-open').filter((f) => f.endsWith('.pvw')).map((f) => join('tests/regression/fuzz-open', f)),
   ];
   assert.ok(files.length >= 5, files.join(' '));
   for (const f of files) compareChecks(1, readFileSync(f, 'utf8'), null, t, f);
