@@ -20,7 +20,7 @@
 import { ACCESS_READ } from '../emulator/paging-bits.js';
 import type { KState, MmStruct } from './kstate.js';
 import { hex } from '../emulator/hex.js';
-import { PG_anon, PG_reserved } from './mm/page-alloc.js';
+import { AUDIT_CHUNK_SHIFT, PG_anon, PG_reserved } from './mm/page-alloc.js';
 import { PGD_LIST_HEAD, pgdListEntries } from './mm/pgtable-common.js';
 import { _PAGE_PSE, entryPa, entryPfn, pgd_read, pmd_read, present, pte_read, readRaw } from './mm/pgtable-defs.js';
 import { PTE_RW } from '../emulator/paging-bits.js';
@@ -32,16 +32,18 @@ export function checkInvariants(
   k: KState,
   tasks: { name: string; mm: MmStruct }[],
   census: (mm: MmStruct, sink: MmCensusSink) => void = (mm, sink) => mmCensus(k, mm, sink),
+  /** The page allocator's recounts per chunk written since the last check (IncrementalInvariantChecker): the same findings. */
+  incremental = false,
 ): string[] {
   const out: string[] = [];
   const report = (s: string): void => {
     if (out.length < MAX_REPORTS) out.push(s);
   };
-  const audit = k.pages.audit();
+  const audit = k.pages.audit({ incremental });
   if (audit !== null) report(`page allocator: ${audit}`);
   checkPgdList(k, report);
   checkKernelMappings(k, report);
-  checkFrames(k, tasks, report, census);
+  checkFrames(k, tasks, report, census, incremental);
   checkLowPage(k, report);
   checkCr3(k, report);
   for (const pfn of k.unbalancedReleasePd) {
@@ -214,7 +216,7 @@ export interface MmCensusSink {
  * tables): its kernel pmds (PAE, unshared), its pte pages, the user pages
  * its ptes map; and what is wrong with them. Reads each table page once.
  */
-export function mmCensus(k: KState, mm: MmStruct, sink: MmCensusSink, rec: CensusInputs | null = null): void {
+export function mmCensus(k: KState, mm: MmStruct, sink: MmCensusSink, rec: CensusInputs | null = null, pages: PageCensusCache | null = null): void {
   const L = k.L;
   const p = k.pages;
   const ops = k.ops;
@@ -258,6 +260,16 @@ export function mmCensus(k: KState, mm: MmStruct, sink: MmCensusSink, rec: Censu
       rec?.frames.push(ptePfn);
       sink.claim(ptePfn, `pte page of ${mm.owner}`);
       const va0 = i * L.PGDIR_SIZE + j * L.PMD_SIZE;
+      // The census of this pte page as the last check made it, when nothing it used has changed since.
+      const cached = pages?.get(k, ptePfn, va0, mm.owner);
+      if (cached !== undefined) {
+        replayPage(cached, sink);
+        if (rec !== null) for (const v of cached.ptes) rec.ptes.push(v);
+        pages!.put(cached);
+        continue;
+      }
+      const page: PageCensus | null = pages === null ? null : newPageCensus(k, ptePfn, va0, mm.owner);
+      const out: MmCensusSink = page === null ? sink : pageSink(page, sink);
       const pteWords = readWords(k, ptePfn * 4096, L.PTRS_PER_PTE * wpe, SCRATCH_PTE);
       for (let x = 0; x < L.PTRS_PER_PTE; x++) {
         const lo = pteWords[x * wpe]!;
@@ -267,26 +279,104 @@ export function mmCensus(k: KState, mm: MmStruct, sink: MmCensusSink, rec: Censu
         const pfn = hasPfnOf ? ops.pte_val_pfn!(lo, hi) : entryPfn(ops.pte_val(pteFromWords(lo, hi)));
         const va = va0 + x * 4096;
         // What the findings depend on: the entry, its frame, and that frame's PG_anon and (writable) count.
-        if (rec !== null) {
+        if (rec !== null || page !== null) {
           const known = pfn !== k.empty_zero_page && pfn < p.nrPages;
           const anon = known ? p.flags[pfn]! & PG_anon : 0;
-          rec.ptes.push(lo, hi, pfn, anon, anon !== 0 && (lo & PTE_RW) !== 0 ? p._count[pfn]! : 0);
+          const count = anon !== 0 && (lo & PTE_RW) !== 0 ? p._count[pfn]! : 0;
+          rec?.ptes.push(lo, hi, pfn, anon, count);
+          page?.ptes.push(lo, hi, pfn, anon, count);
         }
         if (pfn === k.empty_zero_page) {
-          if ((lo & PTE_RW) !== 0) sink.report(`${mm.owner}: ZERO_PAGE mapped writable at ${hex(va)}`);
+          if ((lo & PTE_RW) !== 0) out.report(`${mm.owner}: ZERO_PAGE mapped writable at ${hex(va)}`);
           continue;
         }
         if (pfn >= p.nrPages || (p.flags[pfn]! & PG_anon) === 0) {
-          sink.report(`${mm.owner}: user pte at ${hex(va)} maps frame ${hex(pfn)}, which is not a user page`);
+          out.report(`${mm.owner}: user pte at ${hex(va)} maps frame ${hex(pfn)}, which is not a user page`);
           continue;
         }
-        sink.ref(pfn);
+        out.ref(pfn);
         if ((lo & PTE_RW) !== 0 && p._count[pfn]! > 1) {
-          sink.report(`${mm.owner}: writable pte at ${hex(va)} maps frame ${hex(pfn)} shared ${p._count[pfn]} ways (COW broken)`);
+          out.report(`${mm.owner}: writable pte at ${hex(va)} maps frame ${hex(pfn)} shared ${p._count[pfn]} ways (COW broken)`);
         }
       }
+      if (page !== null) pages!.put(page);
     }
   }
+}
+
+/**
+ * The census of one pte page (mmCensus's loop over it): what it read (its
+ * present ptes, with the frame state each finding depends on) and what it
+ * found (reports and user page references, in order).
+ */
+interface PageCensus {
+  ptePfn: number;
+  va0: number;
+  owner: string;
+  zeroPage: number;
+  nrPages: number;
+  /** Per present pte: lo, hi, pfn, PG_anon of the frame, its count when writable and anon (as CensusInputs.ptes). */
+  ptes: number[];
+  /** 0 report (text), 2 reference (pfn). */
+  kinds: number[];
+  pfns: number[];
+  texts: string[];
+}
+
+/** Pte page censuses kept from one check to the next (IncrementalInvariantChecker). */
+export interface PageCensusCache {
+  /** The census of pte page `ptePfn` at `va0` of `owner`'s mm, if the last check made one and nothing it used has changed since. */
+  get(k: KState, ptePfn: number, va0: number, owner: string): PageCensus | undefined;
+  /** Keep a census (made or reused) for the next check. */
+  put(c: PageCensus): void;
+}
+
+function newPageCensus(k: KState, ptePfn: number, va0: number, owner: string): PageCensus {
+  return { ptePfn, va0, owner, zeroPage: k.empty_zero_page, nrPages: k.pages.nrPages, ptes: [], kinds: [], pfns: [], texts: [] };
+}
+
+/** A sink that records into `page` and passes on to `sink`. */
+function pageSink(page: PageCensus, sink: MmCensusSink): MmCensusSink {
+  return {
+    report: (s) => {
+      page.kinds.push(0);
+      page.pfns.push(0);
+      page.texts.push(s);
+      sink.report(s);
+    },
+    claim: (pfn, what) => sink.claim(pfn, what),
+    ref: (pfn) => {
+      page.kinds.push(2);
+      page.pfns.push(pfn);
+      page.texts.push('');
+      sink.ref(pfn);
+    },
+  };
+}
+
+function replayPage(c: PageCensus, sink: MmCensusSink): void {
+  for (let i = 0; i < c.kinds.length; i++) {
+    if (c.kinds[i] === 0) sink.report(c.texts[i]!);
+    else sink.ref(c.pfns[i]!);
+  }
+}
+
+/** Do the present ptes `t` (5 numbers each, as CensusInputs.ptes) still give the same frames, with the same PG_anon and (writable anon) count? */
+function ptesHold(k: KState, t: readonly number[]): boolean {
+  const p = k.pages;
+  const ops = k.ops;
+  const hasPfnOf = ops.pte_val_pfn !== undefined;
+  for (let i = 0; i < t.length; i += 5) {
+    const lo = t[i]!;
+    const hi = t[i + 1]!;
+    const pfn = t[i + 2]!;
+    if ((hasPfnOf ? ops.pte_val_pfn!(lo, hi) : entryPfn(ops.pte_val(pteFromWords(lo, hi)))) !== pfn) return false;
+    if (pfn === k.empty_zero_page || pfn >= p.nrPages) continue;
+    const anon = p.flags[pfn]! & PG_anon;
+    if (anon !== t[i + 3]) return false;
+    if (anon !== 0 && (lo & PTE_RW) !== 0 && p._count[pfn] !== t[i + 4]) return false;
+  }
+  return true;
 }
 
 /** What one mm's census read: the table frames, the entries it translated, the ptes it found present. */
@@ -310,9 +400,11 @@ interface MmCensus {
   kinds: number[];
   pfns: number[];
   texts: string[];
+  /** The censuses of its pte pages (with a page cache). */
+  pages: PageCensus[];
 }
 
-function recordCensus(k: KState, mm: MmStruct): MmCensus {
+function recordCensus(k: KState, mm: MmStruct, pages: PageCensusCache | null = null): MmCensus {
   const c: MmCensus = {
     pgd: mm.pgd,
     owner: mm.owner,
@@ -322,7 +414,18 @@ function recordCensus(k: KState, mm: MmStruct): MmCensus {
     kinds: [],
     pfns: [],
     texts: [],
+    pages: [],
   };
+  const pc: PageCensusCache | null =
+    pages === null
+      ? null
+      : {
+          get: pages.get,
+          put: (x) => {
+            pages.put(x);
+            c.pages.push(x);
+          },
+        };
   mmCensus(
     k,
     mm,
@@ -344,6 +447,7 @@ function recordCensus(k: KState, mm: MmStruct): MmCensus {
       },
     },
     c.inputs,
+    pc,
   );
   return c;
 }
@@ -361,20 +465,7 @@ function censusHolds(k: KState, mm: MmStruct, c: MmCensus, frameChanged: (pfn: n
     const v = a >= 0 ? pgd_read(k, a) : pmd_read(k, -1 - a);
     if (v !== es[i + 1]) return false;
   }
-  const ops = k.ops;
-  const hasPfnOf = ops.pte_val_pfn !== undefined;
-  const t = inp.ptes;
-  for (let i = 0; i < t.length; i += 5) {
-    const lo = t[i]!;
-    const hi = t[i + 1]!;
-    const pfn = t[i + 2]!;
-    if ((hasPfnOf ? ops.pte_val_pfn!(lo, hi) : entryPfn(ops.pte_val(pteFromWords(lo, hi)))) !== pfn) return false;
-    if (pfn === k.empty_zero_page || pfn >= p.nrPages) continue;
-    const anon = p.flags[pfn]! & PG_anon;
-    if (anon !== t[i + 3]) return false;
-    if (anon !== 0 && (lo & PTE_RW) !== 0 && p._count[pfn] !== t[i + 4]) return false;
-  }
-  return true;
+  return ptesHold(k, inp.ptes);
 }
 
 /**
@@ -384,11 +475,18 @@ function censusHolds(k: KState, mm: MmStruct, c: MmCensus, frameChanged: (pfn: n
  * table frame it read was written (`frameChanged`, from the caller, who
  * tracks writes to memory), an entry it translated translates differently,
  * or a page it found mapped changed its PG_anon flag or (mapped writable)
- * its count. Everything else is checked in full each time, so the result is
- * exactly checkInvariants' (a test compares them statement by statement).
+ * its count. A redone census reuses, likewise, the census of each of its pte
+ * pages none of whose inputs changed. Everything else is checked in full
+ * each time, so the result is exactly checkInvariants' (a test compares
+ * them statement by statement).
  */
 export class IncrementalInvariantChecker {
   private cache = new Map<MmStruct, MmCensus>();
+  /** Pte page censuses of the last check, by pte page frame; and those of this check. */
+  private pages = new Map<number, PageCensus>();
+  private nextPages = new Map<number, PageCensus>();
+  /** Pte page censuses reused inside redone mm censuses. */
+  pagesReused = 0;
   /** Censuses redone, and reused, over all checks. */
   rechecked = 0;
   reused = 0;
@@ -400,11 +498,27 @@ export class IncrementalInvariantChecker {
    */
   check(k: KState, tasks: { name: string; mm: MmStruct }[], frameChanged: (pfn: number) => boolean): string[] {
     const next = new Map<MmStruct, MmCensus>();
+    this.nextPages = new Map();
+    const pageCache: PageCensusCache = {
+      get: (kk, ptePfn, va0, owner) => {
+        const c = this.pages.get(ptePfn);
+        if (c === undefined || c.va0 !== va0 || c.owner !== owner || c.zeroPage !== kk.empty_zero_page || c.nrPages !== kk.pages.nrPages) return undefined;
+        if (frameChanged(ptePfn) || !ptesHold(kk, c.ptes)) return undefined;
+        this.pagesReused++;
+        return c;
+      },
+      put: (c) => {
+        this.nextPages.set(c.ptePfn, c);
+      },
+    };
     const out = checkInvariants(k, tasks, (mm, sink) => {
       let c = this.cache.get(mm);
-      if (c !== undefined && censusHolds(k, mm, c, frameChanged)) this.reused++;
-      else {
-        c = recordCensus(k, mm);
+      if (c !== undefined && censusHolds(k, mm, c, frameChanged)) {
+        this.reused++;
+        // Its pte pages' censuses stay valid with it.
+        for (const pc of c.pages) this.nextPages.set(pc.ptePfn, pc);
+      } else {
+        c = recordCensus(k, mm, pageCache);
         this.rechecked++;
       }
       next.set(mm, c);
@@ -414,19 +528,28 @@ export class IncrementalInvariantChecker {
         else if (kind === 1) sink.claim(c.pfns[i]!, c.texts[i]!);
         else sink.ref(c.pfns[i]!);
       }
-    });
+    }, true);
     this.cache = next;
+    this.pages = this.nextPages;
+    this.nextPages = new Map();
     return out;
   }
 
   /** Forget every census (the next check redoes them all). */
   reset(): void {
     this.cache.clear();
+    this.pages.clear();
   }
 }
 
 /** Census of allocated frames and user page references. */
-function checkFrames(k: KState, tasks: { name: string; mm: MmStruct }[], report: Report, census: (mm: MmStruct, sink: MmCensusSink) => void): void {
+function checkFrames(
+  k: KState,
+  tasks: { name: string; mm: MmStruct }[],
+  report: Report,
+  census: (mm: MmStruct, sink: MmCensusSink) => void,
+  incremental: boolean,
+): void {
   const L = k.L;
   const p = k.pages;
   const owner = new Owners(zeroed(0, p.nrPages));
@@ -438,12 +561,30 @@ function checkFrames(k: KState, tasks: { name: string; mm: MmStruct }[], report:
       if (o !== undefined && o !== what) report(`frame ${hex(pfn)} owned twice: ${o} and ${what}`);
       owner.set(pfn, what);
     };
-    for (const c of k.slab.caches) for (const pfn of c.slabs.keys()) claim(pfn, `slab ${c.name}`);
-    for (const a of k.vmlist) for (const pfn of a.pages) claim(pfn, `vmalloc ${hex(a.addr)}`);
+    for (const c of k.slab.caches) {
+      const what = `slab ${c.name}`;
+      for (const pfn of c.slabs.keys()) claim(pfn, what);
+    }
+    for (const a of k.vmlist) {
+      const what = `vmalloc ${hex(a.addr)}`;
+      for (const pfn of a.pages) claim(pfn, what);
+    }
     for (const pfn of k.df_list) claim(pfn, 'df_list');
     // init_mm's kernel pte pages allocated after boot (vmalloc, split large pages).
     const kernelPtePages = (pgd: number, what: string): void => {
       const first = L.USER_PTRS_PER_PGD;
+      if (!L.pae) {
+        // 2-level: the pgd's words read once (the same values as a read per entry).
+        const words = readWords(k, pgd, 1024, SCRATCH_PMD);
+        for (let i = first; i < L.PTRS_PER_PGD; i++) {
+          if ((words[i]! & 1) === 0) continue;
+          const e = pmd_read(k, pgd + i * 4);
+          if (!present(e) || (e & _PAGE_PSE) !== 0n) continue;
+          const pfn = entryPfn(e);
+          if ((p.flags[pfn]! & PG_reserved) === 0) claim(pfn, what);
+        }
+        return;
+      }
       for (let i = first; i < L.PTRS_PER_PGD; i++) {
         const tables = L.pae ? entryPa(pgd_read(k, pgd + i * 8)) : -1;
         const n = L.pae ? 512 : 1;
@@ -483,10 +624,20 @@ function checkFrames(k: KState, tasks: { name: string; mm: MmStruct }[], report:
     let leaked = 0;
     const allocOrder = p.allocOrder;
     const ownerIdx = owner.idx;
-    for (let pfn = 0; pfn < p.nrPages; pfn++) {
-      if (allocOrder[pfn]! < 0 || ownerIdx[pfn] !== 0) continue;
-      if (leaked++ < 5) report(`frame ${hex(pfn)} is allocated (by ${p.owner[pfn] ?? '?'}) but nothing owns it: leaked`);
-    }
+    const leak = (from: number, to: number): void => {
+      for (let pfn = from; pfn < to; pfn++) {
+        if (allocOrder[pfn]! < 0 || ownerIdx[pfn] !== 0) continue;
+        if (leaked++ < 5) report(`frame ${hex(pfn)} is allocated (by ${p.owner.get(pfn) ?? '?'}) but nothing owns it: leaked`);
+      }
+    };
+    if (incremental) {
+      // The same scan, in order, over the chunks that hold an allocated block head (the allocator's per-chunk recount).
+      p.refreshChunks();
+      const heads = p.chunkHeads;
+      for (let c = 0; c < heads.length; c++) {
+        if (heads[c] !== 0) leak(c << AUDIT_CHUNK_SHIFT, Math.min(p.nrPages, (c + 1) << AUDIT_CHUNK_SHIFT));
+      }
+    } else leak(0, p.nrPages);
     if (leaked > 5) report(`${leaked} leaked frames in all`);
     for (const pfn of owner.order) {
       if (p.allocOrder[pfn]! < 0) report(`frame ${hex(pfn)} is used as ${owner.get(pfn)!} but is not allocated`);

@@ -60,7 +60,9 @@ export class NativeGuestMemory implements GuestMemory {
   read32s(addr: GuestPhys, out: Uint32Array, words: number): void {
     if ((addr >>> 0) === addr && (addr & 3) === 0 && words <= out.length && (addr & 0xfff) + words * 4 <= 4096 && addr + words * 4 <= this.limit) {
       const w = (addr & 0xfff) >>> 2;
-      out.set(this.mmu.mem.frame(addr >>> 12).subarray(w, w + words)); // Int32 -> Uint32: read32's `>>> 0`
+      const f = this.mmu.mem.frame(addr >>> 12);
+      // The frame's words seen as unsigned (read32's `>>> 0`): a same-type copy (a memcpy, not a conversion per word).
+      out.set(new Uint32Array(f.buffer, f.byteOffset + 4 * w, words));
       return;
     }
     for (let i = 0; i < words; i++) out[i] = this.read32(addr + 4 * i);

@@ -41,6 +41,9 @@ export const PG_pagetable = 1 << 21;
 
 export const MAX_ORDER = 11;
 
+/** Frames per chunk of the audit's per-chunk recount (audit({ incremental: true })). */
+export const AUDIT_CHUNK_SHIFT = 6;
+
 /** What the allocator reports about an injected failure. */
 export interface InjectedFailure {
   /** Allocation number (1-based, counted from failAt()). */
@@ -72,8 +75,8 @@ export class PageAllocator {
   private readonly lruPrev: Int32Array;
   /** Order of an allocated block at its head pfn, -1 elsewhere. */
   readonly allocOrder: Int8Array;
-  /** Who allocated each allocated block (for leak reports). */
-  readonly owner: (string | undefined)[];
+  /** Who allocated each allocated block, by head pfn (for leak reports; a Map: a per-frame array costs every boot). */
+  readonly owner = new Map<number, string>();
 
   readonly normal: Zone;
   readonly highmem: Zone;
@@ -89,6 +92,23 @@ export class PageAllocator {
   /** The last injected failure, if any. */
   lastInjected: InjectedFailure | null = null;
 
+  /**
+   * The incremental audit's recount, per chunk of 2^AUDIT_CHUNK_SHIFT frames:
+   * the frames the allocated blocks headed in it cover, its allocated heads,
+   * its reserved frames, as last recounted from `allocOrder` and `flags`. A
+   * chunk is recounted when marked: every write of `allocOrder` or of
+   * PG_reserved marks its chunk (all such writes are in this file), so the
+   * sums always equal a full recount's.
+   */
+  private readonly chunkAlloc: Int32Array;
+  /** Allocated block heads per chunk (checkFrames skips chunks with none). */
+  readonly chunkHeads: Int32Array;
+  private readonly chunkReserved: Int32Array;
+  private readonly chunkDirty: Uint8Array;
+  private readonly dirtyChunks: number[] = [];
+  private sumAlloc = 0;
+  private sumReserved = 0;
+
   constructor(
     private readonly mem: GuestMemory,
     nrPages: number,
@@ -102,7 +122,6 @@ export class PageAllocator {
     this.lruNext = new Int32Array(nrPages).fill(-1);
     this.lruPrev = new Int32Array(nrPages).fill(-1);
     this.allocOrder = new Int8Array(nrPages).fill(-1);
-    this.owner = new Array(nrPages);
     this.normal = new Zone('Normal', 0, maxLowPfn);
     this.highmem = new Zone('HighMem', maxLowPfn, nrPages);
     for (let pfn = maxLowPfn; pfn < nrPages; pfn++) this.flags[pfn] = PG_highmem;
@@ -111,6 +130,49 @@ export class PageAllocator {
     this.flags.fill(PG_reserved, 0, maxLowPfn);
     for (let pfn = maxLowPfn; pfn < nrPages; pfn++) this.flags[pfn] = PG_highmem | PG_reserved;
     this.reserved = nrPages;
+    const chunks = (nrPages + (1 << AUDIT_CHUNK_SHIFT) - 1) >>> AUDIT_CHUNK_SHIFT;
+    this.chunkAlloc = new Int32Array(chunks);
+    this.chunkHeads = new Int32Array(chunks);
+    this.chunkReserved = new Int32Array(chunks);
+    this.chunkDirty = new Uint8Array(chunks);
+    for (let c = 0; c < chunks; c++) this.markChunk(c << AUDIT_CHUNK_SHIFT);
+  }
+
+  /** `allocOrder[pfn]` or PG_reserved of `pfn` is about to change: its chunk is recounted at the next incremental audit. */
+  private markChunk(pfn: number): void {
+    const c = pfn >>> AUDIT_CHUNK_SHIFT;
+    if (this.chunkDirty[c] === 0) {
+      this.chunkDirty[c] = 1;
+      this.dirtyChunks.push(c);
+    }
+  }
+
+  /** Recount the marked chunks from the arrays (the sums then equal a full recount's). */
+  refreshChunks(): void {
+    const ao = this.allocOrder;
+    const fl = this.flags;
+    for (const c of this.dirtyChunks) {
+      const start = c << AUDIT_CHUNK_SHIFT;
+      const end = Math.min(this.nrPages, start + (1 << AUDIT_CHUNK_SHIFT));
+      let alloc = 0;
+      let heads = 0;
+      let reserved = 0;
+      for (let pfn = start; pfn < end; pfn++) {
+        const o = ao[pfn]!;
+        if (o >= 0) {
+          alloc += 1 << o;
+          heads++;
+        }
+        if ((fl[pfn]! & PG_reserved) !== 0) reserved++;
+      }
+      this.sumAlloc += alloc - this.chunkAlloc[c]!;
+      this.sumReserved += reserved - this.chunkReserved[c]!;
+      this.chunkAlloc[c] = alloc;
+      this.chunkHeads[c] = heads;
+      this.chunkReserved[c] = reserved;
+      this.chunkDirty[c] = 0;
+    }
+    this.dirtyChunks.length = 0;
   }
 
   /**
@@ -120,6 +182,7 @@ export class PageAllocator {
   freeBootmem(start: number, end: number, keep: (pfn: number) => boolean): void {
     for (let pfn = start; pfn < end; pfn++) {
       if (keep(pfn)) continue;
+      this.markChunk(pfn);
       this.flags[pfn]! &= ~PG_reserved;
       this.reserved--;
       this._count[pfn] = 0;
@@ -136,6 +199,7 @@ export class PageAllocator {
   alloc_bootmem_low_pages(): number {
     const pfn = this.take(this.normal, 0);
     if (pfn < 0) throw new Error('alloc_bootmem_low_pages: out of memory at boot');
+    this.markChunk(pfn);
     this.flags[pfn]! |= PG_reserved;
     this._count[pfn] = 1;
     this.reserved++;
@@ -187,8 +251,9 @@ export class PageAllocator {
     if (pfn < 0) pfn = this.take(this.normal, order);
     if (pfn < 0) return -1;
     this._count[pfn] = 1;
+    this.markChunk(pfn);
     this.allocOrder[pfn] = order;
-    this.owner[pfn] = site;
+    this.owner.set(pfn, site);
     this.allocated += 1 << order;
     if ((gfp & __GFP_ZERO) !== 0) {
       for (let i = 0; i < 1 << order; i++) this.mem.zeroPage(pfn + i);
@@ -224,7 +289,7 @@ export class PageAllocator {
     this.flags[pfn]! &= PG_highmem;
     this.private[pfn] = 0;
     this.index[pfn] = 0;
-    this.owner[pfn] = undefined;
+    this.owner.delete(pfn);
     this.__free_one(pfn, order);
   }
 
@@ -294,6 +359,7 @@ export class PageAllocator {
   /** __free_one_page: merge with free buddies of the same order inside the zone. */
   private __free_one(pfn: number, order: number): void {
     const z = this.zoneOf(pfn);
+    this.markChunk(pfn);
     this.allocOrder[pfn] = -1;
     this.allocated -= 1 << order;
     z.free += 1 << order;
@@ -313,8 +379,11 @@ export class PageAllocator {
   /**
    * Recount from the free lists and the allocated-block map (for the
    * invariant checker): returns a description of any mismatch, or null.
+   * `incremental`: the block map's recount is kept per chunk and redone for
+   * the chunks written since (refreshChunks): the same result, for the
+   * fuzzer's check after every statement.
    */
-  audit(): string | null {
+  audit(opts: { incremental?: boolean } = {}): string | null {
     let free = 0;
     for (const z of [this.normal, this.highmem]) {
       let zf = 0;
@@ -334,10 +403,17 @@ export class PageAllocator {
     }
     let alloc = 0;
     let reserved = 0;
-    for (let pfn = 0; pfn < this.nrPages; pfn++) {
-      const o = this.allocOrder[pfn]!;
-      if (o >= 0) alloc += 1 << o;
-      if ((this.flags[pfn]! & PG_reserved) !== 0) reserved++;
+    if (opts.incremental === true) {
+      // The same recount, of the chunks written since the last one only.
+      this.refreshChunks();
+      alloc = this.sumAlloc;
+      reserved = this.sumReserved;
+    } else {
+      for (let pfn = 0; pfn < this.nrPages; pfn++) {
+        const o = this.allocOrder[pfn]!;
+        if (o >= 0) alloc += 1 << o;
+        if ((this.flags[pfn]! & PG_reserved) !== 0) reserved++;
+      }
     }
     if (alloc !== this.allocated) return `allocated blocks cover ${alloc} frames, counter says ${this.allocated}`;
     if (reserved !== this.reserved) return `${reserved} frames reserved, counter says ${this.reserved}`;

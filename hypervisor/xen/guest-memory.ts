@@ -142,7 +142,9 @@ export class XenGuestMemory implements GuestMemory {
       const mfn = this.d.p2m.pfnToMfn(addr >>> 12);
       if (mfn >= 0) {
         const w = (addr & 0xfff) >>> 2;
-        out.set(this.d.mmu.mem.frame(mfn).subarray(w, w + words)); // Int32 -> Uint32: read32's `>>> 0`
+        const f = this.d.mmu.mem.frame(mfn);
+        // The frame's words seen as unsigned (read32's `>>> 0`): a same-type copy (a memcpy, not a conversion per word).
+        out.set(new Uint32Array(f.buffer, f.byteOffset + 4 * w, words));
         return;
       }
     }

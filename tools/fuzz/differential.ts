@@ -37,7 +37,7 @@
  */
 import { writeFileSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
-import type { Mmu } from '../../emulator/mmu.js';
+import type { Mmu, MmuOptions } from '../../emulator/mmu.js';
 import { TLBF_G } from '../../emulator/tlb.js';
 import { backendKind, isKind } from '../../hypervisor/backend.js';
 import { CheckingMmu } from './checking-mmu.js';
@@ -50,7 +50,9 @@ import { compareAll } from '../workload/compare.js';
 import type { Script, Stmt } from '../workload/ast.js';
 import { checkScript } from '../workload/check.js';
 import { resolveConfig, pageOffset, type Backend, type RunConfig } from '../workload/config.js';
-import { Interpreter, type RunResult } from '../workload/interpreter.js';
+import { Interpreter, type RunOptions, type RunResult } from '../workload/interpreter.js';
+import type { MachineSnapshot } from '../workload/machine-snapshot.js';
+import { partial, SnapshotError } from '../../emulator/snapshot.js';
 import { parseScript } from '../workload/parser.js';
 import { generateWorkload, type GenOptions } from './workload-gen.js';
 import { cpaContractBreach, lguestUnhookedUpdate } from './expected-outcomes.js';
@@ -173,6 +175,107 @@ export function incrementalCheck(it: Interpreter, checker: IncrementalInvariantC
   return v;
 }
 
+/**
+ * What a checked run's interpreter options reach: the machine running (a
+ * machine restored from a checkpoint takes the place of the one
+ * snapshotted, whose options it shares), its incremental guest checker and
+ * the line of the statement running.
+ */
+interface RunSlot {
+  it: Interpreter | null;
+  checker: IncrementalInvariantChecker;
+  line: number;
+}
+
+function checkedRunOptions(slot: RunSlot, seed: number, xenP2m: P2mLayout, guestCheck: GuestCheck): RunOptions {
+  return {
+    seed,
+    checkEachStatement: true,
+    xenP2m,
+    // A module function, so that a machine holding it (its MachineConfig) can be snapshotted.
+    newMmu: partial(newCheckingMmu, guestCheck === 'incremental'),
+    statementCheck: () => incrementalCheck(slot.it!, slot.checker),
+    onStatement: (s) => {
+      slot.line = s.line;
+    },
+  };
+}
+
+/** The fuzzer's processor: a checking one, on memory that remembers the frames written (for the incremental guest check) when `dirty`. */
+function newCheckingMmu(dirty: boolean, o: MmuOptions): Mmu {
+  return new CheckingMmu(dirty && o.mem === undefined ? { ...o, mem: new DirtyFrameMem() } : o);
+}
+
+function bootFailure(e: unknown): BackendRun {
+  const msg = e instanceof HypervisorRefusal || e instanceof KernelBug ? `boot: ${e.message}` : `boot crashed: ${(e as Error).stack ?? e}`;
+  return { result: null, accesses: 0, globalStale: 0, mismatches: [], crash: msg };
+}
+
+/** The checks armed on a booted (or restored) machine; `suspend()` takes them off for a snapshot and returns what puts them back. */
+interface Armed {
+  run: BackendRun;
+  detach: () => void;
+  suspend: () => () => void;
+}
+
+/**
+ * Arm the checks on `slot.it`: the test doubles (mutate), then the TLB-vs-walk
+ * checker. The `ops` double's own-property changes on the ops object are
+ * recorded, so a snapshot can be taken without them (a restored machine gets
+ * the double anew, bound to its own ops).
+ */
+function arm(slot: RunSlot, cfg: RunConfig, mutate?: Mutation): Armed {
+  const it = slot.it!;
+  const mmu = it.mmu as CheckingMmu;
+  const defect = mutate?.translate;
+  const setDefect = (): void => {
+    if (defect) mmu.defect = (va, acc, r) => defect(va, acc, r, cfg.backend);
+  };
+  setDefect();
+  const changed: { key: string; before: PropertyDescriptor | undefined; after: PropertyDescriptor | undefined }[] = [];
+  if (mutate?.ops) {
+    const o = it.ops as unknown as Record<string, unknown>;
+    const before = new Map(Object.getOwnPropertyNames(o).map((k) => [k, Object.getOwnPropertyDescriptor(o, k)]));
+    mutate.ops(it.ops, cfg.backend);
+    for (const k of new Set([...before.keys(), ...Object.getOwnPropertyNames(o)])) {
+      const b = before.get(k);
+      const a = Object.getOwnPropertyDescriptor(o, k);
+      if (b?.value !== a?.value || b?.get !== a?.get || b?.set !== a?.set) changed.push({ key: k, before: b, after: a });
+    }
+  }
+  const setProps = (which: 'before' | 'after'): void => {
+    const o = it.ops as unknown as Record<string, unknown>;
+    for (const c of changed) {
+      const d = c[which];
+      if (d === undefined) delete o[c.key];
+      else Object.defineProperty(o, c.key, d);
+    }
+  };
+  const kernelBase = pageOffset(cfg.split);
+  const globalOk = (va: number, acc: number, pa: number): boolean => {
+    if ((acc & 1) !== 0 || va < kernelBase || !tlbEntryGlobal(it.mmu, va, acc)) return false;
+    // The reference: what init_mm's tables (swapper_pg_dir) map the address
+    // to, by a probe walk (no TLB, no A/D updates, no CR3 write).
+    return referencePa(it, va, acc) === pa;
+  };
+  const { run, detach } = attachTlbChecker(mmu, cfg.backend, () => slot.line, globalOk);
+  return {
+    run,
+    detach,
+    suspend: () => {
+      const observer = mmu.observer;
+      mmu.observer = null;
+      mmu.defect = null;
+      setProps('before');
+      return () => {
+        setProps('after');
+        setDefect();
+        mmu.observer = observer;
+      };
+    },
+  };
+}
+
 /** Run one checked script on one backend with the TLB checker and per-statement invariants. */
 export function runChecked(
   script: Script,
@@ -182,41 +285,17 @@ export function runChecked(
   xenP2m: P2mLayout = 'identity',
   guestCheck: GuestCheck = 'incremental',
 ): BackendRun {
-  let it: Interpreter;
-  let line = 0;
-  const checker = new IncrementalInvariantChecker();
+  const slot: RunSlot = { it: null, checker: new IncrementalInvariantChecker(), line: 0 };
   try {
-    it = new Interpreter(script, cfg, {
-      seed,
-      checkEachStatement: true,
-      xenP2m,
-      // The machine's memory remembers the frames written, for the incremental guest check.
-      newMmu: (o) => new CheckingMmu(guestCheck === 'incremental' && o.mem === undefined ? { ...o, mem: new DirtyFrameMem() } : o),
-      statementCheck: () => incrementalCheck(it, checker),
-      onStatement: (s) => {
-        line = s.line;
-      },
-    });
+    slot.it = new Interpreter(script, cfg, checkedRunOptions(slot, seed, xenP2m, guestCheck));
   } catch (e) {
-    const msg = e instanceof HypervisorRefusal || e instanceof KernelBug ? `boot: ${e.message}` : `boot crashed: ${(e as Error).stack ?? e}`;
-    return { result: null, accesses: 0, globalStale: 0, mismatches: [], crash: msg };
+    return bootFailure(e);
   }
-  const mmu = it.mmu as CheckingMmu;
-  const defect = mutate?.translate;
-  if (defect) mmu.defect = (va, acc, r) => defect(va, acc, r, cfg.backend);
-  mutate?.ops?.(it.ops, cfg.backend);
-  const kernelBase = pageOffset(cfg.split);
-  const globalOk = (va: number, acc: number, pa: number): boolean => {
-    if ((acc & 1) !== 0 || va < kernelBase || !tlbEntryGlobal(it.mmu, va, acc)) return false;
-    // The reference: what init_mm's tables (swapper_pg_dir) map the address
-    // to, by a probe walk (no TLB, no A/D updates, no CR3 write).
-    return referencePa(it, va, acc) === pa;
-  };
-  const { run, detach } = attachTlbChecker(mmu, cfg.backend, () => line, globalOk);
+  const { run, detach } = arm(slot, cfg, mutate);
   try {
-    run.result = it.run();
+    run.result = slot.it.run();
   } catch (e) {
-    run.crash = `line ${line}: ${(e as Error).stack ?? e}`;
+    run.crash = `line ${slot.line}: ${(e as Error).stack ?? e}`;
   } finally {
     detach();
   }
@@ -274,11 +353,26 @@ export function checkText(
   try {
     loaded = loadText(file, text);
   } catch (e) {
-    return { failures: [`invalid workload: ${(e as Error).message}`], signature: 'invalid', details: { invalid: 'invalid' }, statements: 0, accesses: 0, globalStale: 0, cfg: null, expected: [] };
+    return invalidOutcome(e);
   }
   const { script, cfg } = loaded;
-  const backends = (['native', 'xen', 'vmi', 'lguest'] as const).filter((b) => backendKind(b).unsupported({ pae: cfg.pae, memBytes: cfg.mem }) === null);
+  const backends = backendsFor(cfg);
   const runs = backends.map((b) => runChecked(script, { ...cfg, backend: b }, seed, mutate, xenP2m));
+  return outcomeOf(script, cfg, backends, runs);
+}
+
+/** The outcome of a workload that does not load. */
+function invalidOutcome(e: unknown): CheckOutcome {
+  return { failures: [`invalid workload: ${(e as Error).message}`], signature: 'invalid', details: { invalid: 'invalid' }, statements: 0, accesses: 0, globalStale: 0, cfg: null, expected: [] };
+}
+
+/** Every backend the configuration allows (native, Xen, VMI; lguest in 2-level paging). */
+function backendsFor(cfg: RunConfig): Backend[] {
+  return (['native', 'xen', 'vmi', 'lguest'] as const).filter((b) => backendKind(b).unsupported({ pae: cfg.pae, memBytes: cfg.mem }) === null);
+}
+
+/** The outcome of the checked runs of `script` on `backends`: failures, their signature and details, expected outcomes, totals. */
+function outcomeOf(script: Script, cfg: RunConfig, backends: readonly Backend[], runs: readonly BackendRun[]): CheckOutcome {
   // An expected outcome (expected-outcomes.ts): only Xen stopped, for a
   // reason the script's own `cpa` caused; everything else ran clean and the
   // runs agree on all Xen observed before it stopped.
@@ -436,6 +530,15 @@ function toItems(lines: string[]): { header: string[]; items: Item[] } {
   return { header, items: stack[0]! };
 }
 
+function renderItem(x: Item, ind: string, out: string[]): void {
+  if ('line' in x) out.push(ind + x.line);
+  else {
+    out.push(ind + x.head);
+    for (const y of x.body) renderItem(y, ind + '  ', out);
+    out.push(ind + '}');
+  }
+}
+
 function render(header: string[], items: Item[]): string {
   const out = [...header];
   const walk = (xs: Item[], ind: string): void => {
@@ -470,6 +573,170 @@ export function primaryFailure(signature: string): string {
   return [...parts].sort((a, b) => rank(a) - rank(b) || (a < b ? -1 : 1))[0]!;
 }
 
+/** One checkpoint of a backend's run: the machine at a top-level boundary, and what the checks had counted by then. */
+interface RunCheckpoint {
+  snapshot: MachineSnapshot;
+  accesses: number;
+  globalStale: number;
+  mismatches: TlbMismatch[];
+  line: number;
+}
+
+/** At most this many checkpoints per backend in one shrink (the boot one is never dropped). */
+export const MAX_SHRINK_CHECKPOINTS = 6;
+/**
+ * A checkpoint after boot is taken at least this many top-level statements
+ * past the one a run starts from: a snapshot and its restores copy the
+ * machine's bookkeeping (milliseconds), worth it only for a longer prefix.
+ */
+export const MIN_CHECKPOINT_GAP = 8;
+
+/**
+ * checkText for the scripts of one shrink, starting each backend's run from
+ * a checkpoint instead of from boot: the scripts share their header (machine
+ * line: the same boot) and the seed, and a candidate resumes from the
+ * checkpoint after the longest top-level prefix it shares, as written, with
+ * a script already run (Interpreter.resumeWith); the boot snapshot is the
+ * prefix of length 0. A run takes a checkpoint where the caller says the
+ * next candidates will depart from (`keep`), when that is far enough
+ * (MIN_CHECKPOINT_GAP). The outcome is the from-boot
+ * one (a test compares the two shrinks): a snapshot copies the whole
+ * machine, the run's check counters are kept with it, the guest checker
+ * starts afresh (every frame counts as written: the same findings), and the
+ * test doubles are taken off for the snapshot and put on the restored
+ * machine. One difference: a crash's message keeps the first lines of its
+ * stack, whose outer frames name the path the run took (from boot or from a
+ * checkpoint); shrinking compares only the first line. A backend whose
+ * machine cannot be snapshotted (SnapshotError) runs from boot.
+ */
+export class CheckpointedChecker {
+  private readonly cps = new Map<Backend, Map<string, RunCheckpoint>>();
+  private readonly noSnapshots = new Set<Backend>();
+  /** Per backend, the slot its machines' options reach (a restored machine shares the options of the one snapshotted): runs of a backend take turns in it. */
+  private readonly slots = new Map<Backend, RunSlot>();
+  /** Runs started from a checkpoint, and from boot (tests). */
+  resumed = 0;
+  booted = 0;
+
+  constructor(
+    private readonly file: string,
+    private readonly header: string[],
+    private readonly seed: number,
+    private readonly mutate?: Mutation,
+    private readonly xenP2m: P2mLayout = 'shuffled',
+  ) {}
+
+  /** checkText(file, render(header, items), seed, mutate, xenP2m); `keep`: take a checkpoint after that many top-level statements. */
+  check(items: Item[], keep: number): CheckOutcome {
+    const text = render(this.header, items);
+    let loaded: { script: Script; cfg: RunConfig };
+    try {
+      loaded = loadText(this.file, text);
+    } catch (e) {
+      return invalidOutcome(e);
+    }
+    const { script, cfg } = loaded;
+    if (script.body.length !== items.length) return checkText(this.file, text, this.seed, this.mutate, this.xenP2m);
+    // keys[k]: the first k top-level statements as written (the header is the same for every script).
+    const keys: string[] = [''];
+    for (const x of items) {
+      const out: string[] = [];
+      renderItem(x, '', out);
+      keys.push(keys[keys.length - 1]! + out.join('\n') + '\n');
+    }
+    const backends = backendsFor(cfg);
+    const runs = backends.map((b) => this.runOne(script, { ...cfg, backend: b }, keys, Math.min(Math.max(keep, 0), items.length)));
+    return outcomeOf(script, cfg, backends, runs);
+  }
+
+  private runOne(script: Script, cfg: RunConfig, keys: string[], keep: number): BackendRun {
+    const b = cfg.backend;
+    let cps = this.cps.get(b);
+    if (cps === undefined) this.cps.set(b, (cps = new Map()));
+    let slot = this.slots.get(b);
+    if (slot === undefined) this.slots.set(b, (slot = { it: null, checker: new IncrementalInvariantChecker(), line: 0 }));
+    slot.it = null;
+    slot.checker = new IncrementalInvariantChecker();
+    slot.line = 0;
+    const snapshots = !this.noSnapshots.has(b);
+    let at = -1;
+    let from: RunCheckpoint | undefined;
+    if (snapshots) {
+      for (let k = keys.length - 1; k >= 0 && from === undefined; k--) {
+        from = cps.get(keys[k]!);
+        if (from !== undefined) at = k;
+      }
+    }
+    if (from !== undefined) {
+      this.resumed++;
+      const it = from.snapshot.restore();
+      it.resumeWith(script, at);
+      slot.it = it;
+      slot.line = from.line;
+    } else {
+      this.booted++;
+      try {
+        slot.it = new Interpreter(script, cfg, checkedRunOptions(slot, this.seed, this.xenP2m, 'incremental'));
+      } catch (e) {
+        return bootFailure(e);
+      }
+      at = 0;
+      if (snapshots) this.take(cps, keys[0]!, slot, null);
+    }
+    const armed = arm(slot, cfg, this.mutate);
+    const { run, detach } = armed;
+    if (from !== undefined) {
+      run.accesses = from.accesses;
+      run.globalStale = from.globalStale;
+      run.mismatches.push(...from.mismatches);
+    }
+    const it = slot.it!;
+    try {
+      if (snapshots && keep >= at + MIN_CHECKPOINT_GAP && !cps.has(keys[keep]!)) {
+        // Run to the boundary after `keep` top-level statements and take a checkpoint there.
+        for (;;) {
+          const d = it.topLevelDone();
+          if (d === keep) {
+            this.take(cps, keys[keep]!, slot, armed);
+            break;
+          }
+          if ((d > keep) || !it.advance()) break;
+        }
+      }
+      run.result = it.run();
+    } catch (e) {
+      run.crash = `line ${slot.line}: ${(e as Error).stack ?? e}`;
+    } finally {
+      detach();
+    }
+    return run;
+  }
+
+  /** A checkpoint of `slot.it` under `key` (the checks taken off for the snapshot); a machine that cannot be snapshotted turns checkpoints off for its backend. */
+  private take(cps: Map<string, RunCheckpoint>, key: string, slot: RunSlot, armed: Armed | null): void {
+    const b = slot.it!.cfg.backend;
+    const resume = armed?.suspend();
+    try {
+      const snapshot = slot.it!.snapshot();
+      const r = armed?.run;
+      cps.set(key, { snapshot, accesses: r?.accesses ?? 0, globalStale: r?.globalStale ?? 0, mismatches: r ? [...r.mismatches] : [], line: slot.line });
+      if (cps.size > MAX_SHRINK_CHECKPOINTS) {
+        for (const k of cps.keys()) {
+          if (k === '') continue;
+          cps.delete(k);
+          break;
+        }
+      }
+    } catch (e) {
+      if (!(e instanceof SnapshotError)) throw e;
+      this.noSnapshots.add(b);
+      cps.clear();
+    } finally {
+      resume?.();
+    }
+  }
+}
+
 /**
  * Shrink a failing workload text: remove chunks of statements (halves, then
  * quarters, ... single statements) at every nesting level, unwrap blocks and
@@ -477,6 +744,7 @@ export function primaryFailure(signature: string): string {
  * fails with the signature's primary failure (primaryFailure) and the same
  * message (numbers and positions aside): a shrink that drifted to another
  * kernel BUG would report the wrong bug. `budget` bounds the number of runs.
+ * `resumed`: backend runs started from a checkpoint (0 with `checkpoints` false).
  */
 export function shrink(
   text: string,
@@ -484,38 +752,54 @@ export function shrink(
   signature: string,
   mutate?: Mutation,
   budget = 400,
-): { text: string; runs: number; failures: string[] } {
+  /** Start the candidates' runs from checkpoints (CheckpointedChecker; the same result), or each from boot (false: the reference path). */
+  checkpoints = true,
+): { text: string; runs: number; failures: string[]; resumed: number } {
   const { header, items } = toItems(text.split('\n'));
   const primary = primaryFailure(signature);
-  const want = checkText(`seed-${seed}.pvw`, text, seed, mutate).details[primary];
+  const file = `seed-${seed}.pvw`;
+  const cc = checkpoints ? new CheckpointedChecker(file, header, seed, mutate) : null;
+  const check = (xs: Item[], keep: number): CheckOutcome => (cc !== null ? cc.check(xs, keep) : checkText(file, render(header, xs), seed, mutate));
+  const want = check(items, 0).details[primary];
   let tries = 0;
   let lastFailures: string[] = [];
-  const fails = (xs: Item[]): boolean => {
+  let root = items;
+  /** Where a change to `list` departs from the current script: its index at the top level, or that of the top-level block holding it. */
+  const topOf = new Map<Item[], Item>();
+  const departs = (list: Item[], i: number): number => {
+    if (list === root) return i;
+    const top = topOf.get(list);
+    const j = top === undefined ? -1 : root.indexOf(top);
+    return j < 0 ? 0 : j;
+  };
+  const fails = (xs: Item[], keep: number): boolean => {
     if (tries >= budget) return false;
     tries++;
-    const r = checkText(`seed-${seed}.pvw`, render(header, xs), seed, mutate);
+    const r = check(xs, keep);
     if (r.signature !== null && r.signature.split(',').includes(primary) && r.details[primary] === want) {
       lastFailures = r.failures;
       return true;
     }
     return false;
   };
-  let root = items;
   let changed = true;
   while (changed && tries < budget) {
     changed = false;
     // Chunk removal in one list, addressed by a path of block indices.
     const lists: Item[][] = [];
-    const collect = (xs: Item[]): void => {
+    topOf.clear();
+    const collect = (xs: Item[], top: Item | undefined): void => {
       lists.push(xs);
-      for (const x of xs) if (!('line' in x)) collect(x.body);
+      if (top !== undefined) topOf.set(xs, top);
+      for (const x of xs) if (!('line' in x)) collect(x.body, top ?? x);
     };
-    collect(root);
+    collect(root, undefined);
     for (const list of lists) {
       for (let chunk = Math.max(1, list.length >> 1); chunk >= 1; chunk >>= 1) {
         for (let start = 0; start < list.length; ) {
+          const keep = departs(list, start);
           const removed = list.splice(start, chunk);
-          if (removed.length && fails(root)) {
+          if (removed.length && fails(root, keep)) {
             changed = true;
           } else {
             list.splice(start, 0, ...removed);
@@ -529,8 +813,9 @@ export function shrink(
       for (let i = 0; i < list.length; i++) {
         const x = list[i]!;
         if ('line' in x) continue;
+        const keep = departs(list, i);
         list.splice(i, 1, ...x.body);
-        if (fails(root)) {
+        if (fails(root, keep)) {
           changed = true;
           continue;
         }
@@ -539,14 +824,14 @@ export function shrink(
         if (m && m[1] !== '1') {
           const head = x.head;
           x.head = 'repeat 1 {';
-          if (fails(root)) changed = true;
+          if (fails(root, departs(list, i))) changed = true;
           else x.head = head;
         }
       }
     }
     root = [...root];
   }
-  return { text: render(header, root), runs: tries, failures: lastFailures };
+  return { text: render(header, root), runs: tries, failures: lastFailures, resumed: cc?.resumed ?? 0 };
 }
 
 export function statementCount(text: string): number {

@@ -9,6 +9,7 @@
  * Nothing modelled changes: this only observes.
  */
 import { MAX_PFN, PhysMem, type Frame } from '../../emulator/phys-mem.js';
+import { SNAPSHOT_COPY, type GraphCopier } from '../../emulator/snapshot.js';
 
 export class DirtyFrameMem extends PhysMem {
   /** 1 for a frame written since the last forget(), indexed by pfn (grown on demand). */
@@ -25,6 +26,17 @@ export class DirtyFrameMem extends PhysMem {
   override discard(pfn: number): void {
     this.mark(pfn);
     super.discard(pfn);
+  }
+
+  /** The copy for a machine snapshot: a DirtyFrameMem too, on which every frame counts as written until its first forget(). */
+  override [SNAPSHOT_COPY](c: GraphCopier): PhysMem {
+    const m = super[SNAPSHOT_COPY](c);
+    Object.setPrototypeOf(m, DirtyFrameMem.prototype);
+    const d = m as unknown as { dirty: Uint8Array; list: number[]; all: boolean };
+    d.dirty = new Uint8Array(4096);
+    d.list = [];
+    d.all = true;
+    return m;
   }
 
   override clear(): void {

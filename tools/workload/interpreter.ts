@@ -201,7 +201,8 @@ export class Interpreter {
   private stopped: RunFailure | null = null;
 
   constructor(
-    readonly script: Script,
+    /** The script being run (resumeWith() may change it at a top-level boundary). */
+    private _script: Script,
     readonly cfg: RunConfig,
     private readonly opts: RunOptions = {},
   ) {
@@ -233,7 +234,50 @@ export class Interpreter {
       });
     }
     this.bootBreakdown = this.ops.stats.breakdown;
-    this.stack = [{ body: script.body, i: 0, iter: undefined }];
+    this.stack = [{ body: _script.body, i: 0, iter: undefined }];
+  }
+
+  get script(): Script {
+    return this._script;
+  }
+
+  /**
+   * Where the run is, if at a boundary between top-level statements: how
+   * many top-level statements have run (blocks that have run to their end
+   * count as done); -1 inside a block (a repeat with iterations to go, a
+   * block with statements to go) or once the run has stopped.
+   */
+  topLevelDone(): number {
+    if (this.stopped !== null) return -1;
+    const st = this.stack;
+    if (st.length === 0) return this._script.body.length;
+    for (let j = st.length - 1; j >= 1; j--) {
+      const f = st[j]!;
+      if (f.i < f.body.length || (f.repeat !== undefined && f.repeat.n + 1 < f.repeat.count)) return -1;
+    }
+    return st[0]!.i;
+  }
+
+  /**
+   * Continue with another script from here (the differential fuzzer's
+   * shrinking: a candidate script resumes from a checkpoint of a run that
+   * shared its first statements). The machine must be at the boundary after
+   * `at` top-level statements (topLevelDone()), and `script`'s first `at`
+   * top-level statements must be the same, as written and at the same
+   * places, as those run: the machine is then exactly where `script`'s own
+   * run would be. The blocks that have run to their end are closed first
+   * (a measure's account), as the next step would.
+   */
+  resumeWith(script: Script, at: number): void {
+    const done = this.topLevelDone();
+    if (done !== at) throw new RangeError(`resumeWith: the run is at ${done < 0 ? 'no top-level boundary' : `top-level statement ${done}`}, not ${at}`);
+    if (at > script.body.length) throw new RangeError(`resumeWith: the script has ${script.body.length} top-level statements, fewer than ${at}`);
+    while (this.stack.length > 1) {
+      const f = this.stack.pop()!;
+      if (f.measure !== undefined) this.endMeasure(f.measure);
+    }
+    this._script = script;
+    this.stack = [{ body: script.body, i: at, iter: undefined }];
   }
 
   /** Run the script (the rest of it, after advance() or a restore); a runtime failure is returned, not thrown. */
@@ -273,7 +317,7 @@ export class Interpreter {
    */
   snapshot(opts: CopierOptions = {}): MachineSnapshot {
     if (this.opts.trace !== undefined) throw new SnapshotError('a traced run cannot be snapshotted (the trace file is not part of the machine)');
-    const shared = [this.script, this.cfg, this.opts];
+    const shared = [this._script, this.cfg, this.opts];
     return new MachineSnapshot(copyMachine(this, shared, opts), shared, opts);
   }
 
