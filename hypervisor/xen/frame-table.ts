@@ -184,6 +184,17 @@ export class FrameTable {
     this.base = first;
   }
 
+  /**
+   * The window's arrays as they are now, for the invariant checker's fast
+   * pass (invariants.ts), which reads every frame and must not pay a call
+   * per frame: `typeInfo[i]`/`typeCount[i]` are machine frame `base + i`'s.
+   * Read-only: the caller must not write them (they are the table itself)
+   * and must not keep them (the window may grow).
+   */
+  arrays(): { readonly base: number; readonly typeInfo: Uint8Array; readonly typeCount: Int32Array } {
+    return { base: this.base, typeInfo: this.type_info, typeCount: this.typeCount };
+  }
+
   /** The frame's type_info byte (0 for a frame without state). */
   private info(mfn: number): number {
     const i = this.indexOf(mfn);

@@ -77,6 +77,15 @@ export class P2m {
     return i >= 0 && i < this.nrPages ? this.m2p[i]! : -1;
   }
 
+  /**
+   * Xen's m2p as it is now, for the invariant checker's fast pass:
+   * `m2p[mfn - poolBase]` (for 0 <= mfn - poolBase < nrPages) is the pfn of
+   * mfn or -1. Read-only: the caller must not write it.
+   */
+  m2pArray(): Int32Array {
+    return this.m2p;
+  }
+
   isGuestMfn(mfn: number): boolean {
     return this.mfnToPfn(mfn) >= 0;
   }
