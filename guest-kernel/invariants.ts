@@ -485,7 +485,7 @@ function checkFrames(k: KState, tasks: { name: string; mm: MmStruct }[], report:
     const ownerIdx = owner.idx;
     for (let pfn = 0; pfn < p.nrPages; pfn++) {
       if (allocOrder[pfn]! < 0 || ownerIdx[pfn] !== 0) continue;
-      if (leaked++ < 5) report(`frame ${hex(pfn)} is allocated (by ${p.owner[pfn] ?? '?'}) but nothing owns it: leaked`);
+      if (leaked++ < 5) report(`frame ${hex(pfn)} is allocated (by ${p.owner.get(pfn) ?? '?'}) but nothing owns it: leaked`);
     }
     if (leaked > 5) report(`${leaked} leaked frames in all`);
     for (const pfn of owner.order) {

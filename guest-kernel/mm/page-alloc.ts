@@ -72,8 +72,13 @@ export class PageAllocator {
   private readonly lruPrev: Int32Array;
   /** Order of an allocated block at its head pfn, -1 elsewhere. */
   readonly allocOrder: Int8Array;
-  /** Who allocated each allocated block (for leak reports). */
-  readonly owner: (string | undefined)[];
+  /**
+   * Who allocated each allocated block, by head pfn (for leak reports). A
+   * Map of the blocks allocated, not an array over every frame: a machine
+   * snapshot copies it, and it holds a few thousand entries where an array
+   * would hold one slot per frame of memory.
+   */
+  readonly owner = new Map<number, string>();
 
   readonly normal: Zone;
   readonly highmem: Zone;
@@ -102,7 +107,6 @@ export class PageAllocator {
     this.lruNext = new Int32Array(nrPages).fill(-1);
     this.lruPrev = new Int32Array(nrPages).fill(-1);
     this.allocOrder = new Int8Array(nrPages).fill(-1);
-    this.owner = new Array(nrPages);
     this.normal = new Zone('Normal', 0, maxLowPfn);
     this.highmem = new Zone('HighMem', maxLowPfn, nrPages);
     for (let pfn = maxLowPfn; pfn < nrPages; pfn++) this.flags[pfn] = PG_highmem;
@@ -188,7 +192,7 @@ export class PageAllocator {
     if (pfn < 0) return -1;
     this._count[pfn] = 1;
     this.allocOrder[pfn] = order;
-    this.owner[pfn] = site;
+    this.owner.set(pfn, site);
     this.allocated += 1 << order;
     if ((gfp & __GFP_ZERO) !== 0) {
       for (let i = 0; i < 1 << order; i++) this.mem.zeroPage(pfn + i);
@@ -224,7 +228,7 @@ export class PageAllocator {
     this.flags[pfn]! &= PG_highmem;
     this.private[pfn] = 0;
     this.index[pfn] = 0;
-    this.owner[pfn] = undefined;
+    this.owner.delete(pfn);
     this.__free_one(pfn, order);
   }
 

@@ -272,6 +272,26 @@ export class FrameTable {
     return this.order[k]!;
   }
 
+  /**
+   * Frames typed as page tables (l1..l4 with a count) and the type
+   * references they hold, frames of `skip` left out (leak accounting: one
+   * pass over the arrays, no call per frame).
+   */
+  pageTableRefs(skip: ReadonlySet<number>): { frames: number; refs: number } {
+    let frames = 0;
+    let refs = 0;
+    for (let k = 0; k < this.nFrames; k++) {
+      const mfn = this.order[k]!;
+      const i = mfn - this.base;
+      const count = this.typeCount[i]!;
+      const type = this.type_info[i]! & PGT_type_mask;
+      if (count === 0 || type < PGT_L1 || type > PGT_L4 || skip.has(mfn)) continue;
+      frames++;
+      refs += count;
+    }
+    return { frames, refs };
+  }
+
   /** Every frame with state (typed, counted or pinned), in the order they got it (as a Map of frames iterates). */
   frames(): [number, FrameInfo][] {
     const out: [number, FrameInfo][] = [];
