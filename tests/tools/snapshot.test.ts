@@ -147,6 +147,32 @@ test('PhysMem copy: sparse, zero frames stay untouched, both sides independent',
   assert.not.ok(c.isTouched(0x6));
 });
 
+test('PhysMem copy shares the frame directory\'s leaves: a new frame, a discard or a write on one side stays there', () => {
+  const m = new PhysMem();
+  m.write32(0x5000, 1);
+  m.write32(0x7000, 2);
+  const c = new GraphCopier().copy(m);
+  const d = new GraphCopier().copy(c);
+  // A frame never written, in a leaf all three share: created on one side only.
+  c.write32(0x6000, 3);
+  assert.ok(c.isTouched(6) && !m.isTouched(6) && !d.isTouched(6));
+  m.write32(0x8000, 4);
+  assert.ok(m.isTouched(8) && !c.isTouched(8) && !d.isTouched(8));
+  // A discard on one side only.
+  d.discard(7);
+  assert.is(d.read32(0x7000), 0);
+  assert.is(m.read32(0x7000), 2);
+  assert.is(c.read32(0x7000), 2);
+  assert.equal([m.framesTouched, c.framesTouched, d.framesTouched], [3, 3, 1]);
+  // Frames still shared where nobody wrote them.
+  assert.ok(m.sharesFrame(c, 5) && c.sharesFrame(d, 5));
+  assert.equal([m.framesShared, c.framesShared, d.framesShared], [2, 2, 1]);
+  m.write32(0x5000, 9);
+  assert.is(c.read32(0x5000), 1);
+  assert.is(d.read32(0x5000), 1);
+  assert.is(m.framesCopied, 1);
+});
+
 class Counter {
   n = 0;
   bump(by: number): void {
