@@ -117,6 +117,8 @@ class FastRecount {
   private readonly want: Int32Array;
   /** Per L2, the L3s whose slot 3 holds it. */
   private readonly slot3: Int32Array;
+  /** The window indices of the frames typed (count > 0) with the pae_xen_l2 flag. */
+  private readonly xenL2s: number[] = [];
 
   constructor(private readonly d: XenDomain) {
     this.mem = d.mmu.mem;
@@ -154,7 +156,9 @@ class FastRecount {
         want[f]!++;
         if (count === 0) return false;
       }
-      if (count === 0 || (info & PGT_validated) === 0) continue;
+      if (count === 0) continue;
+      if ((info & PGT_pae_xen_l2) !== 0) this.xenL2s.push(f);
+      if ((info & PGT_validated) === 0) continue;
       const type = info & PGT_type_mask;
       if (type === PGT_L1) {
         if (!this.l1(this.mem.frame(this.base + f))) return false;
@@ -183,10 +187,8 @@ class FastRecount {
       if (j === -1) continue;
       if (j < 0) return false;
       want[j]!++;
-      if (typeCount[j]! > 0) {
-        const t = typeInfo[j]! & PGT_type_mask;
-        if (t >= PGT_L1 && t <= PGT_L4) return false;
-      }
+      const t = typeInfo[j]! & PGT_type_mask;
+      if (t >= PGT_L1 && t <= PGT_L4 && typeCount[j]! > 0) return false;
     }
     return true;
   }
@@ -222,19 +224,20 @@ class FastRecount {
       want[j]!++;
       const t = typeInfo[j]!;
       if ((t & PGT_present) === 0 || (t & PGT_type_mask) !== PGT_L2 || ((t & PGT_pae_xen_l2) !== 0) !== (i === 3)) return false;
-      if (i === 3) slot3[j]!++;
+      if (i === 3 && ++slot3[j]! > 1) return false;
     }
     return true;
   }
 
-  /** Counts and slot-3 L2s, over the whole window (a frame without state has type_info 0 and, if it counts nothing, count 0). */
+  /**
+   * Counts, over the whole window (a frame without state has type_info 0
+   * and, if it counts nothing, count 0); every typed pae_xen_l2 in an L3's
+   * slot 3 (l3() saw none in two).
+   */
   counts(): boolean {
-    const { typeInfo, typeCount, want, slot3, size } = this;
-    for (let f = 0; f < size; f++) {
-      if (typeCount[f] !== want[f]) return false;
-      if (slot3[f]! > 1) return false;
-      if ((typeInfo[f]! & PGT_pae_xen_l2) !== 0 && typeCount[f]! > 0 && slot3[f] === 0) return false;
-    }
+    const { typeCount, want, size } = this;
+    for (let f = 0; f < size; f++) if (typeCount[f] !== want[f]) return false;
+    for (const f of this.xenL2s) if (this.slot3[f] === 0) return false;
     return true;
   }
 
