@@ -139,6 +139,20 @@ export class PhysMem {
     return f;
   }
 
+  /**
+   * True if frame `pfn` was written and this memory does not own its buffer:
+   * the buffer is shared with a snapshot, and whoever writes the frame
+   * copies it first, so the buffer `frame(pfn)` returns now never changes
+   * (a checker may keep what it derived from it, keyed by the buffer).
+   */
+  isFrozen(pfn: number): boolean {
+    const hi = pfn >>> DIR_SHIFT;
+    const lo = pfn & LEAF_MASK;
+    if (this.dir[hi]?.[lo] === undefined) return false;
+    const own = this.own[hi];
+    return own === undefined || own[lo] === 0;
+  }
+
   /** True if the frame was ever written (and not discarded). */
   isTouched(pfn: number): boolean {
     const leaf = this.dir[pfn >>> DIR_SHIFT];

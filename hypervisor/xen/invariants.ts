@@ -119,6 +119,12 @@ class FastRecount {
   private readonly slot3: Int32Array;
   /** The window indices of the frames typed (count > 0) with the pae_xen_l2 flag. */
   private readonly xenL2s: number[] = [];
+  /** The window indices of the frames typed (count > 0) as page tables. */
+  private readonly pageTables: number[] = [];
+  /** The validated L1s whose frames are frozen (PhysMem.isFrozen): their buffers, in the frame table's window order. */
+  private readonly frozenL1s: Int32Array[] = [];
+  /** Their writable references summed per window index (frozenSum), or null when there are none. */
+  private frozen: Int32Array | null = null;
 
   constructor(private readonly d: XenDomain) {
     this.mem = d.mmu.mem;
@@ -158,10 +164,13 @@ class FastRecount {
       }
       if (count === 0) continue;
       if ((info & PGT_pae_xen_l2) !== 0) this.xenL2s.push(f);
-      if ((info & PGT_validated) === 0) continue;
       const type = info & PGT_type_mask;
+      if (type >= PGT_L1 && type <= PGT_L4) this.pageTables.push(f);
+      if ((info & PGT_validated) === 0) continue;
       if (type === PGT_L1) {
-        if (!this.l1(this.mem.frame(this.base + f))) return false;
+        const mfn = this.base + f;
+        if (this.mem.isFrozen(mfn)) this.frozenL1s.push(this.mem.frame(mfn));
+        else if (!this.l1(this.mem.frame(mfn))) return false;
       } else if (type === PGT_L2) {
         if (!this.l2(this.base + f, (info & PGT_pae_xen_l2) !== 0)) return false;
       } else if (type === PGT_L3) {
@@ -174,7 +183,54 @@ class FastRecount {
       if (j < 0 || j >= size) return false;
       want[j]!++;
     }
+    if (this.frozenL1s.length > 0) {
+      const sum = this.frozenSum();
+      if (sum === null) return false;
+      // l1()'s test, for the frozen tables' references: none to a page table.
+      for (const f of this.pageTables) if (sum[f]! > 0) return false;
+      this.frozen = sum;
+    }
     return true;
+  }
+
+  /**
+   * The writable references of the frozen L1s (what l1() would add to
+   * `want`), per window index, from the cache when these very buffers were
+   * summed before under the same m2p and window; null if one points outside
+   * the window (l1() would say false). An injected run restored from a
+   * checkpoint checks the same frozen direct-map L1s of the kernel (about
+   * 130 tables, 65,000 entries for 256 MiB) check after check.
+   */
+  private frozenSum(): Int32Array | null {
+    const tables = this.frozenL1s;
+    const version = this.d.p2m.m2pVersion;
+    for (let c = 0; c < frozenCache.length; c++) {
+      const e = frozenCache[c]!;
+      if (e.base !== this.base || e.size !== this.size || e.m2pVersion !== version || e.tables.length !== tables.length) continue;
+      let same = true;
+      for (let i = 0; i < tables.length && same; i++) same = e.tables[i] === tables[i];
+      if (!same) continue;
+      if (c > 0) {
+        frozenCache.splice(c, 1);
+        frozenCache.unshift(e);
+      }
+      return e.sum;
+    }
+    const { pae, n } = this;
+    const sum = new Int32Array(this.size);
+    for (const words of tables) {
+      for (let i = 0; i < n; i++) {
+        const lo = words[pae ? 2 * i : i]!;
+        if ((lo & (PTE_P | PTE_RW)) !== (PTE_P | PTE_RW)) continue;
+        const j = this.guestIndex(frameNumber(pae, lo, pae ? words[2 * i + 1]! : 0));
+        if (j === -1) continue;
+        if (j < 0) return null;
+        sum[j]!++;
+      }
+    }
+    frozenCache.unshift({ tables: [...tables], base: this.base, size: this.size, m2pVersion: version, sum });
+    if (frozenCache.length > FROZEN_CACHE_SIZE) frozenCache.pop();
+    return sum;
   }
 
   /** An L1: writable references; none to a page table. */
@@ -235,8 +291,12 @@ class FastRecount {
    * slot 3 (l3() saw none in two).
    */
   counts(): boolean {
-    const { typeCount, want, size } = this;
-    for (let f = 0; f < size; f++) if (typeCount[f] !== want[f]) return false;
+    const { typeCount, want, size, frozen } = this;
+    if (frozen === null) {
+      for (let f = 0; f < size; f++) if (typeCount[f] !== want[f]) return false;
+    } else {
+      for (let f = 0; f < size; f++) if (typeCount[f] !== want[f]! + frozen[f]!) return false;
+    }
     for (const f of this.xenL2s) if (this.slot3[f] === 0) return false;
     return true;
   }
@@ -248,6 +308,20 @@ class FastRecount {
     return d.machineRoot === (this.pae && root >= PAE_L3_LIMIT_MFN ? d.lowL3 : root);
   }
 }
+
+/** A sum of frozen L1s' writable references (FastRecount.frozenSum), and what it is valid for. */
+interface FrozenSum {
+  /** The frozen buffers summed, in order. */
+  readonly tables: readonly Int32Array[];
+  readonly base: number;
+  readonly size: number;
+  readonly m2pVersion: number;
+  readonly sum: Int32Array;
+}
+
+/** How many sums are kept (the most recently used first): a sweep's checkpoints each freeze their own set of tables. */
+const FROZEN_CACHE_SIZE = 8;
+const frozenCache: FrozenSum[] = [];
 
 /**
  * The fast pass's two tallies, kept between calls and zeroed for each: a
