@@ -26,8 +26,13 @@ const ZERO_FRAME: Frame = new Int32Array(1024);
 
 export class PhysMem {
   private dir: (Frame | undefined)[][] = new Array(DIR_SIZE);
-  /** Per leaf of `dir`: 1 where this memory owns the frame buffer (may write it in place), 0 where it may be shared. */
-  private own: Uint8Array[] = new Array(DIR_SIZE);
+  /**
+   * Per leaf of `dir`: 1 where this memory owns the frame buffer (may write
+   * it in place), 0 where it may be shared. No array (undefined) for a leaf
+   * this memory does not own: the leaf itself is shared with a snapshot and
+   * is copied (its frames still shared) before its first change.
+   */
+  private own: (Uint8Array | undefined)[] = new Array(DIR_SIZE);
   private touched = 0;
   private copied = 0;
 
@@ -39,26 +44,31 @@ export class PhysMem {
   }
 
   /**
-   * The copy for a machine snapshot: shares every frame buffer, and neither
-   * side owns them any more (each copies a frame on its first write to it).
-   * Costs the frame directory's leaves, not the frames.
+   * The copy for a machine snapshot: shares every leaf of the frame
+   * directory and every frame buffer, and neither side owns them any more
+   * (each copies a leaf on its first change to it, and a frame on its first
+   * write to it). Costs the directory's top level, not its leaves or frames
+   * (a restored machine of an inject sweep writes a few leaves).
    */
   [SNAPSHOT_COPY](_c: GraphCopier): PhysMem {
     const c = Object.create(PhysMem.prototype) as PhysMem;
-    const dir: (Frame | undefined)[][] = new Array(DIR_SIZE);
-    const own: Uint8Array[] = new Array(DIR_SIZE);
-    for (let i = 0; i < DIR_SIZE; i++) {
-      const leaf = this.dir[i];
-      if (leaf === undefined) continue;
-      dir[i] = leaf.slice();
-      own[i] = new Uint8Array(DIR_SIZE);
-      this.own[i]!.fill(0);
-    }
-    c.dir = dir;
-    c.own = own;
+    c.dir = this.dir.slice();
+    c.own = new Array(DIR_SIZE);
+    this.own = new Array(DIR_SIZE);
     c.touched = this.touched;
     c.copied = 0;
     return c;
+  }
+
+  /** Leaf `hi` of the directory for a change, and what this memory owns of it: a shared leaf is copied first (its frames stay shared). */
+  private ownLeaf(hi: number): Uint8Array {
+    let o = this.own[hi];
+    if (o === undefined) {
+      const leaf = this.dir[hi];
+      this.dir[hi] = leaf === undefined ? new Array(DIR_SIZE) : leaf.slice();
+      o = this.own[hi] = new Uint8Array(DIR_SIZE);
+    }
+    return o;
   }
 
   /** Frames copied on a write because a snapshot shared them (since this memory was made). */
@@ -72,8 +82,8 @@ export class PhysMem {
     for (let i = 0; i < DIR_SIZE; i++) {
       const leaf = this.dir[i];
       if (leaf === undefined) continue;
-      const own = this.own[i]!;
-      for (let j = 0; j < DIR_SIZE; j++) if (leaf[j] !== undefined && own[j] === 0) n++;
+      const own = this.own[i];
+      for (let j = 0; j < DIR_SIZE; j++) if (leaf[j] !== undefined && (own === undefined || own[j] === 0)) n++;
     }
     return n;
   }
@@ -113,23 +123,34 @@ export class PhysMem {
     if (pfn >>> 0 >= MAX_PFN) throw new RangeError(`pfn 0x${pfn.toString(16)} beyond MAXPHYADDR`);
     const hi = pfn >>> DIR_SHIFT;
     const lo = pfn & LEAF_MASK;
-    let leaf = this.dir[hi];
-    if (leaf === undefined) {
-      leaf = this.dir[hi] = new Array(DIR_SIZE);
-      this.own[hi] = new Uint8Array(DIR_SIZE);
-    }
+    const own = this.ownLeaf(hi);
+    const leaf = this.dir[hi]!;
     let f = leaf[lo];
     if (f === undefined) {
       f = leaf[lo] = new Int32Array(1024);
-      this.own[hi]![lo] = 1;
+      own[lo] = 1;
       this.touched++;
-    } else if (this.own[hi]![lo] === 0) {
+    } else if (own[lo] === 0) {
       // Shared with a snapshot: copy on this first write.
       f = leaf[lo] = f.slice();
-      this.own[hi]![lo] = 1;
+      own[lo] = 1;
       this.copied++;
     }
     return f;
+  }
+
+  /**
+   * True if frame `pfn` was written and this memory does not own its buffer:
+   * the buffer is shared with a snapshot, and whoever writes the frame
+   * copies it first, so the buffer `frame(pfn)` returns now never changes
+   * (a checker may keep what it derived from it, keyed by the buffer).
+   */
+  isFrozen(pfn: number): boolean {
+    const hi = pfn >>> DIR_SHIFT;
+    const lo = pfn & LEAF_MASK;
+    if (this.dir[hi]?.[lo] === undefined) return false;
+    const own = this.own[hi];
+    return own === undefined || own[lo] === 0;
   }
 
   /** True if the frame was ever written (and not discarded). */
@@ -140,9 +161,10 @@ export class PhysMem {
 
   /** Forget a frame's contents (it reads as zero again, host memory is returned). */
   discard(pfn: number): void {
-    const leaf = this.dir[pfn >>> DIR_SHIFT];
-    if (leaf !== undefined && leaf[pfn & LEAF_MASK] !== undefined) {
-      leaf[pfn & LEAF_MASK] = undefined;
+    const hi = pfn >>> DIR_SHIFT;
+    if (this.dir[hi]?.[pfn & LEAF_MASK] !== undefined) {
+      this.ownLeaf(hi);
+      this.dir[hi]![pfn & LEAF_MASK] = undefined;
       this.touched--;
     }
   }

@@ -111,6 +111,34 @@ export interface CopierOptions {
    * copy wrongly or drop; slower (tests run snapshots this way).
    */
   strict?: boolean;
+  /** ArrayBuffers to fill instead of allocating new ones (those of a copy nobody uses any more). */
+  reuse?: BufferPool;
+}
+
+/**
+ * ArrayBuffers a copy may fill instead of allocating, by byte length: the
+ * buffers an earlier copy made (GraphCopier.buffersMade), once nothing uses
+ * that copy any more. A machine's copy is a few megabytes of typed arrays
+ * (frame tables, struct page arrays); allocating them anew for every copy
+ * costs more than copying into them (fresh pages from the system, and the
+ * collections that external memory brings on). A reused buffer is
+ * overwritten whole, so the copy is the same as with a new one.
+ */
+export class BufferPool {
+  private readonly bySize = new Map<number, ArrayBuffer[]>();
+
+  constructor(buffers: Iterable<ArrayBuffer>) {
+    for (const b of buffers) {
+      const l = this.bySize.get(b.byteLength);
+      if (l === undefined) this.bySize.set(b.byteLength, [b]);
+      else l.push(b);
+    }
+  }
+
+  /** A buffer of exactly `byteLength` bytes (its contents arbitrary), or undefined; each is given out once. */
+  take(byteLength: number): ArrayBuffer | undefined {
+    return this.bySize.get(byteLength)?.pop();
+  }
 }
 
 /** Per prototype: the names of accessors on its chain (an assignment there would run a setter). */
@@ -133,9 +161,22 @@ export class GraphCopier {
   /** Copies made but not filled yet (the copier works through a stack, not recursion: graphs hold long chains). */
   private readonly jobs: Job[] = [];
   private readonly strict: boolean;
+  private readonly reuse: BufferPool | undefined;
+  /** The ArrayBuffers of the copies made (new or reused). */
+  private readonly made: ArrayBuffer[] = [];
 
   constructor(opts: CopierOptions = {}) {
     this.strict = opts.strict ?? false;
+    this.reuse = opts.reuse;
+  }
+
+  /**
+   * The ArrayBuffers this copier made for its copies: nothing outside the
+   * copy holds them, so once the copy is dropped they can fill another
+   * (BufferPool).
+   */
+  get buffersMade(): readonly ArrayBuffer[] {
+    return this.made;
   }
 
   /** Keep `x` (and everything under it) as is in copies: shared, not copied. */
@@ -192,7 +233,13 @@ export class GraphCopier {
   private shell(o: object, parent: Job | null, key: Key): unknown {
     if (ArrayBuffer.isView(o)) return this.copyView(o, parent, key);
     if (o instanceof ArrayBuffer) {
-      const c = o.slice(0);
+      const r = this.reuse?.take(o.byteLength);
+      let c: ArrayBuffer;
+      if (r !== undefined) {
+        new Uint8Array(r).set(new Uint8Array(o));
+        c = r;
+      } else c = o.slice(0);
+      this.made.push(c);
       this.memo.set(o, c);
       return c;
     }

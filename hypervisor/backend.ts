@@ -12,7 +12,6 @@
  * 2.6.23, shadow paging, 2-level only).
  */
 import type { Mmu } from '../emulator/mmu.js';
-import { PGT_L1, PGT_L4 } from './xen/frame-table.js';
 import { checkXenInvariants, createXenBackend, type XenBackend } from './xen/index.js';
 import { createLguestBackend, lguestUnsupported, type LguestBackend } from './lguest/index.js';
 import { createNativeBackend, type NativeBackend } from './native.js';
@@ -118,17 +117,8 @@ function xenHandle(b: XenBackend): Backend<'xen'> {
     checkInvariants: () => checkXenInvariants(b),
     held: (kept) => {
       const keptM = new Set([...kept].map((pfn) => d.p2m.pfnToMfn(pfn)));
-      let pageTables = 0;
-      let typeRefs = 0;
-      for (let k = 0; k < d.frames.frameCount; k++) {
-        const mfn = d.frames.frameAt(k);
-        const count = d.frames.countOf(mfn);
-        const type = d.frames.typeOf(mfn);
-        if (count === 0 || type < PGT_L1 || type > PGT_L4 || keptM.has(mfn)) continue;
-        pageTables++;
-        typeRefs += count;
-      }
-      return { pins: b.stats.pinned, pageTables, typeRefs };
+      const { frames, refs } = d.frames.pageTableRefs(keptM);
+      return { pins: b.stats.pinned, pageTables: frames, typeRefs: refs };
     },
     ext: { backend: b },
   };

@@ -75,7 +75,12 @@ export class PageAllocator {
   private readonly lruPrev: Int32Array;
   /** Order of an allocated block at its head pfn, -1 elsewhere. */
   readonly allocOrder: Int8Array;
-  /** Who allocated each allocated block, by head pfn (for leak reports; a Map: a per-frame array costs every boot). */
+  /**
+   * Who allocated each allocated block, by head pfn (for leak reports). A
+   * Map of the blocks allocated, not an array over every frame: a machine
+   * snapshot copies it, and it holds a few thousand entries where an array
+   * would hold one slot per frame of memory.
+   */
   readonly owner = new Map<number, string>();
 
   readonly normal: Zone;

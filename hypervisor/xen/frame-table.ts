@@ -184,6 +184,17 @@ export class FrameTable {
     this.base = first;
   }
 
+  /**
+   * The window's arrays as they are now, for the invariant checker's fast
+   * pass (invariants.ts), which reads every frame and must not pay a call
+   * per frame: `typeInfo[i]`/`typeCount[i]` are machine frame `base + i`'s.
+   * Read-only: the caller must not write them (they are the table itself)
+   * and must not keep them (the window may grow).
+   */
+  arrays(): { readonly base: number; readonly typeInfo: Uint8Array; readonly typeCount: Int32Array } {
+    return { base: this.base, typeInfo: this.type_info, typeCount: this.typeCount };
+  }
+
   /** The frame's type_info byte (0 for a frame without state). */
   private info(mfn: number): number {
     const i = this.indexOf(mfn);
@@ -259,6 +270,26 @@ export class FrameTable {
   frameAt(k: number): number {
     if (k >>> 0 !== k || k >= this.nFrames) throw new RangeError(`frame table: no frame number ${k}`);
     return this.order[k]!;
+  }
+
+  /**
+   * Frames typed as page tables (l1..l4 with a count) and the type
+   * references they hold, frames of `skip` left out (leak accounting: one
+   * pass over the arrays, no call per frame).
+   */
+  pageTableRefs(skip: ReadonlySet<number>): { frames: number; refs: number } {
+    let frames = 0;
+    let refs = 0;
+    for (let k = 0; k < this.nFrames; k++) {
+      const mfn = this.order[k]!;
+      const i = mfn - this.base;
+      const count = this.typeCount[i]!;
+      const type = this.type_info[i]! & PGT_type_mask;
+      if (count === 0 || type < PGT_L1 || type > PGT_L4 || skip.has(mfn)) continue;
+      frames++;
+      refs += count;
+    }
+    return { frames, refs };
   }
 
   /** Every frame with state (typed, counted or pinned), in the order they got it (as a Map of frames iterates). */

@@ -33,7 +33,17 @@ export function mulberry32(seed: number): () => number {
   };
 }
 
+/** The last m2p version given out (P2m.m2pVersion): unique per P2m made and per m2p change, in this thread. */
+let lastM2pVersion = 0;
+
 export class P2m {
+  /**
+   * Which contents the m2p has: a number no other P2m's m2p (made, or
+   * changed since) has had in this thread; a copy of a P2m keeps it until
+   * either changes. For results derived from the m2p (the invariant
+   * checker's sums over frozen tables).
+   */
+  m2pVersion = ++lastM2pVersion;
   /** pfn -> mfn. */
   private readonly p2m: Int32Array;
   /** (mfn - poolBase) -> pfn, -1 for none. */
@@ -77,6 +87,15 @@ export class P2m {
     return i >= 0 && i < this.nrPages ? this.m2p[i]! : -1;
   }
 
+  /**
+   * Xen's m2p as it is now, for the invariant checker's fast pass:
+   * `m2p[mfn - poolBase]` (for 0 <= mfn - poolBase < nrPages) is the pfn of
+   * mfn or -1. Read-only: the caller must not write it.
+   */
+  m2pArray(): Int32Array {
+    return this.m2p;
+  }
+
   isGuestMfn(mfn: number): boolean {
     return this.mfnToPfn(mfn) >= 0;
   }
@@ -84,7 +103,10 @@ export class P2m {
   /** MMU_MACHPHYS_UPDATE: m2p[mfn] = pfn (the guest's own frames only). */
   setM2p(mfn: number, pfn: number): void {
     const i = mfn - this.poolBase;
-    if (i >= 0 && i < this.nrPages) this.m2p[i] = pfn;
+    if (i >= 0 && i < this.nrPages) {
+      this.m2p[i] = pfn;
+      this.m2pVersion = ++lastM2pVersion;
+    }
   }
 
   /** Highest machine frame of the pool + 1. */

@@ -39,6 +39,7 @@ import {
 } from '../../hypervisor/xen/index.js';
 import {
   alloc,
+  checkBothPasses,
   expectRefusal,
   hx,
   KERNPG_TABLE,
@@ -78,7 +79,7 @@ function invariantsAfterEach(): void {
   const b = current;
   current = null;
   if (b === null) return;
-  const v = checkXenInvariants(b);
+  const v = checkBothPasses(b);
   if (v.length > 0) throw new Error(`Xen invariants violated after the test:\n  ${v.join('\n  ')}`);
 }
 

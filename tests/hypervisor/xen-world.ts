@@ -12,6 +12,7 @@ import * as assert from 'uvu/assert';
 import { PTE_A, PTE_D, PTE_P, PTE_RW, PTE_US } from '../../emulator/paging-bits.js';
 import type { MachineConfig, MmHandle } from '../../hypervisor/paravirt-ops.js';
 import { checkXenInvariants, createXenBackend, XenBackend, XenRefusal, type XenOptions } from '../../hypervisor/xen/index.js';
+import { checkXenInvariantsExact, xenInvariantsHold } from '../../hypervisor/xen/invariants.js';
 import { suite } from '../harness.js';
 import type { PteVal } from '../../hypervisor/types.js';
 
@@ -195,6 +196,19 @@ export function expectRefusal(fn: () => unknown, reason: string | RegExp): XenRe
 }
 
 /**
+ * Xen's invariant check at the end of a test, with its two passes compared:
+ * the fast pass says "hold" exactly when the exact pass finds nothing, and
+ * the check returns the exact pass's messages (xen-invariants-fast.test.ts).
+ */
+export function checkBothPasses(b: XenBackend): string[] {
+  const v = checkXenInvariants(b);
+  const exact = checkXenInvariantsExact(b);
+  assert.equal(v, exact, 'checkXenInvariants is the exact pass');
+  assert.is(xenInvariantsHold(b), exact.length === 0, 'the fast pass agrees with the exact pass');
+  return v;
+}
+
+/**
  * A suite whose every test checks Xen's invariants at its end (through
  * tests/harness.ts, so a broken invariant fails that test by name), and the
  * `world` maker whose backend it checks.
@@ -206,7 +220,7 @@ export function checkedSuite(name: string): { s: ReturnType<typeof suite>; world
     const b = current;
     current = null;
     if (b === null) return;
-    const v = checkXenInvariants(b);
+    const v = checkBothPasses(b);
     if (v.length > 0) throw new Error(`Xen invariants violated:\n  ${v.join('\n  ')}`);
   });
   return {

@@ -13,7 +13,7 @@ import * as assert from 'uvu/assert';
 import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { GraphCopier, partial, rebindable, SnapshotError } from '../../emulator/snapshot.js';
+import { BufferPool, GraphCopier, partial, rebindable, SnapshotError } from '../../emulator/snapshot.js';
 import { PhysMem } from '../../emulator/phys-mem.js';
 import { BACKEND_KINDS } from '../../hypervisor/backend.js';
 import { checkScript } from '../../tools/workload/check.js';
@@ -147,6 +147,32 @@ test('PhysMem copy: sparse, zero frames stay untouched, both sides independent',
   assert.not.ok(c.isTouched(0x6));
 });
 
+test('PhysMem copy shares the frame directory\'s leaves: a new frame, a discard or a write on one side stays there', () => {
+  const m = new PhysMem();
+  m.write32(0x5000, 1);
+  m.write32(0x7000, 2);
+  const c = new GraphCopier().copy(m);
+  const d = new GraphCopier().copy(c);
+  // A frame never written, in a leaf all three share: created on one side only.
+  c.write32(0x6000, 3);
+  assert.ok(c.isTouched(6) && !m.isTouched(6) && !d.isTouched(6));
+  m.write32(0x8000, 4);
+  assert.ok(m.isTouched(8) && !c.isTouched(8) && !d.isTouched(8));
+  // A discard on one side only.
+  d.discard(7);
+  assert.is(d.read32(0x7000), 0);
+  assert.is(m.read32(0x7000), 2);
+  assert.is(c.read32(0x7000), 2);
+  assert.equal([m.framesTouched, c.framesTouched, d.framesTouched], [3, 3, 1]);
+  // Frames still shared where nobody wrote them.
+  assert.ok(m.sharesFrame(c, 5) && c.sharesFrame(d, 5));
+  assert.equal([m.framesShared, c.framesShared, d.framesShared], [2, 2, 1]);
+  m.write32(0x5000, 9);
+  assert.is(c.read32(0x5000), 1);
+  assert.is(d.read32(0x5000), 1);
+  assert.is(m.framesCopied, 1);
+});
+
 class Counter {
   n = 0;
   bump(by: number): void {
@@ -182,6 +208,65 @@ test('the copier: prototypes, cycles, shared references, Maps, Sets, typed array
   assert.is(new Uint8Array(c.u8.buffer)[8], 4);
   assert.is(g.u32[0], 0);
   assert.is(c.big, 1n << 70n);
+});
+
+test('the copier fills the buffers of a BufferPool (one each, by exact size) and lists every buffer it made', () => {
+  const src = { a: new Int32Array([1, 2, 3]), b: new Float64Array([0.5]), c: new Uint8Array([9, 8, 7, 6]) };
+  const first = new GraphCopier();
+  const c1 = first.copy(src);
+  assert.is(first.buffersMade.length, 3);
+  // Garbage in the old copy's buffers: the new copy overwrites them whole.
+  c1.a.fill(-1);
+  c1.b.fill(-1);
+  c1.c.fill(0xff);
+  const pool = new BufferPool([...first.buffersMade, new ArrayBuffer(12)]);
+  const second = new GraphCopier({ reuse: pool });
+  const c2 = second.copy({ ...src, d: new Int32Array([4, 5, 6]) });
+  assert.equal([...c2.a], [1, 2, 3]);
+  assert.equal([...c2.b], [0.5]);
+  assert.equal([...c2.c], [9, 8, 7, 6]);
+  assert.equal([...c2.d], [4, 5, 6]);
+  assert.ok(c2.b.buffer === c1.b.buffer && c2.c.buffer === c1.c.buffer, 'buffers of the same size reused');
+  assert.ok(c2.a.buffer !== c2.d.buffer && [c2.a.buffer, c2.d.buffer].includes(c1.a.buffer), 'two 12-byte buffers, one each');
+  assert.is(pool.take(12), undefined, 'each buffer given out once');
+  assert.is(second.buffersMade.length, 4);
+});
+
+/** Every ArrayBuffer reachable from `root` (own properties, array elements, Map and Set members). */
+function buffersIn(root: unknown): Set<ArrayBuffer> {
+  const out = new Set<ArrayBuffer>();
+  const seen = new Set<unknown>();
+  const todo: unknown[] = [root];
+  while (todo.length > 0) {
+    const x = todo.pop();
+    if (x === null || typeof x !== 'object' || seen.has(x)) continue;
+    seen.add(x);
+    if (ArrayBuffer.isView(x)) out.add(x.buffer as ArrayBuffer);
+    else if (x instanceof ArrayBuffer) out.add(x);
+    else if (x instanceof Map) for (const [k, v] of x) todo.push(k, v);
+    else if (x instanceof Set) for (const v of x) todo.push(v);
+    else todo.push(...Object.values(x));
+  }
+  return out;
+}
+
+test('restore(dropped): the new machine fills the dropped machine\'s buffers and runs the same', () => {
+  const c = cases.find((x) => x.file.endsWith('/fork-exit.pvw') && x.cfg.backend === 'xen')!;
+  const straight = new Interpreter(c.script, c.cfg, { seed: 1 });
+  const want = outcome(straight, straight.run());
+  const it = new Interpreter(c.script, c.cfg, { seed: 1 });
+  for (let i = 0; i < 3; i++) it.advance();
+  const snap = it.snapshot();
+  const a = snap.restore();
+  const aBuffers = buffersIn(a);
+  assert.is(outcome(a, a.run()), want);
+  const b = snap.restore(a);
+  assert.ok(aBuffers.has(b.kernel.k.pages.flags.buffer as ArrayBuffer), 'the dropped machine\'s buffers were reused');
+  assert.is(outcome(b, b.run()), want, 'a machine on reused buffers runs as a new one');
+  const d = snap.restore(a);
+  assert.not.ok(aBuffers.has(d.kernel.k.pages.flags.buffer as ArrayBuffer), 'a dropped machine gives its buffers once');
+  assert.is(outcome(d, d.run()), want);
+  assert.is(outcome(it, it.run()), want, 'the snapshotted machine itself');
 });
 
 test('the copier follows rebindable and partial callbacks onto the copy, and refuses a plain closure', () => {

@@ -147,6 +147,8 @@ export interface InjectContext {
   ks: number[];
   /** A machine about to run toward injection point k, and k counted from where it starts. */
   start: (k: number) => { it: Interpreter; rel: number };
+  /** A machine `start` gave that is done with: the next restore fills its buffers. */
+  drop: (it: Interpreter) => void;
 }
 
 /** Plan the sweep: the clean boot and clean run, the items and the checkpoints. A failure of the clean run leaves no items. */
@@ -198,18 +200,28 @@ export function prepareInject(script: Script, cfg: RunConfig, o: InjectOptions =
   const ks = cleanResult.failure !== null ? [] : (o.only ?? pickPoints(points, o.maxRuns)).filter((k) => k >= 1 && k <= points);
   const cps: Checkpoints | null = booted !== null && ks.length > 0 ? recordCheckpoints(booted, doneAfter, ks) : null;
   /** A machine about to run toward injection point k: from the latest checkpoint before it, or a fresh boot; `rel` is k counted from there. */
+  // The machine of the last injected run, once done with (its buffers serve the next restore).
+  let dropped: Interpreter | undefined;
   const start = (k: number): { it: Interpreter; rel: number } => {
     const cp = cps?.startFor(k);
     if (cp === undefined) return { it: newRun(script, cfg, o), rel: k };
-    return { it: cp.snapshot.restore(), rel: k - cp.done };
+    const reuse = dropped;
+    dropped = undefined;
+    return { it: cp.snapshot.restore(reuse), rel: k - cp.done };
   };
-  return { mode, bootAreas, baseAcc, cleanResult, head, ks, start };
+  const drop = (it: Interpreter): void => {
+    dropped = it;
+  };
+  return { mode, bootAreas, baseAcc, cleanResult, head, ks, start, drop };
 }
 
-/** Run item i of the sweep: the injected run failing point ks[i]. */
+/** Run item i of the sweep: the injected run failing point ks[i]. Its result holds nothing of its machine (plain data), which is dropped after. */
 export function runInjectItem(ctx: InjectContext, i: number): InjectResult {
   const k = ctx.ks[i]!;
-  return ctx.mode === 'allocation' ? allocationRun(ctx.start(k), k, ctx.cleanResult, ctx.bootAreas, ctx.baseAcc) : refusalRun(ctx.start(k), k);
+  const s = ctx.start(k);
+  const r = ctx.mode === 'allocation' ? allocationRun(s, k, ctx.cleanResult, ctx.bootAreas, ctx.baseAcc) : refusalRun(s, k);
+  ctx.drop(s.it);
+  return r;
 }
 
 /** The report of a sweep (or of a shard of it): the head with these results, in item order, counted. */
