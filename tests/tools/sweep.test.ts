@@ -15,7 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { InputError } from '../../tools/input-error.js';
-import { parseJobs, runPool } from '../../tools/sweep/pool.js';
+import { parseJobs, runPool, startPool } from '../../tools/sweep/pool.js';
 import { parseShard, shardInfo, shardRange } from '../../tools/sweep/shard.js';
 import { mergeShards } from '../../tools/sweep/merge.js';
 import { MATRIX_TASK, assembleMatrix, matrixItems, matrixText, type MatrixItem, type MatrixItemResult } from '../../tools/regression/matrix-sweep.js';
@@ -67,6 +67,24 @@ pool('an exception in a worker is rethrown as in-process: same class for InputEr
       assert.is(caught instanceof InputError, input, `jobs ${jobs}: InputError stays InputError`);
       if (!input) assert.is((caught as Error).name, 'RangeError');
     }
+  }
+});
+
+pool('a started pool: workers set up while this thread builds its context; run with it, or close it unused (no hang); a worker whose setup fails fails the run', async () => {
+  const init: FixtureInit = { k: 5, failAt: -1, input: false };
+  const p = startPool<FixtureInit, FixtureInit, number>(FIXTURE_TASK, init, 3);
+  await new Promise((r) => setTimeout(r, 200));
+  assert.equal(await p.run({ from: 0, to: 30, local: init }), Array.from({ length: 30 }, (_, i) => 5 * i));
+  startPool<FixtureInit, FixtureInit, number>(FIXTURE_TASK, init, 2).close();
+  const bad = startPool<FixtureInit, FixtureInit, number>(FIXTURE_TASK, { ...init, setupFails: true }, 2);
+  await new Promise((r) => setTimeout(r, 300));
+  try {
+    // Items slow enough (5 s in all on this thread) that the worker's failure arrives during the run if not before.
+    await bad.run({ from: 0, to: 50, local: { ...init, itemMs: 100 } });
+    assert.unreachable('the worker could not set up');
+  } catch (e) {
+    assert.instance(e, RangeError);
+    assert.match((e as Error).message, /setup: cannot build the context/);
   }
 });
 

@@ -45,7 +45,7 @@ import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { INJECT_TASK, pickPoints, prepareInject, runInjectItem, type InjectContext, type InjectResult } from '../inject/sweep.js';
 import { fuzzSeeds } from '../fuzz/sweep.js';
-import { runPool } from '../sweep/pool.js';
+import { startPool } from '../sweep/pool.js';
 import { parseScript } from '../workload/parser.js';
 import { checkScript } from '../workload/check.js';
 import { resolveConfig } from '../workload/config.js';
@@ -177,8 +177,10 @@ export async function runSweepBenchmarks(argv: string[]): Promise<SweepBench | u
   const timePool = async (jobs: number): Promise<{ ms: number; cpuS: number; out: string; runs: number }> => {
     const t = performance.now();
     const c = process.cpuUsage();
+    // As `pvmmu inject --jobs N` does it: the workers plan the sweep while this thread does.
+    const pool = startPool<unknown, InjectContext, InjectResult>(INJECT_TASK, { script, cfg, o: { maxRuns: jobsRuns } }, jobs);
     const ctx = prepareInject(script, cfg, { maxRuns: jobsRuns });
-    const res = await runPool<unknown, InjectContext, InjectResult>({ task: INJECT_TASK, init: { script, cfg, o: { maxRuns: jobsRuns } }, from: 0, to: ctx.ks.length, jobs, local: ctx });
+    const res = await pool.run({ from: 0, to: ctx.ks.length, local: ctx });
     const u = process.cpuUsage(c);
     return { ms: performance.now() - t, cpuS: (u.user + u.system) / 1e6, out: JSON.stringify(res), runs: res.length };
   };

@@ -8,10 +8,10 @@
  */
 import type { Command } from 'commander';
 import { InputError } from '../input-error.js';
-import { INJECT_TASK, assembleInject, prepareInject, type InjectResult } from '../inject/sweep.js';
+import { INJECT_TASK, assembleInject, prepareInject, type InjectContext, type InjectResult } from '../inject/sweep.js';
 import { failed, injectJson, injectText } from '../inject/summary.js';
 import { Progress } from '../table.js';
-import { parseJobs, runPool } from '../sweep/pool.js';
+import { parseJobs, startPool } from '../sweep/pool.js';
 import { parseShard, shardInfo, shardRange } from '../sweep/shard.js';
 import { addCommonFlags, interruptibleSweep, layoutOf, loadWorkloadFlags, type CommonFlags } from './common.js';
 
@@ -89,18 +89,23 @@ Examples:
     }
     const o = { ...layout, maxRuns, only, mode: refuse !== undefined ? ('mmu_update' as const) : ('allocation' as const) };
     const intr = interruptibleSweep('injected runs');
-    const ctx = prepareInject(script, cfg, o);
-    if (only !== undefined && ctx.head.clean.failure === null && only[0]! > ctx.head.clean.points) {
-      throw new InputError(`--refuse-hypercall ${only[0]}: the workload makes only ${ctx.head.clean.points} mmu_update calls after boot`);
+    // The workers plan the sweep (clean runs, checkpoints) while this thread does.
+    const pool = startPool<unknown, InjectContext, InjectResult>(INJECT_TASK, { script, cfg, o }, jobs);
+    let ctx: InjectContext;
+    try {
+      ctx = prepareInject(script, cfg, o);
+      if (only !== undefined && ctx.head.clean.failure === null && only[0]! > ctx.head.clean.points) {
+        throw new InputError(`--refuse-hypercall ${only[0]}: the workload makes only ${ctx.head.clean.points} mmu_update calls after boot`);
+      }
+    } catch (e) {
+      pool.close();
+      throw e;
     }
     const { from, to } = shardRange(shard, ctx.ks.length);
     const progress = new Progress(flags.json === true);
-    const results = await runPool<unknown, typeof ctx, InjectResult>({
-      task: INJECT_TASK,
-      init: { script, cfg, o },
+    const results = await pool.run({
       from,
       to,
-      jobs,
       local: ctx,
       more: intr.more,
       onDone: (done) => progress.update(`inject ${file}`, done, to - from),
