@@ -193,7 +193,9 @@ export class Mmu implements LruClock {
     }
     // miss() returns the 4 KiB frame (a small integer, never boxed) or the
     // negative fault code; the address is formed here, where it stays unboxed.
-    const p = this.miss(va >>> 0, acc);
+    // `| 0` (a no-op on those values) tells V8 the result is an int32: without
+    // it the two arms' join is a tagged value and every miss boxes the address.
+    const p = this.miss(va >>> 0, acc) | 0;
     return p < 0 ? p : p * 4096 + (va & 4095);
   }
 
@@ -208,7 +210,7 @@ export class Mmu implements LruClock {
       this.counters.tlbHits++;
       return hc[h + 3]! * 4096 + (va & 4095);
     }
-    const p = this.miss(va >>> 0, acc);
+    const p = this.miss(va >>> 0, acc) | 0;
     return p < 0 ? p : p * 4096 + (va & 4095);
   }
 
