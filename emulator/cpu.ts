@@ -51,13 +51,29 @@ export class Cpu {
   wp = false;
   nxe = false;
 
+  // Set once in the constructor. `declare`, not parameter properties: an
+  // emitted field declaration would first define them as undefined, and the
+  // second store makes V8 treat them as mutable, untyped fields (a map or Smi
+  // check at every use on the hot paths). Likewise in Mmu, TlbLevel, Walker.
+  private declare readonly mem: PhysMem;
+  private declare readonly tlbs: Tlbs;
+  private declare readonly counters: MmuCounters;
+  private declare readonly cycles: CycleFigures;
+  private declare readonly onFlush: (kind: 'full' | 'non-global', cycles: number) => void;
+
   constructor(
-    private readonly mem: PhysMem,
-    private readonly tlbs: Tlbs,
-    private readonly counters: MmuCounters,
-    private readonly cycles: CycleFigures,
-    private readonly onFlush: (kind: 'full' | 'non-global', cycles: number) => void,
-  ) {}
+    mem: PhysMem,
+    tlbs: Tlbs,
+    counters: MmuCounters,
+    cycles: CycleFigures,
+    onFlush: (kind: 'full' | 'non-global', cycles: number) => void,
+  ) {
+    this.mem = mem;
+    this.tlbs = tlbs;
+    this.counters = counters;
+    this.cycles = cycles;
+    this.onFlush = onFlush;
+  }
 
   /** MOV to CR3. */
   writeCr3(value: number): CrWriteResult {

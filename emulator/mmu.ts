@@ -93,32 +93,35 @@ function newHostCache(bits: number): Int32Array {
 export class Mmu implements LruClock {
   /** The LRU clock of all this MMU's TLBs (see LruClock); a field here so a TLB hit stamps without another load. */
   now = 0;
-  readonly mem: PhysMem;
-  readonly preset: CpuPreset;
   readonly counters = new MmuCounters();
-  readonly tlbs: Tlbs;
-  readonly cpu: Cpu;
-  readonly walker: Walker;
+  // The fields below without an initializer are set once in the constructor
+  // and `declare`d (see Cpu): the hot path loads them without a map or Smi
+  // check, and a constant MMU (a benchmark loop's) has them constant-folded.
+  declare readonly mem: PhysMem;
+  declare readonly preset: CpuPreset;
+  declare readonly tlbs: Tlbs;
+  declare readonly cpu: Cpu;
+  declare readonly walker: Walker;
   /** Attached trace sink, or null (the default: tracing costs nothing). */
   private sink: TraceSink | null = null;
 
   // First-level TLBs, their arrays and their host caches, as direct fields
   // for the hot path (one object to reach everything a hit touches).
-  private readonly dtlb: TlbLevel;
-  private readonly itlb: TlbLevel;
-  private readonly dHost: Int32Array;
-  private readonly iHost: Int32Array;
-  private readonly dStamp: Float64Array;
-  private readonly iStamp: Float64Array;
+  private declare readonly dtlb: TlbLevel;
+  private declare readonly itlb: TlbLevel;
+  private declare readonly dHost: Int32Array;
+  private declare readonly iHost: Int32Array;
+  private declare readonly dStamp: Float64Array;
+  private declare readonly iStamp: Float64Array;
   /** Host cache epoch (never 0): entries made in an older one are dead. */
   private epoch = 1;
-  private readonly hostMask: number;
-  private readonly hitCycles: number;
+  private declare readonly hostMask: number;
+  private declare readonly hitCycles: number;
   // The miss path's constants, one load each.
-  private readonly l2: TlbLevel;
-  private readonly l2Unified: boolean;
-  private readonly l2HitCycles: number;
-  private readonly pageFaultCycles: number;
+  private declare readonly l2: TlbLevel;
+  private declare readonly l2Unified: boolean;
+  private declare readonly l2HitCycles: number;
+  private declare readonly pageFaultCycles: number;
 
   constructor(opts: MmuOptions = {}) {
     this.preset = typeof opts.cpu === 'object' ? opts.cpu : getPreset(opts.cpu ?? DEFAULT_PRESET);
@@ -190,7 +193,9 @@ export class Mmu implements LruClock {
     }
     // miss() returns the 4 KiB frame (a small integer, never boxed) or the
     // negative fault code; the address is formed here, where it stays unboxed.
-    const p = this.miss(va >>> 0, acc);
+    // `| 0` (a no-op on those values) tells V8 the result is an int32: without
+    // it the two arms' join is a tagged value and every miss boxes the address.
+    const p = this.miss(va >>> 0, acc) | 0;
     return p < 0 ? p : p * 4096 + (va & 4095);
   }
 
@@ -205,7 +210,7 @@ export class Mmu implements LruClock {
       this.counters.tlbHits++;
       return hc[h + 3]! * 4096 + (va & 4095);
     }
-    const p = this.miss(va >>> 0, acc);
+    const p = this.miss(va >>> 0, acc) | 0;
     return p < 0 ? p : p * 4096 + (va & 4095);
   }
 

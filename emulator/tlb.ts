@@ -54,31 +54,34 @@ export function allowMask(flags: number, wp: boolean, nxe: boolean): number {
 }
 
 export class TlbLevel {
-  readonly nSmall: number;
-  readonly nLarge: number;
-  private readonly setsSmall: number;
-  private readonly waysSmall: number;
-  private readonly setsLarge: number;
-  private readonly waysLarge: number;
+  // The geometry and the arrays are set once in the constructor (`declare`:
+  // see Cpu; the hot paths then load them without map or Smi checks).
+  declare readonly name: string;
+  declare readonly nSmall: number;
+  declare readonly nLarge: number;
+  private declare readonly setsSmall: number;
+  private declare readonly waysSmall: number;
+  private declare readonly setsLarge: number;
+  private declare readonly waysLarge: number;
   /** sets - 1 when the number of sets is a power of two (index by mask), else -1 (index by modulo). */
-  private readonly maskSmall: number;
-  private readonly maskLarge: number;
+  private declare readonly maskSmall: number;
+  private declare readonly maskLarge: number;
   /** Page number (4 KiB vpn, or large-page number) or -1 when invalid. */
-  readonly tag: Int32Array;
+  declare readonly tag: Int32Array;
   /** First 4 KiB frame of the page. */
-  readonly pfn: Int32Array;
-  readonly flags: Int32Array;
-  readonly allow: Int32Array;
+  declare readonly pfn: Int32Array;
+  declare readonly flags: Int32Array;
+  declare readonly allow: Int32Array;
   /** LRU stamp: larger is more recent. */
-  readonly stamp: Float64Array;
+  declare readonly stamp: Float64Array;
   /** Fill generation (0 when invalid). */
-  readonly gen: Int32Array;
+  declare readonly gen: Int32Array;
   /** Slots currently valid, so flushes can stop early. */
   private validCount = 0;
   /** Of those, large-page slots: with none, a large lookup is a sure miss and skipped. */
   private validLarge = 0;
   /** LRU clock (possibly shared with other TLBs). */
-  readonly clock: LruClock;
+  declare readonly clock: LruClock;
   /** Last fill generation handed out. */
   private genCounter = 0;
   /** Called when fill generations wrap around (whoever caches generations must forget them). */
@@ -90,12 +93,8 @@ export class TlbLevel {
    */
   onChange: ((slot: number, tag: number) => void) | null = null;
 
-  constructor(
-    readonly name: string,
-    small: TlbArray,
-    large: TlbArray,
-    clock: LruClock = { now: 0 },
-  ) {
+  constructor(name: string, small: TlbArray, large: TlbArray, clock: LruClock = { now: 0 }) {
+    this.name = name;
     this.clock = clock;
     this.nSmall = small.entries;
     this.nLarge = large.entries;
@@ -331,9 +330,11 @@ function setMask(sets: number): number {
  * optional second level (data-only or unified).
  */
 export class Tlbs {
-  readonly itlb: TlbLevel;
-  readonly dtlb: TlbLevel;
-  readonly l2: TlbLevel;
+  declare readonly itlb: TlbLevel;
+  declare readonly dtlb: TlbLevel;
+  declare readonly l2: TlbLevel;
+  declare readonly l2Unified: boolean;
+  declare readonly clock: LruClock;
 
   constructor(
     geometry: {
@@ -344,9 +345,11 @@ export class Tlbs {
       l2tlb4k: TlbArray;
       l2tlbLarge: TlbArray;
     },
-    readonly l2Unified: boolean,
-    readonly clock: LruClock = { now: 0 },
+    l2Unified: boolean,
+    clock: LruClock = { now: 0 },
   ) {
+    this.l2Unified = l2Unified;
+    this.clock = clock;
     this.itlb = new TlbLevel('ITLB', geometry.itlb4k, geometry.itlbLarge, clock);
     this.dtlb = new TlbLevel('DTLB', geometry.dtlb4k, geometry.dtlbLarge, clock);
     this.l2 = new TlbLevel('L2TLB', geometry.l2tlb4k, geometry.l2tlbLarge, clock);

@@ -63,17 +63,20 @@ export class Walker {
   entries: WalkEntryRead[] = [];
   record = false;
 
+  // Set once in the constructor (`declare`: see Cpu).
+  private declare readonly mem: PhysMem;
+  private declare readonly cpu: Cpu;
+  private declare readonly counters: MmuCounters;
+  private declare readonly cyc: CycleFigures;
   /** Direct-mapped, hash-indexed walk-entry cache (64-byte lines), cost model only. */
-  private readonly lineTag: Float64Array;
-  private readonly lineMask: number;
+  private declare readonly lineTag: Float64Array;
+  private declare readonly lineMask: number;
 
-  constructor(
-    private readonly mem: PhysMem,
-    private readonly cpu: Cpu,
-    private readonly counters: MmuCounters,
-    private readonly cyc: CycleFigures,
-    walkCacheLines: number,
-  ) {
+  constructor(mem: PhysMem, cpu: Cpu, counters: MmuCounters, cyc: CycleFigures, walkCacheLines: number) {
+    this.mem = mem;
+    this.cpu = cpu;
+    this.counters = counters;
+    this.cyc = cyc;
     const lines = 1 << Math.ceil(Math.log2(Math.max(1, walkCacheLines)));
     this.lineTag = new Float64Array(lines).fill(-1);
     this.lineMask = lines - 1;

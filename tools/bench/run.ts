@@ -4,7 +4,7 @@
  * mmu_bench.c, built with gcc -O2 and run in the same invocation).
  *
  * Why a C baseline: the issue's targets are absolute (M translations/s) and
- * relative ("within 3x / 4x of C -O2"), and a ratio measured on the same
+ * relative ("within 2.5x / 3x of C -O2", issue 12), and a ratio measured on the same
  * machine in the same run is the honest one. The four benchmarks mirror the
  * C program's setup exactly: the core2 preset (DTLB0 16 x 4-way, DTLB1
  * 256 x 4-way), VA base 0x40000000, user reads at offset (i >> 2) & 0xffc,
@@ -26,7 +26,7 @@
  * `--json` exactly one JSON document on stdout (counters then go to stderr):
  *   { "mmu": { "translateHit": { "opsPerSec", "cOpsPerSec", "ratioToC" }, ... } }
  * where ratioToC = C ops/s divided by emulator ops/s (how many times slower
- * than C; the target is at most 3 for hits and 4 for walks); without gcc the
+ * than C; the target is at most 2.5 for hits and 3 for walks); without gcc the
  * C fields are left out. Progress goes to stderr. Options: `--time SECONDS` (benchmark.js maxTime per
  * benchmark, default 2; the C side runs for the same time per benchmark, at
  * most 2 s), `--only NAME,...` (run only the named benchmarks) and, with
@@ -148,8 +148,10 @@ interface Case {
   before: MmuCounters;
 }
 
-const HIT_TARGET: Target = { minOpsPerSec: 170e6, maxRatioToC: 3 };
-const WALK_TARGET: Target = { minOpsPerSec: 50e6, maxRatioToC: 4 };
+// Issue 12: a translate-hit loop within 2.5x of C, a PAE-walk loop within 3x
+// (the absolute figures are the earlier issue's).
+const HIT_TARGET: Target = { minOpsPerSec: 170e6, maxRatioToC: 2.5 };
+const WALK_TARGET: Target = { minOpsPerSec: 50e6, maxRatioToC: 3 };
 
 function snapshot(c: MmuCounters): MmuCounters {
   const s = new MmuCounters();
