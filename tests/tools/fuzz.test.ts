@@ -97,6 +97,14 @@ slice('saved regressions (tests/regression/fuzz-found/*.pvw) pass on both backen
   }
 });
 
+slice('generator: a repeat body whose mmap/munmap overlaps an older mapping is not generated (seeds 101508 and 102055 failed on every backend alike)', () => {
+  for (const seed of [101508, 102055]) {
+    const o = fuzzSeed(seed);
+    assert.equal(o.failures, [], `seed ${seed}`);
+    assert.ok(o.statements > 100, `seed ${seed}: ${o.statements} statements`);
+  }
+});
+
 slice.run();
 
 const broken = suite('fuzz: a broken machine is caught and shrunk');

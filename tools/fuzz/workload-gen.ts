@@ -401,6 +401,13 @@ class Gen {
       this.emit(`vfree ${a}`);
     } else if (form === 3) {
       const [addr, len] = this.range();
+      // Only over pages p does not map: munmap would otherwise take part of
+      // an older mapping away, and the next iteration would differ from the
+      // first (campaign of 2026-12-02, seeds 101508 and 102055: a read in a
+      // later iteration of a child forked after the munmap took SIGSEGV on
+      // every backend).
+      const m = this.procs.get(p)!;
+      for (let a = addr; a < addr + len; a += PAGE) if (m.pages.has(a / PAGE)) return;
       const prot = r.pick(['rw', 'rwx', 'r'] as const);
       this.emit(`mmap ${p} ${hex(addr)} ${hex(len)} ${prot}`);
       this.emit(`touch ${p} ${hex(addr)} ${hex(len)} ${writable(prot) && r.chance(0.7) ? 'write' : 'read'}`);
