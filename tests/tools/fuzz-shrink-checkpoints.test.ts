@@ -9,6 +9,7 @@
  * (pte_update unhooked: a stale cached shadow). Plus the interpreter's
  * resumption on its own.
  */
+import { lostWrprotect, wrongPa } from './fuzz-mutations.js';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Mmu, type MmuOptions } from '../../emulator/mmu.js';
@@ -20,21 +21,7 @@ import { Interpreter } from '../../tools/workload/interpreter.js';
 
 const s = suite('fuzz: shrinking from checkpoints');
 
-/** A translation that gives the wrong frame for user accesses to the low user window. */
-const wrongPa: Mutation = {
-  translate: (va, acc, r) => (r >= 0 && (acc & 1) !== 0 && va >>> 22 === 0x08000000 >>> 22 ? r ^ 0x1000 : r),
-};
 
-/** A native backend whose pte_update puts RW back after fork's clear_bit (ptep_set_wrprotect). */
-const lostWrprotect: Mutation = {
-  ops: (ops: ParavirtOps, backend) => {
-    if (backend !== 'native') return;
-    ops.pte_update = (_mm, _va, ptep) => {
-      const lo = ops.mem.read32(ptep);
-      if ((lo & 1) !== 0) ops.mem.write32(ptep, lo | 2);
-    };
-  },
-};
 
 /** lguest as 2.6.23 had it: pte_update and pte_update_defer not hooked. */
 const lguest2623: Mutation = {

@@ -5,6 +5,7 @@
  * translation, a backend that loses a write-protect, an MMU with a wrong
  * pa) are caught, shrunk to a small workload and saved.
  */
+import { lostWrprotect, wrongPa } from './fuzz-mutations.js';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
@@ -109,23 +110,7 @@ slice.run();
 
 const broken = suite('fuzz: a broken machine is caught and shrunk');
 
-/** A translation that gives the wrong frame for user accesses to the low user window. */
-const wrongPa: Mutation = {
-  translate: (va, acc, r) => (r >= 0 && (acc & 1) !== 0 && va >>> 22 === 0x08000000 >>> 22 ? r ^ 0x1000 : r),
-};
 
-/** A native backend that loses the write-protect fork puts on the parent's ptes (ptep_set_wrprotect). */
-const lostWrprotect: Mutation = {
-  ops: (ops: ParavirtOps, backend) => {
-    if (backend !== 'native') return;
-    // ptep_set_wrprotect is a clear_bit on pte_low followed by pte_update
-    // (2.6.22 pgtable.h): this broken backend's pte_update puts RW back.
-    ops.pte_update = (_mm, _va, ptep) => {
-      const lo = ops.mem.read32(ptep);
-      if ((lo & 1) !== 0) ops.mem.write32(ptep, lo | 2);
-    };
-  },
-};
 
 /** The first seed (1..seeds) whose primary failure matches `want`, then shrunk and saved under a temporary root. */
 function firstCaught(m: Mutation, want: RegExp, seeds: number): { seed: number; rep: ReturnType<typeof emptyReport>; root: string } {
