@@ -158,14 +158,14 @@ export function parseBackends(flag: string, v: string): Backend[] {
  * sweep stops after the items in progress, prints no report and says so on
  * stderr; the exit code is 130. A second signal exits at once.
  */
-export function interruptibleSweep(what: string): { more: () => boolean; finish: (done: number, of: number) => boolean } {
+export function interruptibleSweep(what: string): { more: () => boolean; finish: (done: number, of: number | null) => boolean } {
   const intr = interruptible();
   return {
     more: () => !intr.stopped(),
     finish: (done, of) => {
       intr.dispose();
       if (!intr.stopped()) return false;
-      process.stderr.write(`pvmmu: interrupted; ${done} of ${of} ${what} done, no report printed\n`);
+      process.stderr.write(`pvmmu: interrupted; ${done}${of === null ? '' : ` of ${of}`} ${what} done, no report printed\n`);
       process.exitCode = 130;
       return true;
     },

@@ -106,7 +106,7 @@ export async function main(argv: string[]): Promise<number> {
       const intr = interruptibleSweep('workload seeds');
       rep = await fuzzForJobs(seconds, start, { jobs, saveRoot: opts.saveRoot ?? null, gen: opts.gen, more: intr.more, onDone: () => progress.update(`fuzz ${seconds} s`, Math.min(Date.now() - t0, budget), budget) });
       progress.done();
-      if (intr.finish(rep.workload.seeds, rep.workload.seeds)) return 130;
+      if (intr.finish(rep.workload.seeds, null)) return 130;
     }
   } catch (e) {
     if (e instanceof CommanderError || e instanceof InputError) {
