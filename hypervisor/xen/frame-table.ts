@@ -104,6 +104,16 @@ export class FrameTable {
   private order: Int32Array = new Int32Array(MIN_WINDOW);
   private nFrames = 0;
   private pinned = 0;
+  /**
+   * The frames recorded as page tables (type l1..l4, whatever their count)
+   * or pinned, unordered: what the invariant checker's table pass and the
+   * leak accounts read, a few hundred frames where the window holds one
+   * per frame of memory. `ptPos[i]` is 1 + the position of window index
+   * `i`'s frame in `ptList`, 0 when it is not listed.
+   */
+  private ptList: Int32Array = new Int32Array(MIN_WINDOW);
+  private ptCount = 0;
+  private ptPos: Int32Array;
   ops!: PageTypeOps;
   /** Number of type-count changes (each a locked cmpxchg on type_info in Xen): the cost model charges them. */
   typeRefChanges = 0;
@@ -129,6 +139,7 @@ export class FrameTable {
     this.type_info = new Uint8Array(size);
     this.typeCount = new Int32Array(size);
     this.tlbflushTimestamp = new Float64Array(size);
+    this.ptPos = new Int32Array(size);
   }
 
   /** The machine frames the arrays cover now: [first, first + size). */
@@ -178,6 +189,9 @@ export class FrameTable {
     tc.set(this.typeCount, shift);
     const ts = new Float64Array(end - first);
     ts.set(this.tlbflushTimestamp, shift);
+    const pp = new Int32Array(end - first);
+    pp.set(this.ptPos, shift);
+    this.ptPos = pp;
     this.type_info = ti;
     this.typeCount = tc;
     this.tlbflushTimestamp = ts;
@@ -193,6 +207,37 @@ export class FrameTable {
    */
   arrays(): { readonly base: number; readonly typeInfo: Uint8Array; readonly typeCount: Int32Array } {
     return { base: this.base, typeInfo: this.type_info, typeCount: this.typeCount };
+  }
+
+  /** Window index `i`'s type_info changed: list or unlist its frame (ptList). */
+  private track(i: number): void {
+    const t = this.type_info[i]!;
+    const type = t & PGT_type_mask;
+    const listed = (type >= PGT_L1 && type <= PGT_L4) || (t & PGT_pinned) !== 0;
+    const pos = this.ptPos[i]!;
+    if (listed && pos === 0) {
+      if (this.ptCount === this.ptList.length) {
+        const l = new Int32Array(this.ptList.length * 2);
+        l.set(this.ptList);
+        this.ptList = l;
+      }
+      this.ptList[this.ptCount++] = this.base + i;
+      this.ptPos[i] = this.ptCount;
+    } else if (!listed && pos !== 0) {
+      const last = this.ptList[--this.ptCount]!;
+      this.ptList[pos - 1] = last;
+      this.ptPos[last - this.base] = pos;
+      this.ptPos[i] = 0;
+    }
+  }
+
+  /**
+   * The machine frames recorded as page tables (type l1..l4, at any count)
+   * or pinned: `list[0..count)`, in no particular order. Read-only and not
+   * to be kept (as arrays()).
+   */
+  pageTableFrames(): { readonly list: Int32Array; readonly count: number } {
+    return { list: this.ptList, count: this.ptCount };
   }
 
   /** The frame's type_info byte (0 for a frame without state). */
@@ -280,8 +325,9 @@ export class FrameTable {
   pageTableRefs(skip: ReadonlySet<number>): { frames: number; refs: number } {
     let frames = 0;
     let refs = 0;
-    for (let k = 0; k < this.nFrames; k++) {
-      const mfn = this.order[k]!;
+    // Only listed frames can be typed l1..l4 (ptList).
+    for (let k = 0; k < this.ptCount; k++) {
+      const mfn = this.ptList[k]!;
       const i = mfn - this.base;
       const count = this.typeCount[i]!;
       const type = this.type_info[i]! & PGT_type_mask;
@@ -328,6 +374,7 @@ export class FrameTable {
         i = mfn - this.base;
         t = (this.type_info[i]! & (PGT_pinned | PGT_present)) | want | (type === PGT_WRITABLE ? PGT_validated : 0);
         this.type_info[i] = t;
+        this.track(i);
       }
       this.typeCount[i] = 1;
       this.typeRefChanges++;
@@ -339,6 +386,7 @@ export class FrameTable {
           this.log(R.errorValidating(mfn, this.pfnOf(mfn), typeName(type, xenL2)));
           // "Noone else can get a reference": type_info = 0.
           this.type_info[i] = (this.type_info[i]! & (PGT_pinned | PGT_present)) | PGT_NONE;
+          this.track(i);
           this.typeCount[i] = 0;
           this.typeRefChanges++;
           return false;
@@ -394,6 +442,7 @@ export class FrameTable {
     if (was !== pinned) this.pinned += pinned ? 1 : -1;
     if (pinned) this.type_info[i]! |= PGT_pinned;
     else this.type_info[i]! &= ~PGT_pinned;
+    this.track(i);
   }
 
   /** Tests and the invariant checker's self-test only: corrupt a count. */

@@ -151,10 +151,25 @@ class FastRecount {
     return j < 0 || j >= this.size ? -2 : j;
   }
 
-  /** Pins, every validated table's references, the base pointer. */
+  /**
+   * Pins, every validated table's references, the base pointer. Only the
+   * frames the frame table lists as page tables or pinned
+   * (FrameTable.pageTableFrames) can hold a pin or a validated table, so
+   * only they are visited, in window order (the order of the frozen tables
+   * the sum cache is keyed by).
+   */
   tables(): boolean {
     const { typeInfo, typeCount, want, size } = this;
-    for (let f = 0; f < size; f++) {
+    const { list, count: listed } = this.d.frames.pageTableFrames();
+    const order = scratchOrder(listed);
+    for (let k = 0; k < listed; k++) {
+      const f = list[k]! - this.base;
+      if (f < 0 || f >= size) return false;
+      order[k] = f;
+    }
+    order.sort();
+    for (let k = 0; k < listed; k++) {
+      const f = order[k]!;
       const info = typeInfo[f]!;
       if ((info & PGT_present) === 0) continue;
       const count = typeCount[f]!;
@@ -330,6 +345,14 @@ const frozenCache: FrozenSum[] = [];
  * The pass calls nothing that could call it again, so one pair serves.
  */
 const scratch: Int32Array[] = [new Int32Array(0), new Int32Array(0)];
+
+/** The listed frames' window indices, sorted (FastRecount.tables): a scratch array reused from pass to pass, as the tallies are. */
+let scratchList = new Int32Array(0);
+
+function scratchOrder(n: number): Int32Array {
+  if (scratchList.length < n) scratchList = new Int32Array(Math.max(n, 2 * scratchList.length));
+  return scratchList.subarray(0, n);
+}
 
 function scratchTally(k: 0 | 1, size: number): Int32Array {
   let a = scratch[k]!;
