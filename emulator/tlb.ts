@@ -7,7 +7,7 @@
  *
  * The modelled geometry alone decides hits and misses. The MMU keeps a
  * host-side lookup cache in front of the model (see mmu.ts) and learns of
- * every change to a valid slot through `onChange`, so that cache never
+ * every change to a valid slot through its `watcher`, so that cache never
  * changes a modelled outcome. Each slot also carries a generation number,
  * new at every fill or re-derivation of its permissions and 0 when invalid,
  * which identifies one fill for anyone who keeps a reference to a slot.
@@ -32,6 +32,18 @@ export const TLBF_G = 16;
  */
 export interface LruClock {
   now: number;
+}
+
+/**
+ * Told of every change to a valid slot of a TLB, just before it is
+ * invalidated, refilled or has its permissions re-derived, with the slot's
+ * old tag: the MMU drops its host-side copies of the slot then. An object
+ * with a method rather than a closure: every MMU's watcher is then the same
+ * method, so the fill path's call to it stays monomorphic (one closure per
+ * MMU made the call site polymorphic and kept the fill from being inlined).
+ */
+export interface TlbWatcher {
+  tlbSlotChanging(t: TlbLevel, slot: number, tag: number): void;
 }
 
 /**
@@ -86,12 +98,8 @@ export class TlbLevel {
   private genCounter = 0;
   /** Called when fill generations wrap around (whoever caches generations must forget them). */
   onGenWrap: (() => void) | null = null;
-  /**
-   * Called with (slot, tag) just before a valid slot is invalidated,
-   * refilled or has its permissions re-derived: the MMU drops host-side
-   * copies of the slot then.
-   */
-  onChange: ((slot: number, tag: number) => void) | null = null;
+  /** Told of every change to a valid slot (see TlbWatcher), or null. */
+  watcher: TlbWatcher | null = null;
 
   constructor(name: string, small: TlbArray, large: TlbArray, clock: LruClock = { now: 0 }) {
     this.name = name;
@@ -123,17 +131,6 @@ export class TlbLevel {
 
   get size(): number {
     return this.nSmall + this.nLarge;
-  }
-
-  /** First slot of the set holding 4 KiB page `vpn` (sets > 0). */
-  private baseSmall(vpn: number): number {
-    const m = this.maskSmall;
-    return (m >= 0 ? vpn & m : vpn % this.setsSmall) * this.waysSmall;
-  }
-
-  private baseLarge(lpn: number): number {
-    const m = this.maskLarge;
-    return this.nSmall + (m >= 0 ? lpn & m : lpn % this.setsLarge) * this.waysLarge;
   }
 
   /** Slot holding 4 KiB page `vpn`, or -1. */
@@ -170,17 +167,57 @@ export class TlbLevel {
 
   /** Fill a 4 KiB entry (replacing an invalid or the least recently used way). Returns the slot, or -1 if no such array. */
   fillSmall(vpn: number, pfn: number, flags: number, allow: number): number {
-    if (this.setsSmall === 0) return -1;
-    const slot = this.victim(this.baseSmall(vpn), this.waysSmall, vpn);
+    const sets = this.setsSmall;
+    if (sets === 0) return -1;
+    const m = this.maskSmall;
+    const ways = this.waysSmall;
+    const base = (m >= 0 ? vpn & m : vpn % sets) * ways;
+    const slot = ways === 4 ? this.victim4(base, vpn) : this.victim(base, ways, vpn);
     this.put(slot, vpn, pfn, flags, allow);
     return slot;
   }
 
   fillLarge(lpn: number, pfn: number, flags: number, allow: number): number {
-    if (this.setsLarge === 0) return -1;
-    const slot = this.victim(this.baseLarge(lpn), this.waysLarge, lpn);
+    const sets = this.setsLarge;
+    if (sets === 0) return -1;
+    const m = this.maskLarge;
+    const ways = this.waysLarge;
+    const base = this.nSmall + (m >= 0 ? lpn & m : lpn % sets) * ways;
+    const slot = ways === 4 ? this.victim4(base, lpn) : this.victim(base, ways, lpn);
     this.put(slot, lpn, pfn, flags, allow);
     return slot;
+  }
+
+  /**
+   * victim() for a 4-way set (the common geometry), unrolled, with the LRU
+   * choice as selects rather than branches: which way is oldest is
+   * data-dependent, so branches on it mispredict. Kept apart from the
+   * general case so the fill stays small enough to inline.
+   */
+  private victim4(base: number, tagv: number): number {
+    const tag = this.tag;
+    const t0 = tag[base]!;
+    const t1 = tag[base + 1]!;
+    const t2 = tag[base + 2]!;
+    const t3 = tag[base + 3]!;
+    if (t0 === tagv) return base;
+    if (t1 === tagv) return base + 1;
+    if (t2 === tagv) return base + 2;
+    if (t3 === tagv) return base + 3;
+    if (t0 === -1) return base;
+    if (t1 === -1) return base + 1;
+    if (t2 === -1) return base + 2;
+    if (t3 === -1) return base + 3;
+    const stamp = this.stamp;
+    const s0 = stamp[base]!;
+    const s1 = stamp[base + 1]!;
+    const s2 = stamp[base + 2]!;
+    const s3 = stamp[base + 3]!;
+    const a = s1 < s0 ? 1 : 0; // ties keep the lower way, as victim() does
+    const sa = s1 < s0 ? s1 : s0;
+    const b = s3 < s2 ? 3 : 2;
+    const sb = s3 < s2 ? s3 : s2;
+    return base + (sb < sa ? b : a);
   }
 
   /**
@@ -190,31 +227,6 @@ export class TlbLevel {
   private victim(base: number, ways: number, tagv: number): number {
     const tag = this.tag;
     const stamp = this.stamp;
-    if (ways === 4) {
-      // Unrolled, and the LRU choice as selects rather than branches: which
-      // way is oldest is data-dependent, so branches on it mispredict.
-      const t0 = tag[base]!;
-      const t1 = tag[base + 1]!;
-      const t2 = tag[base + 2]!;
-      const t3 = tag[base + 3]!;
-      if (t0 === tagv) return base;
-      if (t1 === tagv) return base + 1;
-      if (t2 === tagv) return base + 2;
-      if (t3 === tagv) return base + 3;
-      if (t0 === -1) return base;
-      if (t1 === -1) return base + 1;
-      if (t2 === -1) return base + 2;
-      if (t3 === -1) return base + 3;
-      const s0 = stamp[base]!;
-      const s1 = stamp[base + 1]!;
-      const s2 = stamp[base + 2]!;
-      const s3 = stamp[base + 3]!;
-      const a = s1 < s0 ? 1 : 0; // ties keep the lower way, as the loop below does
-      const sa = s1 < s0 ? s1 : s0;
-      const b = s3 < s2 ? 3 : 2;
-      const sb = s3 < s2 ? s3 : s2;
-      return base + (sb < sa ? b : a);
-    }
     const end = base + ways;
     let invalid = -1;
     let best = -1;
@@ -234,18 +246,20 @@ export class TlbLevel {
 
   private put(slot: number, tag: number, pfn: number, flags: number, allow: number): void {
     const old = this.tag[slot]!;
-    if (old === -1) {
-      this.validCount++;
-      if (slot >= this.nSmall) this.validLarge++;
-    } else if (this.onChange !== null) {
-      this.onChange(slot, old);
-    }
+    if (old === -1) this.becameValid(slot);
+    else if (this.watcher !== null) this.watcher.tlbSlotChanging(this, slot, old);
     this.tag[slot] = tag;
     this.pfn[slot] = pfn;
     this.flags[slot] = flags;
     this.allow[slot] = allow;
     this.stamp[slot] = ++this.clock.now;
     this.gen[slot] = this.nextGen();
+  }
+
+  /** Count a slot that an invalid one becomes (out of put(): a full set, the steady state, never comes here). */
+  private becameValid(slot: number): void {
+    this.validCount++;
+    if (slot >= this.nSmall) this.validLarge++;
   }
 
   private nextGen(): number {
@@ -266,7 +280,7 @@ export class TlbLevel {
   invalidateSlot(slot: number): void {
     const old = this.tag[slot]!;
     if (old !== -1) {
-      if (this.onChange !== null) this.onChange(slot, old);
+      if (this.watcher !== null) this.watcher.tlbSlotChanging(this, slot, old);
       this.tag[slot] = -1;
       this.gen[slot] = 0;
       this.validCount--;
@@ -300,7 +314,7 @@ export class TlbLevel {
   recomputeAllow(wp: boolean, nxe: boolean): void {
     for (let s = 0; s < this.size; s++) {
       if (this.tag[s] !== -1) {
-        if (this.onChange !== null) this.onChange(s, this.tag[s]!);
+        if (this.watcher !== null) this.watcher.tlbSlotChanging(this, s, this.tag[s]!);
         this.allow[s] = allowMask(this.flags[s]!, wp, nxe);
         this.gen[s] = this.nextGen();
       }

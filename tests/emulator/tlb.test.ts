@@ -165,10 +165,15 @@ flush('a filled slot has a non-zero generation, an invalidated one zero, a refil
   assert.ok(t.gen[s2] !== 0 && t.gen[s2] !== g1);
 });
 
-flush('onChange reports every change of a valid slot, with its old tag', () => {
+flush('the watcher is told of every change of a valid slot, with its old tag', () => {
   const t = new TlbLevel('T', { entries: 4, ways: 4 }, { entries: 2, ways: 2 });
   const seen: string[] = [];
-  t.onChange = (slot, tag) => seen.push(`${slot}:${tag}`);
+  t.watcher = {
+    tlbSlotChanging: (level, slot, tag) => {
+      assert.is(level, t);
+      seen.push(`${slot}:${tag}`);
+    },
+  };
   const a = t.fillSmall(10, 1, ALL, ALLOW);
   const b = t.fillSmall(11, 1, ALL, ALLOW);
   const l = t.fillLarge(3, 0x400, ALL | TLBF_G, ALLOW);
