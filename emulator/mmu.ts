@@ -18,10 +18,8 @@
  * translate() returns the physical address (>= 0) or, for a page fault,
  * -1 - errorCode; nothing is allocated per access.
  */
+import * as cost from './cost-model.js';
 import {
-  CC_EXCEPTION,
-  CC_FLUSH,
-  CC_TLB,
   DEFAULT_PRESET,
   breakdownOf,
   getPreset,
@@ -30,12 +28,21 @@ import {
   type CpuPreset,
 } from './cost-model.js';
 import { Cpu, type CrWriteResult } from './cpu.js';
-import { ACCESS_FETCH, type AccessKind } from './paging-bits.js';
+import * as bits from './paging-bits.js';
+import type { AccessKind } from './paging-bits.js';
 import { PhysMem } from './phys-mem.js';
 import { allowMask, Tlbs, type LruClock, type TlbLevel, type TlbWatcher } from './tlb.js';
 import type { TraceSink, WalkEntryRead } from './trace.js';
 import { Walker } from './walker.js';
 import { rebindable } from './snapshot.js';
+
+// The imported constants the miss path uses, as this module's own: V8 folds a
+// module's own constants into optimized code, but reads an imported one from
+// its module cell, with a TDZ check, at every use.
+const CC_EXCEPTION = cost.CC_EXCEPTION;
+const CC_FLUSH = cost.CC_FLUSH;
+const CC_TLB = cost.CC_TLB;
+const ACCESS_FETCH = bits.ACCESS_FETCH;
 
 /** Default log2 of the number of host-cache entries per first-level TLB. */
 const HOST_BITS = 12;
@@ -247,7 +254,7 @@ export class Mmu implements LruClock, TlbWatcher {
     }
 
     const l2 = this.l2;
-    const useL2 = !fetch || this.l2Unified;
+    const useL2 = !fetch || this.l2Unified === true;
     if (useL2) {
       let s2 = l2.lookupSmall(vpn);
       if (s2 < 0) s2 = l2.lookupLarge(lpn);
@@ -268,7 +275,7 @@ export class Mmu implements LruClock, TlbWatcher {
       }
     }
 
-    return this.walkAndFill(va, acc, l1, host, lpn, largeMask, useL2);
+    return this.walkAndFill(va, acc, l1, host, lpn, largeMask);
   }
 
   /**
@@ -282,15 +289,19 @@ export class Mmu implements LruClock, TlbWatcher {
     host: Int32Array,
     lpn: number,
     largeMask: number,
-    useL2: boolean,
   ): number {
+    // As in miss() (recomputed rather than passed: a boolean argument of a call
+    // V8 does not inline costs a full ToBoolean at each test).
+    const useL2 = acc < 4 || this.l2Unified === true;
     const cpu = this.cpu;
     const l2 = this.l2;
     const vpn = va >>> 12;
     this.counters.tlbMisses++;
     const w = this.walker;
     const at = this.sink !== null ? this.cycles : 0;
-    const ok = w.walk(va, acc, true);
+    // `=== true`: the walk's result comes from a call V8 does not inline; so it is
+    // one pointer compare here rather than a full ToBoolean at each test below.
+    const ok = w.walk(va, acc, true) === true;
     this.counters.walksByDepth[w.depth]!++;
     let cost = w.cycles;
     this.counters.ledger[CC_TLB] += cost;

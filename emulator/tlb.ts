@@ -23,6 +23,14 @@ export const TLBF_US = 2;
 export const TLBF_NX = 4;
 export const TLBF_D = 8;
 export const TLBF_G = 16;
+// The flags again as this module's own constants for the hot paths (allowMask
+// runs on every walk): V8 folds a module's own constants into optimized code
+// but reads an exported one from its module cell, with a TDZ check, at each use.
+const F_RW = TLBF_RW;
+const F_US = TLBF_US;
+const F_NX = TLBF_NX;
+const F_D = TLBF_D;
+const F_G = TLBF_G;
 
 /**
  * Where LRU stamps come from. The MMU gives all its TLBs one clock (itself):
@@ -52,10 +60,10 @@ export interface TlbWatcher {
  * may complete on the cached entry without a walk.
  */
 export function allowMask(flags: number, wp: boolean, nxe: boolean): number {
-  const rw = (flags & TLBF_RW) !== 0;
-  const us = (flags & TLBF_US) !== 0;
-  const d = (flags & TLBF_D) !== 0;
-  const x = !(nxe && (flags & TLBF_NX) !== 0);
+  const rw = (flags & F_RW) !== 0;
+  const us = (flags & F_US) !== 0;
+  const d = (flags & F_D) !== 0;
+  const x = !(nxe && (flags & F_NX) !== 0);
   let m = 1; // supervisor read
   if (us) m |= 2; // user read
   if (d && (rw || !wp)) m |= 4; // supervisor write (a clean entry must walk to set D)
@@ -302,7 +310,7 @@ export class TlbLevel {
     if (this.validCount === 0) return;
     const n = this.size;
     for (let s = 0; s < n; s++) {
-      if (this.tag[s] !== -1 && !(keepGlobal && (this.flags[s]! & TLBF_G) !== 0)) this.invalidateSlot(s);
+      if (this.tag[s] !== -1 && !(keepGlobal && (this.flags[s]! & F_G) !== 0)) this.invalidateSlot(s);
     }
   }
 
