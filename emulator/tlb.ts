@@ -257,9 +257,11 @@ export class TlbLevel {
     if (old === -1) this.becameValid(slot);
     else if (this.watcher !== null) this.watcher.tlbSlotChanging(this, slot, old);
     this.tag[slot] = tag;
-    this.pfn[slot] = pfn;
-    this.flags[slot] = flags;
-    this.allow[slot] = allow;
+    // `| 0` (a no-op: all are int32): a store of an untyped number into an
+    // Int32Array otherwise goes through a double conversion in V8.
+    this.pfn[slot] = pfn | 0;
+    this.flags[slot] = flags | 0;
+    this.allow[slot] = allow | 0;
     this.stamp[slot] = ++this.clock.now;
     this.gen[slot] = this.nextGen();
   }
