@@ -28,6 +28,14 @@ import {
 import type { PhysMem } from './phys-mem.js';
 import type { Tlbs } from './tlb.js';
 
+// Cpu.mode bits (this module's own constants: V8 folds them into optimized code).
+const M_PAGING = 1; // CR0.PG
+const M_PAE = 2; // CR4.PAE
+const M_PSE = 4; // CR4.PSE
+const M_PGE = 8; // CR4.PGE
+const M_WP = 16; // CR0.WP
+const M_NXE = 32; // EFER.NXE
+
 /** Result of a control-register write: applied, or #GP (nothing changed). */
 export type CrWriteResult = 'ok' | 'GP';
 
@@ -43,13 +51,33 @@ export class Cpu {
   readonly pdpteLo = new Int32Array(4);
   readonly pdpteHi = new Int32Array(4);
 
-  // Derived mode bits, kept in step with the registers for the hot paths.
-  paging = false;
-  pae = false;
-  pse = false;
-  pge = false;
-  wp = false;
-  nxe = false;
+  /**
+   * The mode bits derived from the registers (M_* below), kept in step with
+   * them for the hot paths, which read them through the getters. One integer
+   * rather than six boolean fields: V8 tracks no type for a boolean field, so
+   * every test of one in optimized code was a full ToBoolean (about ten
+   * instructions); a bit of a small integer is one load and one test.
+   */
+  mode = 0;
+
+  get paging(): boolean {
+    return (this.mode & M_PAGING) !== 0;
+  }
+  get pae(): boolean {
+    return (this.mode & M_PAE) !== 0;
+  }
+  get pse(): boolean {
+    return (this.mode & M_PSE) !== 0;
+  }
+  get pge(): boolean {
+    return (this.mode & M_PGE) !== 0;
+  }
+  get wp(): boolean {
+    return (this.mode & M_WP) !== 0;
+  }
+  get nxe(): boolean {
+    return (this.mode & M_NXE) !== 0;
+  }
 
   // Set once in the constructor. `declare`, not parameter properties: an
   // emitted field declaration would first define them as undefined, and the
@@ -118,7 +146,7 @@ export class Cpu {
   /** WRMSR IA32_EFER (only NXE is modelled). */
   writeEfer(value: number): void {
     this.efer = value >>> 0;
-    this.nxe = (this.efer & EFER_NXE) !== 0;
+    this.mode = (this.mode & ~M_NXE) | ((this.efer & EFER_NXE) !== 0 ? M_NXE : 0);
     this.tlbs.recomputeAllow(this.wp, this.nxe);
   }
 
@@ -136,11 +164,13 @@ export class Cpu {
     const wpChanged = ((cr0 ^ this.cr0) & CR0_WP) !== 0;
     this.cr0 = cr0 >>> 0;
     this.cr4 = cr4 >>> 0;
-    this.paging = paging;
-    this.pae = pae;
-    this.pse = (cr4 & CR4_PSE) !== 0;
-    this.pge = (cr4 & CR4_PGE) !== 0;
-    this.wp = (cr0 & CR0_WP) !== 0;
+    this.mode =
+      (this.mode & M_NXE) |
+      (paging ? M_PAGING : 0) |
+      (pae ? M_PAE : 0) |
+      ((cr4 & CR4_PSE) !== 0 ? M_PSE : 0) |
+      ((cr4 & CR4_PGE) !== 0 ? M_PGE : 0) |
+      ((cr0 & CR0_WP) !== 0 ? M_WP : 0);
     if (flush) {
       cost += this.cycles.fullFlush;
       this.counters.flushesFull++;
@@ -180,7 +210,7 @@ export class Cpu {
     this.cr0 = this.cr2 = this.cr3 = this.cr4 = this.efer = this.cpl = 0;
     this.pdpteLo.fill(0);
     this.pdpteHi.fill(0);
-    this.paging = this.pae = this.pse = this.pge = this.wp = this.nxe = false;
+    this.mode = 0;
   }
 
   /** PDPTE register i as a 64-bit value. */

@@ -18,10 +18,8 @@
  * translate() returns the physical address (>= 0) or, for a page fault,
  * -1 - errorCode; nothing is allocated per access.
  */
+import * as cost from './cost-model.js';
 import {
-  CC_EXCEPTION,
-  CC_FLUSH,
-  CC_TLB,
   DEFAULT_PRESET,
   breakdownOf,
   getPreset,
@@ -30,12 +28,21 @@ import {
   type CpuPreset,
 } from './cost-model.js';
 import { Cpu, type CrWriteResult } from './cpu.js';
-import { ACCESS_FETCH, type AccessKind } from './paging-bits.js';
+import * as bits from './paging-bits.js';
+import type { AccessKind } from './paging-bits.js';
 import { PhysMem } from './phys-mem.js';
-import { allowMask, Tlbs, type LruClock, type TlbLevel } from './tlb.js';
+import { allowMask, Tlbs, type LruClock, type TlbLevel, type TlbWatcher } from './tlb.js';
 import type { TraceSink, WalkEntryRead } from './trace.js';
 import { Walker } from './walker.js';
-import { rebindable, SNAPSHOT_COPY, type GraphCopier } from './snapshot.js';
+import { rebindable } from './snapshot.js';
+
+// The imported constants the miss path uses, as this module's own: V8 folds a
+// module's own constants into optimized code, but reads an imported one from
+// its module cell, with a TDZ check, at every use.
+const CC_EXCEPTION = cost.CC_EXCEPTION;
+const CC_FLUSH = cost.CC_FLUSH;
+const CC_TLB = cost.CC_TLB;
+const ACCESS_FETCH = bits.ACCESS_FETCH;
 
 /** Default log2 of the number of host-cache entries per first-level TLB. */
 const HOST_BITS = 12;
@@ -78,7 +85,7 @@ export interface MmuOptions {
  *   vpn | allow << 20  (0 when empty: allow 0 never lets an access through),
  *   modelled slot, the MMU's host epoch when the entry was made, 4 KiB frame.
  * An entry is a copy of a modelled slot and must go when the slot changes:
- * the TLB reports every change of a valid slot (TlbLevel.onChange); for a
+ * the TLB reports every change of a valid slot (TlbWatcher); for a
  * 4 KiB slot the one entry of its page is dropped, for a large-page slot
  * (many pages may point at it) the epoch moves on, which drops them all.
  * One typed array keeps an entry in one cache line.
@@ -90,7 +97,7 @@ function newHostCache(bits: number): Int32Array {
   return new Int32Array(4 << bits);
 }
 
-export class Mmu implements LruClock {
+export class Mmu implements LruClock, TlbWatcher {
   /** The LRU clock of all this MMU's TLBs (see LruClock); a field here so a TLB hit stamps without another load. */
   now = 0;
   readonly counters = new MmuCounters();
@@ -247,7 +254,7 @@ export class Mmu implements LruClock {
     }
 
     const l2 = this.l2;
-    const useL2 = !fetch || this.l2Unified;
+    const useL2 = !fetch || this.l2Unified === true;
     if (useL2) {
       let s2 = l2.lookupSmall(vpn);
       if (s2 < 0) s2 = l2.lookupLarge(lpn);
@@ -268,7 +275,7 @@ export class Mmu implements LruClock {
       }
     }
 
-    return this.walkAndFill(va, acc, l1, host, lpn, largeMask, useL2);
+    return this.walkAndFill(va, acc, l1, host, lpn, largeMask);
   }
 
   /**
@@ -282,15 +289,19 @@ export class Mmu implements LruClock {
     host: Int32Array,
     lpn: number,
     largeMask: number,
-    useL2: boolean,
   ): number {
+    // As in miss() (recomputed rather than passed: a boolean argument of a call
+    // V8 does not inline costs a full ToBoolean at each test).
+    const useL2 = acc < 4 || this.l2Unified === true;
     const cpu = this.cpu;
     const l2 = this.l2;
     const vpn = va >>> 12;
     this.counters.tlbMisses++;
     const w = this.walker;
     const at = this.sink !== null ? this.cycles : 0;
-    const ok = w.walk(va, acc, true);
+    // `=== true`: the walk's result comes from a call V8 does not inline; so it is
+    // one pointer compare here rather than a full ToBoolean at each test below.
+    const ok = w.walk(va, acc, true) === true;
     this.counters.walksByDepth[w.depth]!++;
     let cost = w.cycles;
     this.counters.ledger[CC_TLB] += cost;
@@ -337,32 +348,24 @@ export class Mmu implements LruClock {
     });
   }
 
-  /** A valid slot of a first-level TLB is about to change: drop the host copies of it. */
   /** The processor's flushes, to the trace sink (the Cpu's onFlush). */
   traceFlush(kind: 'full' | 'non-global', cycles: number): void {
     if (this.sink !== null) this.sink.mmuEvent({ type: 'flush', kind, cycles, at: this.cycles - cycles });
   }
 
-  /** The first-level TLBs report their changes to this MMU's host caches. */
+  /**
+   * The first-level TLBs report their changes to this MMU's host caches. The
+   * watcher is the MMU itself (no closure), so a snapshot's generic copy
+   * points the copied TLBs at the copied MMU.
+   */
   private watchTlbs(): void {
-    this.dtlb.onChange = (slot, tag) => this.dropHost(this.dHost, this.dtlb, slot, tag);
-    this.itlb.onChange = (slot, tag) => this.dropHost(this.iHost, this.itlb, slot, tag);
+    this.dtlb.watcher = this;
+    this.itlb.watcher = this;
   }
 
-  /** The copy for a machine snapshot (snapshot.ts): the TLB watchers are closures over this MMU, so the copy makes its own. */
-  [SNAPSHOT_COPY](c: GraphCopier): Mmu {
-    const d = this.dtlb.onChange;
-    const i = this.itlb.onChange;
-    this.dtlb.onChange = null;
-    this.itlb.onChange = null;
-    try {
-      const m = c.copyGeneric(this, 'mmu');
-      m.watchTlbs();
-      return m;
-    } finally {
-      this.dtlb.onChange = d;
-      this.itlb.onChange = i;
-    }
+  /** A valid slot of a first-level TLB is about to change: drop the host copies of it (TlbWatcher). */
+  tlbSlotChanging(t: TlbLevel, slot: number, tag: number): void {
+    this.dropHost(t === this.dtlb ? this.dHost : this.iHost, t, slot, tag);
   }
 
   private dropHost(host: Int32Array, t: TlbLevel, slot: number, tag: number): void {
@@ -371,6 +374,11 @@ export class Mmu implements LruClock {
       if (host[h + 1] === slot && (host[h]! & HOST_VPN) === tag) host[h] = 0;
       return;
     }
+    this.newEpoch();
+  }
+
+  /** Drop every host cache entry at once (a large-page slot changed: many pages may point at it). */
+  private newEpoch(): void {
     let e = (this.epoch + 1) | 0;
     if (e === 0) {
       // After 2^32 epochs values repeat: forget everything once.

@@ -7,7 +7,7 @@
  *
  * The modelled geometry alone decides hits and misses. The MMU keeps a
  * host-side lookup cache in front of the model (see mmu.ts) and learns of
- * every change to a valid slot through `onChange`, so that cache never
+ * every change to a valid slot through its `watcher`, so that cache never
  * changes a modelled outcome. Each slot also carries a generation number,
  * new at every fill or re-derivation of its permissions and 0 when invalid,
  * which identifies one fill for anyone who keeps a reference to a slot.
@@ -23,6 +23,14 @@ export const TLBF_US = 2;
 export const TLBF_NX = 4;
 export const TLBF_D = 8;
 export const TLBF_G = 16;
+// The flags again as this module's own constants for the hot paths (allowMask
+// runs on every walk): V8 folds a module's own constants into optimized code
+// but reads an exported one from its module cell, with a TDZ check, at each use.
+const F_RW = TLBF_RW;
+const F_US = TLBF_US;
+const F_NX = TLBF_NX;
+const F_D = TLBF_D;
+const F_G = TLBF_G;
 
 /**
  * Where LRU stamps come from. The MMU gives all its TLBs one clock (itself):
@@ -35,15 +43,27 @@ export interface LruClock {
 }
 
 /**
+ * Told of every change to a valid slot of a TLB, just before it is
+ * invalidated, refilled or has its permissions re-derived, with the slot's
+ * old tag: the MMU drops its host-side copies of the slot then. An object
+ * with a method rather than a closure: every MMU's watcher is then the same
+ * method, so the fill path's call to it stays monomorphic (one closure per
+ * MMU made the call site polymorphic and kept the fill from being inlined).
+ */
+export interface TlbWatcher {
+  tlbSlotChanging(t: TlbLevel, slot: number, tag: number): void;
+}
+
+/**
  * Access classes: index = kind * 2 + (user ? 1 : 0), kind 0 read, 1 write,
  * 2 fetch. The `allow` mask of a slot has bit (class) set when that access
  * may complete on the cached entry without a walk.
  */
 export function allowMask(flags: number, wp: boolean, nxe: boolean): number {
-  const rw = (flags & TLBF_RW) !== 0;
-  const us = (flags & TLBF_US) !== 0;
-  const d = (flags & TLBF_D) !== 0;
-  const x = !(nxe && (flags & TLBF_NX) !== 0);
+  const rw = (flags & F_RW) !== 0;
+  const us = (flags & F_US) !== 0;
+  const d = (flags & F_D) !== 0;
+  const x = !(nxe && (flags & F_NX) !== 0);
   let m = 1; // supervisor read
   if (us) m |= 2; // user read
   if (d && (rw || !wp)) m |= 4; // supervisor write (a clean entry must walk to set D)
@@ -86,12 +106,8 @@ export class TlbLevel {
   private genCounter = 0;
   /** Called when fill generations wrap around (whoever caches generations must forget them). */
   onGenWrap: (() => void) | null = null;
-  /**
-   * Called with (slot, tag) just before a valid slot is invalidated,
-   * refilled or has its permissions re-derived: the MMU drops host-side
-   * copies of the slot then.
-   */
-  onChange: ((slot: number, tag: number) => void) | null = null;
+  /** Told of every change to a valid slot (see TlbWatcher), or null. */
+  watcher: TlbWatcher | null = null;
 
   constructor(name: string, small: TlbArray, large: TlbArray, clock: LruClock = { now: 0 }) {
     this.name = name;
@@ -123,17 +139,6 @@ export class TlbLevel {
 
   get size(): number {
     return this.nSmall + this.nLarge;
-  }
-
-  /** First slot of the set holding 4 KiB page `vpn` (sets > 0). */
-  private baseSmall(vpn: number): number {
-    const m = this.maskSmall;
-    return (m >= 0 ? vpn & m : vpn % this.setsSmall) * this.waysSmall;
-  }
-
-  private baseLarge(lpn: number): number {
-    const m = this.maskLarge;
-    return this.nSmall + (m >= 0 ? lpn & m : lpn % this.setsLarge) * this.waysLarge;
   }
 
   /** Slot holding 4 KiB page `vpn`, or -1. */
@@ -170,17 +175,74 @@ export class TlbLevel {
 
   /** Fill a 4 KiB entry (replacing an invalid or the least recently used way). Returns the slot, or -1 if no such array. */
   fillSmall(vpn: number, pfn: number, flags: number, allow: number): number {
-    if (this.setsSmall === 0) return -1;
-    const slot = this.victim(this.baseSmall(vpn), this.waysSmall, vpn);
+    const sets = this.setsSmall;
+    if (sets === 0) return -1;
+    const m = this.maskSmall;
+    const ways = this.waysSmall;
+    const base = (m >= 0 ? vpn & m : vpn % sets) * ways;
+    const slot = ways === 4 ? this.victim4(base, vpn) : this.victim(base, ways, vpn);
     this.put(slot, vpn, pfn, flags, allow);
     return slot;
   }
 
   fillLarge(lpn: number, pfn: number, flags: number, allow: number): number {
-    if (this.setsLarge === 0) return -1;
-    const slot = this.victim(this.baseLarge(lpn), this.waysLarge, lpn);
+    const sets = this.setsLarge;
+    if (sets === 0) return -1;
+    const m = this.maskLarge;
+    const ways = this.waysLarge;
+    const base = this.nSmall + (m >= 0 ? lpn & m : lpn % sets) * ways;
+    const slot = ways === 4 ? this.victim4(base, lpn) : this.victim(base, ways, lpn);
     this.put(slot, lpn, pfn, flags, allow);
     return slot;
+  }
+
+  /**
+   * victim() for a 4-way set (the common geometry), unrolled, with the LRU
+   * choice as selects rather than branches: which way is oldest is
+   * data-dependent, so branches on it mispredict. Kept apart from the
+   * general case so the fill stays small enough to inline.
+   */
+  private victim4(base: number, tagv: number): number {
+    const tag = this.tag;
+    const t0 = tag[base]!;
+    const t1 = tag[base + 1]!;
+    const t2 = tag[base + 2]!;
+    const t3 = tag[base + 3]!;
+    if (t0 === tagv) return base;
+    if (t1 === tagv) return base + 1;
+    if (t2 === tagv) return base + 2;
+    if (t3 === tagv) return base + 3;
+    if (t0 === -1) return base;
+    if (t1 === -1) return base + 1;
+    if (t2 === -1) return base + 2;
+    if (t3 === -1) return base + 3;
+    const stamp = this.stamp;
+    if (this.clock.now <= 0x7fffffff) {
+      // Every stamp is at most the clock, so here all four are exact int32s
+      // and the choice can be made with integer arithmetic and no branch
+      // (V8 compiles the selects below to branches, and which way is oldest
+      // is data-dependent: they mispredict). d >>> 31 is 1 when d < 0 (no
+      // overflow: the stamps are in [0, 2^31)); a tie keeps the lower way.
+      const i0 = stamp[base]! | 0;
+      const i1 = stamp[base + 1]! | 0;
+      const i2 = stamp[base + 2]! | 0;
+      const i3 = stamp[base + 3]! | 0;
+      const ia = (i1 - i0) >>> 31; // 1 when way 1 is older than way 0
+      const ea = i0 + ((i1 - i0) & (0 - ia)); // the older one's stamp
+      const ib = (i3 - i2) >>> 31;
+      const eb = i2 + ((i3 - i2) & (0 - ib));
+      const pick = (eb - ea) >>> 31; // 1 when the older of 2, 3 is older still
+      return base + ia + ((2 + ib - ia) & (0 - pick));
+    }
+    const s0 = stamp[base]!;
+    const s1 = stamp[base + 1]!;
+    const s2 = stamp[base + 2]!;
+    const s3 = stamp[base + 3]!;
+    const a = s1 < s0 ? 1 : 0; // ties keep the lower way, as victim() does
+    const sa = s1 < s0 ? s1 : s0;
+    const b = s3 < s2 ? 3 : 2;
+    const sb = s3 < s2 ? s3 : s2;
+    return base + (sb < sa ? b : a);
   }
 
   /**
@@ -190,31 +252,6 @@ export class TlbLevel {
   private victim(base: number, ways: number, tagv: number): number {
     const tag = this.tag;
     const stamp = this.stamp;
-    if (ways === 4) {
-      // Unrolled, and the LRU choice as selects rather than branches: which
-      // way is oldest is data-dependent, so branches on it mispredict.
-      const t0 = tag[base]!;
-      const t1 = tag[base + 1]!;
-      const t2 = tag[base + 2]!;
-      const t3 = tag[base + 3]!;
-      if (t0 === tagv) return base;
-      if (t1 === tagv) return base + 1;
-      if (t2 === tagv) return base + 2;
-      if (t3 === tagv) return base + 3;
-      if (t0 === -1) return base;
-      if (t1 === -1) return base + 1;
-      if (t2 === -1) return base + 2;
-      if (t3 === -1) return base + 3;
-      const s0 = stamp[base]!;
-      const s1 = stamp[base + 1]!;
-      const s2 = stamp[base + 2]!;
-      const s3 = stamp[base + 3]!;
-      const a = s1 < s0 ? 1 : 0; // ties keep the lower way, as the loop below does
-      const sa = s1 < s0 ? s1 : s0;
-      const b = s3 < s2 ? 3 : 2;
-      const sb = s3 < s2 ? s3 : s2;
-      return base + (sb < sa ? b : a);
-    }
     const end = base + ways;
     let invalid = -1;
     let best = -1;
@@ -234,18 +271,22 @@ export class TlbLevel {
 
   private put(slot: number, tag: number, pfn: number, flags: number, allow: number): void {
     const old = this.tag[slot]!;
-    if (old === -1) {
-      this.validCount++;
-      if (slot >= this.nSmall) this.validLarge++;
-    } else if (this.onChange !== null) {
-      this.onChange(slot, old);
-    }
+    if (old === -1) this.becameValid(slot);
+    else if (this.watcher !== null) this.watcher.tlbSlotChanging(this, slot, old);
     this.tag[slot] = tag;
-    this.pfn[slot] = pfn;
-    this.flags[slot] = flags;
-    this.allow[slot] = allow;
+    // `| 0` (a no-op: all are int32): a store of an untyped number into an
+    // Int32Array otherwise goes through a double conversion in V8.
+    this.pfn[slot] = pfn | 0;
+    this.flags[slot] = flags | 0;
+    this.allow[slot] = allow | 0;
     this.stamp[slot] = ++this.clock.now;
     this.gen[slot] = this.nextGen();
+  }
+
+  /** Count a slot that an invalid one becomes (out of put(): a full set, the steady state, never comes here). */
+  private becameValid(slot: number): void {
+    this.validCount++;
+    if (slot >= this.nSmall) this.validLarge++;
   }
 
   private nextGen(): number {
@@ -266,7 +307,7 @@ export class TlbLevel {
   invalidateSlot(slot: number): void {
     const old = this.tag[slot]!;
     if (old !== -1) {
-      if (this.onChange !== null) this.onChange(slot, old);
+      if (this.watcher !== null) this.watcher.tlbSlotChanging(this, slot, old);
       this.tag[slot] = -1;
       this.gen[slot] = 0;
       this.validCount--;
@@ -288,7 +329,7 @@ export class TlbLevel {
     if (this.validCount === 0) return;
     const n = this.size;
     for (let s = 0; s < n; s++) {
-      if (this.tag[s] !== -1 && !(keepGlobal && (this.flags[s]! & TLBF_G) !== 0)) this.invalidateSlot(s);
+      if (this.tag[s] !== -1 && !(keepGlobal && (this.flags[s]! & F_G) !== 0)) this.invalidateSlot(s);
     }
   }
 
@@ -300,7 +341,7 @@ export class TlbLevel {
   recomputeAllow(wp: boolean, nxe: boolean): void {
     for (let s = 0; s < this.size; s++) {
       if (this.tag[s] !== -1) {
-        if (this.onChange !== null) this.onChange(s, this.tag[s]!);
+        if (this.watcher !== null) this.watcher.tlbSlotChanging(this, s, this.tag[s]!);
         this.allow[s] = allowMask(this.flags[s]!, wp, nxe);
         this.gen[s] = this.nextGen();
       }

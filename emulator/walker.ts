@@ -17,30 +17,38 @@
  */
 import type { CycleFigures, MmuCounters } from './cost-model.js';
 import type { Cpu } from './cpu.js';
-import {
-  CR3_PDPT_MASK,
-  PAE_HI_ADDR_MASK,
-  PAE_RSVD_HI,
-  PDE2M_RSVD_LO,
-  PDE4M_ADDR_HI_MASK,
-  PDE4M_RSVD_LO,
-  PFEC_ID,
-  PFEC_P,
-  PFEC_RSVD,
-  PFEC_U,
-  PFEC_W,
-  PTE_A,
-  PTE_D,
-  PTE_G,
-  PTE_NX_HI,
-  PTE_P,
-  PTE_PS,
-  PTE_RW,
-  PTE_US,
-} from './paging-bits.js';
+import * as bits from './paging-bits.js';
 import type { PhysMem } from './phys-mem.js';
-import { TLBF_D, TLBF_G, TLBF_NX, TLBF_RW, TLBF_US } from './tlb.js';
+import * as tlb from './tlb.js';
 import type { WalkEntryRead } from './trace.js';
+
+// The constants the walk uses, as this module's own: V8 folds a module's own
+// constants into optimized code, but reads an imported (or exported) one from
+// its module cell, with a TDZ check, at every use (some 25 per walk).
+const CR3_PDPT_MASK = bits.CR3_PDPT_MASK;
+const PAE_HI_ADDR_MASK = bits.PAE_HI_ADDR_MASK;
+const PAE_RSVD_HI = bits.PAE_RSVD_HI;
+const PDE2M_RSVD_LO = bits.PDE2M_RSVD_LO;
+const PDE4M_ADDR_HI_MASK = bits.PDE4M_ADDR_HI_MASK;
+const PDE4M_RSVD_LO = bits.PDE4M_RSVD_LO;
+const PFEC_ID = bits.PFEC_ID;
+const PFEC_P = bits.PFEC_P;
+const PFEC_RSVD = bits.PFEC_RSVD;
+const PFEC_U = bits.PFEC_U;
+const PFEC_W = bits.PFEC_W;
+const PTE_A = bits.PTE_A;
+const PTE_D = bits.PTE_D;
+const PTE_G = bits.PTE_G;
+const PTE_NX_HI = bits.PTE_NX_HI;
+const PTE_P = bits.PTE_P;
+const PTE_PS = bits.PTE_PS;
+const PTE_RW = bits.PTE_RW;
+const PTE_US = bits.PTE_US;
+const TLBF_D = tlb.TLBF_D;
+const TLBF_G = tlb.TLBF_G;
+const TLBF_NX = tlb.TLBF_NX;
+const TLBF_RW = tlb.TLBF_RW;
+const TLBF_US = tlb.TLBF_US;
 
 export class Walker {
   // ---- result of the last walk (no allocation per walk) ----
@@ -61,7 +69,16 @@ export class Walker {
   cycles = 0;
   /** Entries read, when `record` is on. */
   entries: WalkEntryRead[] = [];
-  record = false;
+  /** `record` as 0 or 1 (the walk tests it; V8 tracks no type for a boolean field, see Cpu.mode). */
+  private rec = 0;
+
+  /** Whether walks record the entries they read (for traces and probes). */
+  get record(): boolean {
+    return this.rec !== 0;
+  }
+  set record(on: boolean) {
+    this.rec = on ? 1 : 0;
+  }
 
   // Set once in the constructor (`declare`: see Cpu).
   private declare readonly mem: PhysMem;
@@ -109,7 +126,7 @@ export class Walker {
    */
   walk(va: number, acc: number, commit: boolean): boolean {
     this.largeShift = 0;
-    if (this.record) this.entries = [];
+    if (this.rec !== 0) this.entries = [];
     return this.cpu.pae ? this.walkPae(va, acc, commit) : this.walk2(va, acc, commit);
   }
 
@@ -140,10 +157,12 @@ export class Walker {
     return !(nx && this.cpu.nxe);
   }
 
-  private walk2(va: number, acc: number, commit: boolean): boolean {
+  private walk2(va: number, acc: number, commitArg: boolean): boolean {
+    // One pointer compare; the tests below are then on a known boolean, not a full ToBoolean each.
+    const commit = commitArg === true;
     const mem = this.mem;
     const cpu = this.cpu;
-    const record = this.record;
+    const record = this.rec !== 0;
     const pdPfn = cpu.cr3 >>> 12;
     const pdeWord = va >>> 22;
     const pde = mem.frame(pdPfn)[pdeWord]!;
@@ -205,10 +224,12 @@ export class Walker {
     return true;
   }
 
-  private walkPae(va: number, acc: number, commit: boolean): boolean {
+  private walkPae(va: number, acc: number, commitArg: boolean): boolean {
+    // One pointer compare; the tests below are then on a known boolean, not a full ToBoolean each.
+    const commit = commitArg === true;
     const mem = this.mem;
     const cpu = this.cpu;
-    const record = this.record;
+    const record = this.rec !== 0;
     const rsvdHi = cpu.nxe ? PAE_RSVD_HI : PAE_RSVD_HI | PTE_NX_HI;
     const i = va >>> 30;
     const pdpteLo = cpu.pdpteLo[i]!;

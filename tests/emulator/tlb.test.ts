@@ -81,6 +81,49 @@ for (const ways of [2, 4, 8]) {
   });
 }
 
+/**
+ * The 4-way victim is chosen by integer arithmetic while the clock is below
+ * 2^31 and by comparing doubles above: both must evict exactly what a
+ * reference LRU list evicts, also across the switch.
+ */
+for (const start of [0, 2 ** 31 - 300, 2 ** 40]) {
+  lru(`4-way victims follow a reference LRU list (clock from ${start})`, () => {
+    const sets = 4;
+    const clock = { now: start };
+    const t = new TlbLevel('T', { entries: sets * 4, ways: 4 }, { entries: 0, ways: 1 }, clock);
+    const order: number[][] = [[], [], [], []]; // per set, pages least recent first
+    let x = 12345;
+    const rnd = (n: number): number => {
+      x = (x * 1103515245 + 12345) >>> 0;
+      return (x >>> 8) % n;
+    };
+    let evictions = 0;
+    for (let step = 0; step < 600; step++) {
+      const page = rnd(12 * sets);
+      const set = page % sets;
+      const o = order[set]!;
+      const at = o.indexOf(page);
+      if (at >= 0 && rnd(2) === 0) {
+        t.touch(t.lookupSmall(page));
+      } else {
+        const gone = at < 0 && o.length === 4 ? o[0]! : undefined;
+        t.fillSmall(page, page, ALL, ALLOW);
+        if (gone !== undefined) {
+          assert.is(t.lookupSmall(gone), -1, `step ${step}: page ${gone} evicted`);
+          o.shift();
+          evictions++;
+        }
+      }
+      const i = o.indexOf(page);
+      if (i >= 0) o.splice(i, 1);
+      o.push(page);
+      for (const p of o) assert.ok(t.lookupSmall(p) >= 0, `step ${step}: page ${p} held`);
+    }
+    assert.ok(evictions > 100, `${evictions} evictions`);
+    if (start === 2 ** 31 - 300) assert.ok(clock.now > 2 ** 31, 'the run crossed 2^31');
+  });
+}
+
 lru('an invalid way is used before any valid one, even a much older one', () => {
   const t = new TlbLevel('T', { entries: 4, ways: 4 }, { entries: 0, ways: 1 });
   for (let v = 0; v < 4; v++) t.fillSmall(v, v, ALL, ALLOW);
@@ -165,10 +208,15 @@ flush('a filled slot has a non-zero generation, an invalidated one zero, a refil
   assert.ok(t.gen[s2] !== 0 && t.gen[s2] !== g1);
 });
 
-flush('onChange reports every change of a valid slot, with its old tag', () => {
+flush('the watcher is told of every change of a valid slot, with its old tag', () => {
   const t = new TlbLevel('T', { entries: 4, ways: 4 }, { entries: 2, ways: 2 });
   const seen: string[] = [];
-  t.onChange = (slot, tag) => seen.push(`${slot}:${tag}`);
+  t.watcher = {
+    tlbSlotChanging: (level, slot, tag) => {
+      assert.is(level, t);
+      seen.push(`${slot}:${tag}`);
+    },
+  };
   const a = t.fillSmall(10, 1, ALL, ALLOW);
   const b = t.fillSmall(11, 1, ALL, ALLOW);
   const l = t.fillLarge(3, 0x400, ALL | TLBF_G, ALLOW);
