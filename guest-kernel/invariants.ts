@@ -34,6 +34,8 @@ export function checkInvariants(
   census: (mm: MmStruct, sink: MmCensusSink) => void = (mm, sink) => mmCensus(k, mm, sink),
   /** The page allocator's recounts per chunk written since the last check (IncrementalInvariantChecker): the same findings. */
   incremental = false,
+  /** Reuse each mm's kernel-mapping comparison when nothing it read changed (IncrementalInvariantChecker): the same findings. */
+  kernelMappings: KernelMappingsCache | null = null,
 ): string[] {
   const out: string[] = [];
   const report = (s: string): void => {
@@ -42,7 +44,7 @@ export function checkInvariants(
   const audit = k.pages.audit({ incremental });
   if (audit !== null) report(`page allocator: ${audit}`);
   checkPgdList(k, report);
-  checkKernelMappings(k, report);
+  checkKernelMappings(k, report, kernelMappings);
   checkFrames(k, tasks, report, census, incremental);
   checkLowPage(k, report);
   checkCr3(k, report);
@@ -78,36 +80,99 @@ function checkPgdList(k: KState, report: Report): void {
   for (const page of expected) if (!seen.has(page)) report(`pgd_list: pgd ${hex(page * 4096)} is missing from the list`);
 }
 
-/** Compare every live pgd's kernel part with swapper_pg_dir. */
-function checkKernelMappings(k: KState, report: Report): void {
+/**
+ * What checkKernelMappings read and found for one mm (2-level, or PAE with
+ * unshared kernel pmds): the guest frames it read, the pgd entries it
+ * translated (address, value as pgd_read gave it), and its findings in
+ * order: a string is a report, a number a kernel pmd it uses (whether
+ * another mm uses it too is decided afresh each time).
+ */
+interface KernelMappingsRecord {
+  pgd: number;
+  owner: string;
+  frames: number[];
+  entries: (number | bigint)[];
+  events: (string | number)[];
+}
+
+/** Kernel-mapping comparisons kept from one check to the next (IncrementalInvariantChecker). */
+export interface KernelMappingsCache {
+  /** Guest frame `pfn` may have been written since the last check. */
+  frameChanged: (pfn: number) => boolean;
+  /** The last check's records, and this check's (filled by checkKernelMappings). */
+  prev: Map<MmStruct, KernelMappingsRecord>;
+  next: Map<MmStruct, KernelMappingsRecord>;
+  /** Records reused (counted up). */
+  reused: number;
+}
+
+/** Does `r` still hold for `mm`: no frame it read written, every pgd entry it translated the same? */
+function kernelMappingsHold(k: KState, mm: MmStruct, r: KernelMappingsRecord, frameChanged: (pfn: number) => boolean): boolean {
+  if (r.pgd !== mm.pgd || r.owner !== mm.owner) return false;
+  for (let i = 0; i < r.frames.length; i++) if (frameChanged(r.frames[i]!)) return false;
+  const es = r.entries;
+  for (let i = 0; i < es.length; i += 2) if (pgd_read(k, es[i] as number) !== es[i + 1]) return false;
+  return true;
+}
+
+/** Compare every live pgd's kernel part with swapper_pg_dir; with `cache`, an mm none of whose inputs changed gets the findings of the last check. */
+function checkKernelMappings(k: KState, report0: Report, cache: KernelMappingsCache | null = null): void {
   const L = k.L;
   const sw = k.swapper_pg_dir;
   const pmdOwners = new Map<number, number>();
+  const usePmd = (mm: MmStruct, pmd: number): void => {
+    const other = pmdOwners.get(pmd);
+    if (other !== undefined) report0(`pgd ${hex(mm.pgd)}: kernel pmd ${hex(pmd)} also used by pgd ${hex(other)}`);
+    pmdOwners.set(pmd, mm.pgd);
+  };
   for (const mm of k.mms) {
     if (L.pae && k.SHARED_KERNEL_PMD) {
       for (let i = L.USER_PTRS_PER_PGD; i < L.PTRS_PER_PGD; i++) {
         if (readRaw(k, mm.pgd + i * 8) !== readRaw(k, sw + i * 8)) {
-          report(`pgd ${hex(mm.pgd)} (${mm.owner}): kernel slot ${i} is not init_mm's shared pmd`);
+          report0(`pgd ${hex(mm.pgd)} (${mm.owner}): kernel slot ${i} is not init_mm's shared pmd`);
         }
       }
       continue;
     }
+    let report = report0;
+    let rec: KernelMappingsRecord | null = null;
+    if (cache !== null) {
+      const r = cache.prev.get(mm);
+      if (r !== undefined && kernelMappingsHold(k, mm, r, cache.frameChanged)) {
+        for (const ev of r.events) {
+          if (typeof ev === 'string') report0(ev);
+          else usePmd(mm, ev);
+        }
+        cache.next.set(mm, r);
+        cache.reused++;
+        continue;
+      }
+      const rr: KernelMappingsRecord = { pgd: mm.pgd, owner: mm.owner, frames: [Math.floor(mm.pgd / 4096), Math.floor(sw / 4096)], entries: [], events: [] };
+      rec = rr;
+      report = (s) => {
+        rr.events.push(s);
+        report0(s);
+      };
+    }
     if (L.pae) {
       for (let i = L.USER_PTRS_PER_PGD; i < L.PTRS_PER_PGD; i++) {
         const e = pgd_read(k, mm.pgd + i * 8);
+        rec?.entries.push(mm.pgd + i * 8, e);
         if (!present(e)) {
           report(`pgd ${hex(mm.pgd)} (${mm.owner}): kernel slot ${i} is empty`);
           continue;
         }
         const pmd = entryPa(e);
-        const pmd_k = entryPa(pgd_read(k, sw + i * 8));
+        const ek = pgd_read(k, sw + i * 8);
+        rec?.entries.push(sw + i * 8, ek);
+        const pmd_k = entryPa(ek);
         if (pmd === pmd_k) {
           report(`pgd ${hex(mm.pgd)} (${mm.owner}): kernel slot ${i} shares init_mm's pmd while unshared`);
           continue;
         }
-        const other = pmdOwners.get(pmd);
-        if (other !== undefined) report(`pgd ${hex(mm.pgd)}: kernel pmd ${hex(pmd)} also used by pgd ${hex(other)}`);
-        pmdOwners.set(pmd, mm.pgd);
+        rec?.events.push(pmd);
+        rec?.frames.push(Math.floor(pmd / 4096), Math.floor(pmd_k / 4096));
+        usePmd(mm, pmd);
         // compareEntry reports nothing for equal entries: compare the two tables' words first.
         const mine = readWords(k, pmd, 1024, SCRATCH_PMD);
         const init = readWords(k, pmd_k, 1024, SCRATCH_PTE);
@@ -125,6 +190,7 @@ function checkKernelMappings(k: KState, report: Report): void {
         compareEntry(k, report, mm, i * L.PGDIR_SIZE, mm.pgd + i * 4, sw + i * 4);
       }
     }
+    if (rec !== null) cache!.next.set(mm, rec);
   }
 }
 
@@ -476,20 +542,27 @@ function censusHolds(k: KState, mm: MmStruct, c: MmCensus, frameChanged: (pfn: n
  * tracks writes to memory), an entry it translated translates differently,
  * or a page it found mapped changed its PG_anon flag or (mapped writable)
  * its count. A redone census reuses, likewise, the census of each of its pte
- * pages none of whose inputs changed. Everything else is checked in full
- * each time, so the result is exactly checkInvariants' (a test compares
- * them statement by statement).
+ * pages none of whose inputs changed. The comparison of an mm's kernel part
+ * with init_mm's (checkKernelMappings) is kept the same way, redone when its
+ * pgd, a kernel pmd it compared, or swapper_pg_dir's were written or a pgd
+ * entry it translated changed. Everything else is checked in full each
+ * time, so the result is exactly checkInvariants' (a test compares them
+ * statement by statement).
  */
 export class IncrementalInvariantChecker {
   private cache = new Map<MmStruct, MmCensus>();
   /** Pte page censuses of the last check, by pte page frame; and those of this check. */
   private pages = new Map<number, PageCensus>();
   private nextPages = new Map<number, PageCensus>();
+  /** Each mm's kernel-mapping comparison of the last check. */
+  private kernelMappings = new Map<MmStruct, KernelMappingsRecord>();
   /** Pte page censuses reused inside redone mm censuses. */
   pagesReused = 0;
   /** Censuses redone, and reused, over all checks. */
   rechecked = 0;
   reused = 0;
+  /** Kernel-mapping comparisons of an mm reused, over all checks. */
+  kernelMappingsReused = 0;
 
   /**
    * checkInvariants(k, tasks), reusing the census of every mm none of
@@ -511,6 +584,7 @@ export class IncrementalInvariantChecker {
         this.nextPages.set(c.ptePfn, c);
       },
     };
+    const km: KernelMappingsCache = { frameChanged, prev: this.kernelMappings, next: new Map(), reused: 0 };
     const out = checkInvariants(k, tasks, (mm, sink) => {
       let c = this.cache.get(mm);
       if (c !== undefined && censusHolds(k, mm, c, frameChanged)) {
@@ -528,8 +602,10 @@ export class IncrementalInvariantChecker {
         else if (kind === 1) sink.claim(c.pfns[i]!, c.texts[i]!);
         else sink.ref(c.pfns[i]!);
       }
-    }, true);
+    }, true, km);
     this.cache = next;
+    this.kernelMappings = km.next;
+    this.kernelMappingsReused += km.reused;
     this.pages = this.nextPages;
     this.nextPages = new Map();
     return out;
@@ -539,6 +615,7 @@ export class IncrementalInvariantChecker {
   reset(): void {
     this.cache.clear();
     this.pages.clear();
+    this.kernelMappings.clear();
   }
 }
 
