@@ -147,7 +147,8 @@ function checkKernelMappings(k: KState, report0: Report, cache: KernelMappingsCa
         cache.reused++;
         continue;
       }
-      const rr: KernelMappingsRecord = { pgd: mm.pgd, owner: mm.owner, frames: [Math.floor(mm.pgd / 4096), Math.floor(sw / 4096)], entries: [], events: [] };
+      // 2-level reads both pgds' words; PAE reads the pgds only through pgd_read (kept in `entries`), the pmds' words.
+      const rr: KernelMappingsRecord = { pgd: mm.pgd, owner: mm.owner, frames: L.pae ? [] : [Math.floor(mm.pgd / 4096), Math.floor(sw / 4096)], entries: [], events: [] };
       rec = rr;
       report = (s) => {
         rr.events.push(s);
@@ -289,7 +290,9 @@ export function mmCensus(k: KState, mm: MmStruct, sink: MmCensusSink, rec: Censu
   const pae = L.pae;
   const wpe = pae ? 2 : 1;
   const hasPfnOf = ops.pte_val_pfn !== undefined;
-  rec?.frames.push(Math.floor(mm.pgd / 4096));
+  // Under PAE the pgd is read only through pgd_read, whose values `entries` keeps (a pgd shares its
+  // frame with others: a write to another one must not void this census); 2-level reads its words.
+  if (!pae) rec?.frames.push(Math.floor(mm.pgd / 4096));
   if (pae && !k.SHARED_KERNEL_PMD) {
     for (let i = L.USER_PTRS_PER_PGD; i < L.PTRS_PER_PGD; i++) {
       const e = pgd_read(k, mm.pgd + i * 8);
