@@ -45,7 +45,7 @@ export function checkInvariants(
   if (audit !== null) report(`page allocator: ${audit}`);
   checkPgdList(k, report);
   checkKernelMappings(k, report, kernelMappings);
-  checkFrames(k, tasks, report, census, incremental);
+  checkFrames(k, tasks, report, census, incremental, kernelMappings);
   checkLowPage(k, report);
   checkCr3(k, report);
   for (const pfn of k.unbalancedReleasePd) {
@@ -95,13 +95,44 @@ interface KernelMappingsRecord {
   events: (string | number)[];
 }
 
-/** Kernel-mapping comparisons kept from one check to the next (IncrementalInvariantChecker). */
+/**
+ * What checkFrames' scan of swapper_pg_dir for kernel pte pages read (the
+ * guest frames whose words it tested, the entries it translated: address
+ * and value as pgd_read gave it, or -1 - address and value as pmd_read gave
+ * it) and the frames of the present non-large entries it found, in order.
+ */
+interface SwapperPtePages {
+  pgd: number;
+  frames: number[];
+  entries: (number | bigint)[];
+  pfns: number[];
+}
+
+/** The last scan of swapper_pg_dir, if nothing it read changed since (then kept for the next check too). */
+function reuseSwapperPtePages(k: KState, cache: KernelMappingsCache): SwapperPtePages | null {
+  const r = cache.swapperPrev;
+  if (r === null || r.pgd !== k.swapper_pg_dir) return null;
+  for (let i = 0; i < r.frames.length; i++) if (cache.frameChanged(r.frames[i]!)) return null;
+  const es = r.entries;
+  for (let i = 0; i < es.length; i += 2) {
+    const a = es[i] as number;
+    if ((a >= 0 ? pgd_read(k, a) : pmd_read(k, -1 - a)) !== es[i + 1]) return null;
+  }
+  cache.swapperNext = r;
+  cache.reused++;
+  return r;
+}
+
+/** Kernel-mapping comparisons (and checkFrames' scan of swapper_pg_dir) kept from one check to the next (IncrementalInvariantChecker). */
 export interface KernelMappingsCache {
   /** Guest frame `pfn` may have been written since the last check. */
   frameChanged: (pfn: number) => boolean;
   /** The last check's records, and this check's (filled by checkKernelMappings). */
   prev: Map<MmStruct, KernelMappingsRecord>;
   next: Map<MmStruct, KernelMappingsRecord>;
+  /** checkFrames' scan of swapper_pg_dir for kernel pte pages: the last check's, and this check's. */
+  swapperPrev: SwapperPtePages | null;
+  swapperNext: SwapperPtePages | null;
   /** Records reused (counted up). */
   reused: number;
 }
@@ -548,7 +579,8 @@ function censusHolds(k: KState, mm: MmStruct, c: MmCensus, frameChanged: (pfn: n
  * pages none of whose inputs changed. The comparison of an mm's kernel part
  * with init_mm's (checkKernelMappings) is kept the same way, redone when its
  * pgd, a kernel pmd it compared, or swapper_pg_dir's were written or a pgd
- * entry it translated changed. Everything else is checked in full each
+ * entry it translated changed; so is checkFrames' scan of swapper_pg_dir for
+ * the kernel pte pages (their PG_reserved flags are tested afresh). Everything else is checked in full each
  * time, so the result is exactly checkInvariants' (a test compares them
  * statement by statement).
  */
@@ -559,6 +591,8 @@ export class IncrementalInvariantChecker {
   private nextPages = new Map<number, PageCensus>();
   /** Each mm's kernel-mapping comparison of the last check. */
   private kernelMappings = new Map<MmStruct, KernelMappingsRecord>();
+  /** checkFrames' scan of swapper_pg_dir for kernel pte pages, of the last check. */
+  private swapperPtePages: SwapperPtePages | null = null;
   /** Pte page censuses reused inside redone mm censuses. */
   pagesReused = 0;
   /** Censuses redone, and reused, over all checks. */
@@ -587,7 +621,7 @@ export class IncrementalInvariantChecker {
         this.nextPages.set(c.ptePfn, c);
       },
     };
-    const km: KernelMappingsCache = { frameChanged, prev: this.kernelMappings, next: new Map(), reused: 0 };
+    const km: KernelMappingsCache = { frameChanged, prev: this.kernelMappings, next: new Map(), swapperPrev: this.swapperPtePages, swapperNext: null, reused: 0 };
     const out = checkInvariants(k, tasks, (mm, sink) => {
       let c = this.cache.get(mm);
       if (c !== undefined && censusHolds(k, mm, c, frameChanged)) {
@@ -608,6 +642,7 @@ export class IncrementalInvariantChecker {
     }, true, km);
     this.cache = next;
     this.kernelMappings = km.next;
+    this.swapperPtePages = km.swapperNext;
     this.kernelMappingsReused += km.reused;
     this.pages = this.nextPages;
     this.nextPages = new Map();
@@ -619,6 +654,7 @@ export class IncrementalInvariantChecker {
     this.cache.clear();
     this.pages.clear();
     this.kernelMappings.clear();
+    this.swapperPtePages = null;
   }
 }
 
@@ -629,6 +665,8 @@ function checkFrames(
   report: Report,
   census: (mm: MmStruct, sink: MmCensusSink) => void,
   incremental: boolean,
+  /** With the incremental checker: reuse the scan of swapper_pg_dir for kernel pte pages when nothing it read changed. */
+  cache: KernelMappingsCache | null = null,
 ): void {
   const L = k.L;
   const p = k.pages;
@@ -651,36 +689,53 @@ function checkFrames(
     }
     for (const pfn of k.df_list) claim(pfn, 'df_list');
     // init_mm's kernel pte pages allocated after boot (vmalloc, split large pages).
-    const kernelPtePages = (pgd: number, what: string): void => {
+    // `rec`: what the scan read (frames, translated entries) and the pte pages it found, for the next check.
+    const kernelPtePages = (pgd: number, what: string, rec: SwapperPtePages | null): void => {
       const first = L.USER_PTRS_PER_PGD;
       if (!L.pae) {
         // 2-level: the pgd's words read once (the same values as a read per entry).
         const words = readWords(k, pgd, 1024, SCRATCH_PMD);
+        rec?.frames.push(Math.floor(pgd / 4096));
         for (let i = first; i < L.PTRS_PER_PGD; i++) {
           if ((words[i]! & 1) === 0) continue;
           const e = pmd_read(k, pgd + i * 4);
+          rec?.entries.push(-1 - (pgd + i * 4), e);
           if (!present(e) || (e & _PAGE_PSE) !== 0n) continue;
           const pfn = entryPfn(e);
+          rec?.pfns.push(pfn);
           if ((p.flags[pfn]! & PG_reserved) === 0) claim(pfn, what);
         }
         return;
       }
       for (let i = first; i < L.PTRS_PER_PGD; i++) {
-        const tables = L.pae ? entryPa(pgd_read(k, pgd + i * 8)) : -1;
+        const pe = L.pae ? pgd_read(k, pgd + i * 8) : 0n;
+        if (L.pae) rec?.entries.push(pgd + i * 8, pe);
+        const tables = L.pae ? entryPa(pe) : -1;
         const n = L.pae ? 512 : 1;
         const base = L.pae ? tables : pgd + i * 4;
         const words = readWords(k, base, L.pae ? 1024 : 1, SCRATCH_PMD);
+        rec?.frames.push(Math.floor(base / 4096));
         for (let j = 0; j < n; j++) {
           // present(pmd_read): pmd_val keeps the flag bits (an empty entry reads as 0).
           if ((words[L.pae ? 2 * j : j]! & 1) === 0) continue;
           const e = L.pae ? pmd_read(k, tables + j * 8) : pmd_read(k, pgd + i * 4);
+          rec?.entries.push(-1 - (L.pae ? tables + j * 8 : pgd + i * 4), e);
           if (!present(e) || (e & _PAGE_PSE) !== 0n) continue;
           const pfn = entryPfn(e);
+          rec?.pfns.push(pfn);
           if ((p.flags[pfn]! & PG_reserved) === 0) claim(pfn, what);
         }
       }
     };
-    kernelPtePages(k.swapper_pg_dir, 'kernel pte page');
+    const swapperRec = cache === null ? null : reuseSwapperPtePages(k, cache);
+    if (swapperRec !== null) {
+      // The same pte pages as the last scan found: claimed in the same order, PG_reserved tested afresh.
+      for (const pfn of swapperRec.pfns) if ((p.flags[pfn]! & PG_reserved) === 0) claim(pfn, 'kernel pte page');
+    } else {
+      const rec: SwapperPtePages | null = cache === null ? null : { pgd: k.swapper_pg_dir, frames: [], entries: [], pfns: [] };
+      kernelPtePages(k.swapper_pg_dir, 'kernel pte page', rec);
+      if (cache !== null) cache.swapperNext = rec;
+    }
     // User page tables and pages of every live mm.
     const sink: MmCensusSink = {
       report,
