@@ -46,7 +46,22 @@ export function checkInvariants(
   checkPgdList(k, report);
   checkKernelMappings(k, report, kernelMappings);
   checkFrames(k, tasks, report, census, incremental, kernelMappings);
-  checkLowPage(k, report);
+  if (kernelMappings === null) checkLowPage(k, report);
+  else {
+    // Page 0's finding of the last check, while the frame is not written.
+    const c = kernelMappings;
+    c.lowPageNext = c.lowPagePrev !== undefined && !c.frameChanged(0) ? c.lowPagePrev : null;
+    if (c.lowPageNext !== null) {
+      for (const x of c.lowPageNext) report(x);
+    } else {
+      const found: string[] = [];
+      checkLowPage(k, (x) => {
+        found.push(x);
+        report(x);
+      });
+      c.lowPageNext = found;
+    }
+  }
   checkCr3(k, report);
   for (const pfn of k.unbalancedReleasePd) {
     report(`unbalanced paravirt_release_pd of pfn ${hex(pfn)}: never announced with alloc_pd/alloc_pd_clone (pvmmu's guest debug check)`);
@@ -133,6 +148,9 @@ export interface KernelMappingsCache {
   /** checkFrames' scan of swapper_pg_dir for kernel pte pages: the last check's, and this check's. */
   swapperPrev: SwapperPtePages | null;
   swapperNext: SwapperPtePages | null;
+  /** checkLowPage's findings: the last check's (undefined: none kept), and this check's. */
+  lowPagePrev: string[] | undefined;
+  lowPageNext: string[] | null;
   /** Records reused (counted up). */
   reused: number;
 }
@@ -580,7 +598,8 @@ function censusHolds(k: KState, mm: MmStruct, c: MmCensus, frameChanged: (pfn: n
  * with init_mm's (checkKernelMappings) is kept the same way, redone when its
  * pgd, a kernel pmd it compared, or swapper_pg_dir's were written or a pgd
  * entry it translated changed; so is checkFrames' scan of swapper_pg_dir for
- * the kernel pte pages (their PG_reserved flags are tested afresh). Everything else is checked in full each
+ * the kernel pte pages (their PG_reserved flags are tested afresh), and the
+ * check of low page 0 while its frame is not written. Everything else is checked in full each
  * time, so the result is exactly checkInvariants' (a test compares them
  * statement by statement).
  */
@@ -593,6 +612,8 @@ export class IncrementalInvariantChecker {
   private kernelMappings = new Map<MmStruct, KernelMappingsRecord>();
   /** checkFrames' scan of swapper_pg_dir for kernel pte pages, of the last check. */
   private swapperPtePages: SwapperPtePages | null = null;
+  /** checkLowPage's findings of the last check. */
+  private lowPage: string[] | undefined = undefined;
   /** Pte page censuses reused inside redone mm censuses. */
   pagesReused = 0;
   /** Censuses redone, and reused, over all checks. */
@@ -621,7 +642,7 @@ export class IncrementalInvariantChecker {
         this.nextPages.set(c.ptePfn, c);
       },
     };
-    const km: KernelMappingsCache = { frameChanged, prev: this.kernelMappings, next: new Map(), swapperPrev: this.swapperPtePages, swapperNext: null, reused: 0 };
+    const km: KernelMappingsCache = { frameChanged, prev: this.kernelMappings, next: new Map(), swapperPrev: this.swapperPtePages, swapperNext: null, lowPagePrev: this.lowPage, lowPageNext: null, reused: 0 };
     const out = checkInvariants(k, tasks, (mm, sink) => {
       let c = this.cache.get(mm);
       if (c !== undefined && censusHolds(k, mm, c, frameChanged)) {
@@ -643,6 +664,7 @@ export class IncrementalInvariantChecker {
     this.cache = next;
     this.kernelMappings = km.next;
     this.swapperPtePages = km.swapperNext;
+    this.lowPage = km.lowPageNext ?? undefined;
     this.kernelMappingsReused += km.reused;
     this.pages = this.nextPages;
     this.nextPages = new Map();
@@ -655,6 +677,7 @@ export class IncrementalInvariantChecker {
     this.pages.clear();
     this.kernelMappings.clear();
     this.swapperPtePages = null;
+    this.lowPage = undefined;
   }
 }
 

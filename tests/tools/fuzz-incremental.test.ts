@@ -184,6 +184,37 @@ s('a write behind the kernel’s back into the kernel part of a pgd (2-level) is
   );
 });
 
+s('a write behind the kernel’s back into low page 0 is seen by the next incremental check', () => {
+  const w = generateWorkload(2, { statements: 30 });
+  const { script, cfg } = loadText('seed-2.pvw', w.text);
+  const checker = new IncrementalInvariantChecker();
+  let it: Interpreter | undefined;
+  let checks = 0;
+  let corrupted = false;
+  const found: string[][] = [];
+  it = new Interpreter(script, { ...cfg, backend: 'native' }, {
+    seed: 2,
+    checkEachStatement: true,
+    newMmu: (o) => new Mmu({ ...o, mem: new DirtyFrameMem() }),
+    statementCheck: () => {
+      // After a few clean checks, a rogue store into page 0 (native: guest-physical = machine).
+      if (!corrupted && ++checks === 5) {
+        it!.mmu.mem.write32(0x10, 1);
+        corrupted = true;
+      }
+      const full = it!.kernel.checkInvariants();
+      const inc = incrementalCheck(it!, checker);
+      found.push(inc);
+      assert.equal(inc, full);
+      return [];
+    },
+  });
+  it.run();
+  assert.ok(corrupted, 'page 0 was written');
+  assert.equal(found.slice(0, 4), [[], [], [], []], 'clean before the store');
+  assert.ok(found[4]!.some((x) => /low page 0 was written at offset 0x10/.test(x)), 'the incremental check reports the store');
+});
+
 /** The physical address of a present user pte of the pgd at `pgd` (native: guest-physical = machine), or -1. */
 function findPresentUserPte(it: Interpreter, pgd: number): number {
   const k = it.kernel.k;
