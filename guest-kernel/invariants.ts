@@ -268,6 +268,7 @@ function readWords(k: KState, addr: number, words: number, out: Uint32Array): Ui
 
 const SCRATCH_PMD = new Uint32Array(1024);
 const SCRATCH_PTE = new Uint32Array(1024);
+const SCRATCH_PGD = new Uint32Array(1024);
 
 /**
  * Who owns each frame: an owner name per frame (interned; a typed array over
@@ -349,6 +350,8 @@ export function mmCensus(k: KState, mm: MmStruct, sink: MmCensusSink, rec: Censu
       if (present(e)) sink.claim(entryPfn(e), `kernel pmd of ${mm.owner}`);
     }
   }
+  // 2-level: the pgd's user words read once (the same values as a read per entry).
+  const pgdWords = pae ? null : readWords(k, mm.pgd, L.USER_PTRS_PER_PGD, SCRATCH_PGD);
   for (let i = 0; i < L.USER_PTRS_PER_PGD; i++) {
     let pmdBase: number;
     let n: number;
@@ -365,11 +368,12 @@ export function mmCensus(k: KState, mm: MmStruct, sink: MmCensusSink, rec: Censu
       pmdBase = mm.pgd + i * 4;
       n = 1;
     }
-    const pmdWords = readWords(k, pmdBase, n * wpe, SCRATCH_PMD);
+    const pmdWords = pgdWords === null ? readWords(k, pmdBase, n * wpe, SCRATCH_PMD) : pgdWords;
+    const w0 = pgdWords === null ? 0 : i;
     if (pae) rec?.frames.push(Math.floor(pmdBase / 4096));
     for (let j = 0; j < n; j++) {
       // Most entries of a sparse table are empty: test the raw low word first (pmd_val keeps the flags).
-      const plo = pmdWords[j * wpe]!;
+      const plo = pmdWords[w0 + j * wpe]!;
       if ((plo & 1) === 0) continue;
       const pmd = pmd_read(k, pmdBase + j * L.ENTRY_SIZE);
       rec?.entries.push(-1 - (pmdBase + j * L.ENTRY_SIZE), pmd);
