@@ -31,8 +31,9 @@
  *    second of this whole process (process.cpuUsage: user + system time of
  *    all its threads, garbage collection and background JIT compilation
  *    included) over that timed run only. Wall time is shown beside it. The
- *    process is not fully warm after 16 seeds (later blocks of 48 seeds run
- *    faster still), so the figure is on the low side of a long campaign's.
+ *    process is not fully warm after 16 seeds (the same seeds run again
+ *    after 300 take about half the CPU time), so the figure is on the low
+ *    side of a long campaign's.
  *    Target: at least 10.
  *  - curve: sweep time against workload length: a fork-exit-like workload
  *    (tools/workloads/fork-exit.pvw's loop) repeated 1x, 10x and 100x, Xen.
