@@ -34,6 +34,8 @@ export function checkInvariants(
   census: (mm: MmStruct, sink: MmCensusSink) => void = (mm, sink) => mmCensus(k, mm, sink),
   /** The page allocator's recounts per chunk written since the last check (IncrementalInvariantChecker): the same findings. */
   incremental = false,
+  /** Reuse each mm's kernel-mapping comparison when nothing it read changed (IncrementalInvariantChecker): the same findings. */
+  kernelMappings: KernelMappingsCache | null = null,
 ): string[] {
   const out: string[] = [];
   const report = (s: string): void => {
@@ -42,9 +44,24 @@ export function checkInvariants(
   const audit = k.pages.audit({ incremental });
   if (audit !== null) report(`page allocator: ${audit}`);
   checkPgdList(k, report);
-  checkKernelMappings(k, report);
-  checkFrames(k, tasks, report, census, incremental);
-  checkLowPage(k, report);
+  checkKernelMappings(k, report, kernelMappings);
+  checkFrames(k, tasks, report, census, incremental, kernelMappings);
+  if (kernelMappings === null) checkLowPage(k, report);
+  else {
+    // Page 0's finding of the last check, while the frame is not written.
+    const c = kernelMappings;
+    c.lowPageNext = c.lowPagePrev !== undefined && !c.frameChanged(0) ? c.lowPagePrev : null;
+    if (c.lowPageNext !== null) {
+      for (const x of c.lowPageNext) report(x);
+    } else {
+      const found: string[] = [];
+      checkLowPage(k, (x) => {
+        found.push(x);
+        report(x);
+      });
+      c.lowPageNext = found;
+    }
+  }
   checkCr3(k, report);
   for (const pfn of k.unbalancedReleasePd) {
     report(`unbalanced paravirt_release_pd of pfn ${hex(pfn)}: never announced with alloc_pd/alloc_pd_clone (pvmmu's guest debug check)`);
@@ -78,36 +95,134 @@ function checkPgdList(k: KState, report: Report): void {
   for (const page of expected) if (!seen.has(page)) report(`pgd_list: pgd ${hex(page * 4096)} is missing from the list`);
 }
 
-/** Compare every live pgd's kernel part with swapper_pg_dir. */
-function checkKernelMappings(k: KState, report: Report): void {
+/**
+ * What checkKernelMappings read and found for one mm (2-level, or PAE with
+ * unshared kernel pmds): the guest frames it read, the pgd entries it
+ * translated (address, value as pgd_read gave it), and its findings in
+ * order: a string is a report, a number a kernel pmd it uses (whether
+ * another mm uses it too is decided afresh each time).
+ */
+interface KernelMappingsRecord {
+  pgd: number;
+  owner: string;
+  frames: number[];
+  entries: (number | bigint)[];
+  events: (string | number)[];
+}
+
+/**
+ * What checkFrames' scan of swapper_pg_dir for kernel pte pages read (the
+ * guest frames whose words it tested, the entries it translated: address
+ * and value as pgd_read gave it, or -1 - address and value as pmd_read gave
+ * it) and the frames of the present non-large entries it found, in order.
+ */
+interface SwapperPtePages {
+  pgd: number;
+  frames: number[];
+  entries: (number | bigint)[];
+  pfns: number[];
+}
+
+/** The last scan of swapper_pg_dir, if nothing it read changed since (then kept for the next check too). */
+function reuseSwapperPtePages(k: KState, cache: KernelMappingsCache): SwapperPtePages | null {
+  const r = cache.swapperPrev;
+  if (r === null || r.pgd !== k.swapper_pg_dir) return null;
+  for (let i = 0; i < r.frames.length; i++) if (cache.frameChanged(r.frames[i]!)) return null;
+  const es = r.entries;
+  for (let i = 0; i < es.length; i += 2) {
+    const a = es[i] as number;
+    if ((a >= 0 ? pgd_read(k, a) : pmd_read(k, -1 - a)) !== es[i + 1]) return null;
+  }
+  cache.swapperNext = r;
+  cache.reused++;
+  return r;
+}
+
+/** Kernel-mapping comparisons (and checkFrames' scan of swapper_pg_dir) kept from one check to the next (IncrementalInvariantChecker). */
+export interface KernelMappingsCache {
+  /** Guest frame `pfn` may have been written since the last check. */
+  frameChanged: (pfn: number) => boolean;
+  /** The last check's records, and this check's (filled by checkKernelMappings). */
+  prev: Map<MmStruct, KernelMappingsRecord>;
+  next: Map<MmStruct, KernelMappingsRecord>;
+  /** checkFrames' scan of swapper_pg_dir for kernel pte pages: the last check's, and this check's. */
+  swapperPrev: SwapperPtePages | null;
+  swapperNext: SwapperPtePages | null;
+  /** checkLowPage's findings: the last check's (undefined: none kept), and this check's. */
+  lowPagePrev: string[] | undefined;
+  lowPageNext: string[] | null;
+  /** Records reused (counted up). */
+  reused: number;
+}
+
+/** Does `r` still hold for `mm`: no frame it read written, every pgd entry it translated the same? */
+function kernelMappingsHold(k: KState, mm: MmStruct, r: KernelMappingsRecord, frameChanged: (pfn: number) => boolean): boolean {
+  if (r.pgd !== mm.pgd || r.owner !== mm.owner) return false;
+  for (let i = 0; i < r.frames.length; i++) if (frameChanged(r.frames[i]!)) return false;
+  const es = r.entries;
+  for (let i = 0; i < es.length; i += 2) if (pgd_read(k, es[i] as number) !== es[i + 1]) return false;
+  return true;
+}
+
+/** Compare every live pgd's kernel part with swapper_pg_dir; with `cache`, an mm none of whose inputs changed gets the findings of the last check. */
+function checkKernelMappings(k: KState, report0: Report, cache: KernelMappingsCache | null = null): void {
   const L = k.L;
   const sw = k.swapper_pg_dir;
   const pmdOwners = new Map<number, number>();
+  const usePmd = (mm: MmStruct, pmd: number): void => {
+    const other = pmdOwners.get(pmd);
+    if (other !== undefined) report0(`pgd ${hex(mm.pgd)}: kernel pmd ${hex(pmd)} also used by pgd ${hex(other)}`);
+    pmdOwners.set(pmd, mm.pgd);
+  };
   for (const mm of k.mms) {
     if (L.pae && k.SHARED_KERNEL_PMD) {
       for (let i = L.USER_PTRS_PER_PGD; i < L.PTRS_PER_PGD; i++) {
         if (readRaw(k, mm.pgd + i * 8) !== readRaw(k, sw + i * 8)) {
-          report(`pgd ${hex(mm.pgd)} (${mm.owner}): kernel slot ${i} is not init_mm's shared pmd`);
+          report0(`pgd ${hex(mm.pgd)} (${mm.owner}): kernel slot ${i} is not init_mm's shared pmd`);
         }
       }
       continue;
     }
+    let report = report0;
+    let rec: KernelMappingsRecord | null = null;
+    if (cache !== null) {
+      const r = cache.prev.get(mm);
+      if (r !== undefined && kernelMappingsHold(k, mm, r, cache.frameChanged)) {
+        for (const ev of r.events) {
+          if (typeof ev === 'string') report0(ev);
+          else usePmd(mm, ev);
+        }
+        cache.next.set(mm, r);
+        cache.reused++;
+        continue;
+      }
+      // 2-level reads both pgds' words; PAE reads the pgds only through pgd_read (kept in `entries`), the pmds' words.
+      const rr: KernelMappingsRecord = { pgd: mm.pgd, owner: mm.owner, frames: L.pae ? [] : [Math.floor(mm.pgd / 4096), Math.floor(sw / 4096)], entries: [], events: [] };
+      rec = rr;
+      report = (s) => {
+        rr.events.push(s);
+        report0(s);
+      };
+    }
     if (L.pae) {
       for (let i = L.USER_PTRS_PER_PGD; i < L.PTRS_PER_PGD; i++) {
         const e = pgd_read(k, mm.pgd + i * 8);
+        rec?.entries.push(mm.pgd + i * 8, e);
         if (!present(e)) {
           report(`pgd ${hex(mm.pgd)} (${mm.owner}): kernel slot ${i} is empty`);
           continue;
         }
         const pmd = entryPa(e);
-        const pmd_k = entryPa(pgd_read(k, sw + i * 8));
+        const ek = pgd_read(k, sw + i * 8);
+        rec?.entries.push(sw + i * 8, ek);
+        const pmd_k = entryPa(ek);
         if (pmd === pmd_k) {
           report(`pgd ${hex(mm.pgd)} (${mm.owner}): kernel slot ${i} shares init_mm's pmd while unshared`);
           continue;
         }
-        const other = pmdOwners.get(pmd);
-        if (other !== undefined) report(`pgd ${hex(mm.pgd)}: kernel pmd ${hex(pmd)} also used by pgd ${hex(other)}`);
-        pmdOwners.set(pmd, mm.pgd);
+        rec?.events.push(pmd);
+        rec?.frames.push(Math.floor(pmd / 4096), Math.floor(pmd_k / 4096));
+        usePmd(mm, pmd);
         // compareEntry reports nothing for equal entries: compare the two tables' words first.
         const mine = readWords(k, pmd, 1024, SCRATCH_PMD);
         const init = readWords(k, pmd_k, 1024, SCRATCH_PTE);
@@ -125,6 +240,7 @@ function checkKernelMappings(k: KState, report: Report): void {
         compareEntry(k, report, mm, i * L.PGDIR_SIZE, mm.pgd + i * 4, sw + i * 4);
       }
     }
+    if (rec !== null) cache!.next.set(mm, rec);
   }
 }
 
@@ -152,6 +268,7 @@ function readWords(k: KState, addr: number, words: number, out: Uint32Array): Ui
 
 const SCRATCH_PMD = new Uint32Array(1024);
 const SCRATCH_PTE = new Uint32Array(1024);
+const SCRATCH_PGD = new Uint32Array(1024);
 
 /**
  * Who owns each frame: an owner name per frame (interned; a typed array over
@@ -223,7 +340,9 @@ export function mmCensus(k: KState, mm: MmStruct, sink: MmCensusSink, rec: Censu
   const pae = L.pae;
   const wpe = pae ? 2 : 1;
   const hasPfnOf = ops.pte_val_pfn !== undefined;
-  rec?.frames.push(Math.floor(mm.pgd / 4096));
+  // Under PAE the pgd is read only through pgd_read, whose values `entries` keeps (a pgd shares its
+  // frame with others: a write to another one must not void this census); 2-level reads its words.
+  if (!pae) rec?.frames.push(Math.floor(mm.pgd / 4096));
   if (pae && !k.SHARED_KERNEL_PMD) {
     for (let i = L.USER_PTRS_PER_PGD; i < L.PTRS_PER_PGD; i++) {
       const e = pgd_read(k, mm.pgd + i * 8);
@@ -231,6 +350,8 @@ export function mmCensus(k: KState, mm: MmStruct, sink: MmCensusSink, rec: Censu
       if (present(e)) sink.claim(entryPfn(e), `kernel pmd of ${mm.owner}`);
     }
   }
+  // 2-level: the pgd's user words read once (the same values as a read per entry).
+  const pgdWords = pae ? null : readWords(k, mm.pgd, L.USER_PTRS_PER_PGD, SCRATCH_PGD);
   for (let i = 0; i < L.USER_PTRS_PER_PGD; i++) {
     let pmdBase: number;
     let n: number;
@@ -247,11 +368,12 @@ export function mmCensus(k: KState, mm: MmStruct, sink: MmCensusSink, rec: Censu
       pmdBase = mm.pgd + i * 4;
       n = 1;
     }
-    const pmdWords = readWords(k, pmdBase, n * wpe, SCRATCH_PMD);
+    const pmdWords = pgdWords === null ? readWords(k, pmdBase, n * wpe, SCRATCH_PMD) : pgdWords;
+    const w0 = pgdWords === null ? 0 : i;
     if (pae) rec?.frames.push(Math.floor(pmdBase / 4096));
     for (let j = 0; j < n; j++) {
       // Most entries of a sparse table are empty: test the raw low word first (pmd_val keeps the flags).
-      const plo = pmdWords[j * wpe]!;
+      const plo = pmdWords[w0 + j * wpe]!;
       if ((plo & 1) === 0) continue;
       const pmd = pmd_read(k, pmdBase + j * L.ENTRY_SIZE);
       rec?.entries.push(-1 - (pmdBase + j * L.ENTRY_SIZE), pmd);
@@ -476,20 +598,33 @@ function censusHolds(k: KState, mm: MmStruct, c: MmCensus, frameChanged: (pfn: n
  * tracks writes to memory), an entry it translated translates differently,
  * or a page it found mapped changed its PG_anon flag or (mapped writable)
  * its count. A redone census reuses, likewise, the census of each of its pte
- * pages none of whose inputs changed. Everything else is checked in full
- * each time, so the result is exactly checkInvariants' (a test compares
- * them statement by statement).
+ * pages none of whose inputs changed. The comparison of an mm's kernel part
+ * with init_mm's (checkKernelMappings) is kept the same way, redone when its
+ * pgd, a kernel pmd it compared, or swapper_pg_dir's were written or a pgd
+ * entry it translated changed; so is checkFrames' scan of swapper_pg_dir for
+ * the kernel pte pages (their PG_reserved flags are tested afresh), and the
+ * check of low page 0 while its frame is not written. Everything else is checked in full each
+ * time, so the result is exactly checkInvariants' (a test compares them
+ * statement by statement).
  */
 export class IncrementalInvariantChecker {
   private cache = new Map<MmStruct, MmCensus>();
   /** Pte page censuses of the last check, by pte page frame; and those of this check. */
   private pages = new Map<number, PageCensus>();
   private nextPages = new Map<number, PageCensus>();
+  /** Each mm's kernel-mapping comparison of the last check. */
+  private kernelMappings = new Map<MmStruct, KernelMappingsRecord>();
+  /** checkFrames' scan of swapper_pg_dir for kernel pte pages, of the last check. */
+  private swapperPtePages: SwapperPtePages | null = null;
+  /** checkLowPage's findings of the last check. */
+  private lowPage: string[] | undefined = undefined;
   /** Pte page censuses reused inside redone mm censuses. */
   pagesReused = 0;
   /** Censuses redone, and reused, over all checks. */
   rechecked = 0;
   reused = 0;
+  /** Kernel-mapping comparisons of an mm reused, over all checks. */
+  kernelMappingsReused = 0;
 
   /**
    * checkInvariants(k, tasks), reusing the census of every mm none of
@@ -511,6 +646,7 @@ export class IncrementalInvariantChecker {
         this.nextPages.set(c.ptePfn, c);
       },
     };
+    const km: KernelMappingsCache = { frameChanged, prev: this.kernelMappings, next: new Map(), swapperPrev: this.swapperPtePages, swapperNext: null, lowPagePrev: this.lowPage, lowPageNext: null, reused: 0 };
     const out = checkInvariants(k, tasks, (mm, sink) => {
       let c = this.cache.get(mm);
       if (c !== undefined && censusHolds(k, mm, c, frameChanged)) {
@@ -528,8 +664,12 @@ export class IncrementalInvariantChecker {
         else if (kind === 1) sink.claim(c.pfns[i]!, c.texts[i]!);
         else sink.ref(c.pfns[i]!);
       }
-    }, true);
+    }, true, km);
     this.cache = next;
+    this.kernelMappings = km.next;
+    this.swapperPtePages = km.swapperNext;
+    this.lowPage = km.lowPageNext ?? undefined;
+    this.kernelMappingsReused += km.reused;
     this.pages = this.nextPages;
     this.nextPages = new Map();
     return out;
@@ -539,6 +679,9 @@ export class IncrementalInvariantChecker {
   reset(): void {
     this.cache.clear();
     this.pages.clear();
+    this.kernelMappings.clear();
+    this.swapperPtePages = null;
+    this.lowPage = undefined;
   }
 }
 
@@ -549,6 +692,8 @@ function checkFrames(
   report: Report,
   census: (mm: MmStruct, sink: MmCensusSink) => void,
   incremental: boolean,
+  /** With the incremental checker: reuse the scan of swapper_pg_dir for kernel pte pages when nothing it read changed. */
+  cache: KernelMappingsCache | null = null,
 ): void {
   const L = k.L;
   const p = k.pages;
@@ -571,36 +716,53 @@ function checkFrames(
     }
     for (const pfn of k.df_list) claim(pfn, 'df_list');
     // init_mm's kernel pte pages allocated after boot (vmalloc, split large pages).
-    const kernelPtePages = (pgd: number, what: string): void => {
+    // `rec`: what the scan read (frames, translated entries) and the pte pages it found, for the next check.
+    const kernelPtePages = (pgd: number, what: string, rec: SwapperPtePages | null): void => {
       const first = L.USER_PTRS_PER_PGD;
       if (!L.pae) {
         // 2-level: the pgd's words read once (the same values as a read per entry).
         const words = readWords(k, pgd, 1024, SCRATCH_PMD);
+        rec?.frames.push(Math.floor(pgd / 4096));
         for (let i = first; i < L.PTRS_PER_PGD; i++) {
           if ((words[i]! & 1) === 0) continue;
           const e = pmd_read(k, pgd + i * 4);
+          rec?.entries.push(-1 - (pgd + i * 4), e);
           if (!present(e) || (e & _PAGE_PSE) !== 0n) continue;
           const pfn = entryPfn(e);
+          rec?.pfns.push(pfn);
           if ((p.flags[pfn]! & PG_reserved) === 0) claim(pfn, what);
         }
         return;
       }
       for (let i = first; i < L.PTRS_PER_PGD; i++) {
-        const tables = L.pae ? entryPa(pgd_read(k, pgd + i * 8)) : -1;
+        const pe = L.pae ? pgd_read(k, pgd + i * 8) : 0n;
+        if (L.pae) rec?.entries.push(pgd + i * 8, pe);
+        const tables = L.pae ? entryPa(pe) : -1;
         const n = L.pae ? 512 : 1;
         const base = L.pae ? tables : pgd + i * 4;
         const words = readWords(k, base, L.pae ? 1024 : 1, SCRATCH_PMD);
+        rec?.frames.push(Math.floor(base / 4096));
         for (let j = 0; j < n; j++) {
           // present(pmd_read): pmd_val keeps the flag bits (an empty entry reads as 0).
           if ((words[L.pae ? 2 * j : j]! & 1) === 0) continue;
           const e = L.pae ? pmd_read(k, tables + j * 8) : pmd_read(k, pgd + i * 4);
+          rec?.entries.push(-1 - (L.pae ? tables + j * 8 : pgd + i * 4), e);
           if (!present(e) || (e & _PAGE_PSE) !== 0n) continue;
           const pfn = entryPfn(e);
+          rec?.pfns.push(pfn);
           if ((p.flags[pfn]! & PG_reserved) === 0) claim(pfn, what);
         }
       }
     };
-    kernelPtePages(k.swapper_pg_dir, 'kernel pte page');
+    const swapperRec = cache === null ? null : reuseSwapperPtePages(k, cache);
+    if (swapperRec !== null) {
+      // The same pte pages as the last scan found: claimed in the same order, PG_reserved tested afresh.
+      for (const pfn of swapperRec.pfns) if ((p.flags[pfn]! & PG_reserved) === 0) claim(pfn, 'kernel pte page');
+    } else {
+      const rec: SwapperPtePages | null = cache === null ? null : { pgd: k.swapper_pg_dir, frames: [], entries: [], pfns: [] };
+      kernelPtePages(k.swapper_pg_dir, 'kernel pte page', rec);
+      if (cache !== null) cache.swapperNext = rec;
+    }
     // User page tables and pages of every live mm.
     const sink: MmCensusSink = {
       report,

@@ -61,8 +61,11 @@ export class NativeGuestMemory implements GuestMemory {
     if ((addr >>> 0) === addr && (addr & 3) === 0 && words <= out.length && (addr & 0xfff) + words * 4 <= 4096 && addr + words * 4 <= this.limit) {
       const w = (addr & 0xfff) >>> 2;
       const f = this.mmu.mem.frame(addr >>> 12);
-      // The frame's words seen as unsigned (read32's `>>> 0`): a same-type copy (a memcpy, not a conversion per word).
-      out.set(new Uint32Array(f.buffer, f.byteOffset + 4 * w, words));
+      // The frame's words seen as unsigned (read32's `>>> 0`, as a Uint32Array store does): a few words
+      // one by one (no view to allocate: the fuzzer's census reads single entries), more as a same-type
+      // copy (a memcpy, not a conversion per word).
+      if (words <= 16) for (let i = 0; i < words; i++) out[i] = f[w + i]!;
+      else out.set(new Uint32Array(f.buffer, f.byteOffset + 4 * w, words));
       return;
     }
     for (let i = 0; i < words; i++) out[i] = this.read32(addr + 4 * i);

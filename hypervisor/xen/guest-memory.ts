@@ -143,8 +143,11 @@ export class XenGuestMemory implements GuestMemory {
       if (mfn >= 0) {
         const w = (addr & 0xfff) >>> 2;
         const f = this.d.mmu.mem.frame(mfn);
-        // The frame's words seen as unsigned (read32's `>>> 0`): a same-type copy (a memcpy, not a conversion per word).
-        out.set(new Uint32Array(f.buffer, f.byteOffset + 4 * w, words));
+        // The frame's words seen as unsigned (read32's `>>> 0`, as a Uint32Array store does): a few words
+        // one by one (no view to allocate: the fuzzer's census reads single entries), more as a same-type
+        // copy (a memcpy, not a conversion per word).
+        if (words <= 16) for (let i = 0; i < words; i++) out[i] = f[w + i]!;
+        else out.set(new Uint32Array(f.buffer, f.byteOffset + 4 * w, words));
         return;
       }
     }

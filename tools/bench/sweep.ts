@@ -27,9 +27,19 @@
  *    use). The CPU time of both (process.cpuUsage: all threads) shows the
  *    pool's overhead (worker start-up, cold JIT, the repeated clean runs)
  *    apart from the machine's load.
- *  - fuzz: differential fuzzing seeds per second per core: `npm run fuzz --
- *    --seeds N --jobs 1` in this thread (each item a workload seed and an MMU
- *    seed); per core = per CPU second of this process. Target: at least 10.
+ *  - fuzz: differential fuzzing seeds per second per core, in steady state
+ *    (a campaign runs thousands of seeds): `npm run fuzz -- --seeds N --jobs
+ *    1` in this thread (each item a workload seed and an MMU seed). First
+ *    seeds 1..16 (1..8 with --sweep-quick) are run untimed (JIT warm-up: the
+ *    first seeds of a process run cold, each on another machine
+ *    configuration); then seeds 17..64 (9..24) are timed: seeds per CPU
+ *    second of this whole process (process.cpuUsage: user + system time of
+ *    all its threads, garbage collection and background JIT compilation
+ *    included) over that timed run only. Wall time is shown beside it. The
+ *    process is not fully warm after 16 seeds (the same seeds run again
+ *    after 300 take about half the CPU time), so the figure is on the low
+ *    side of a long campaign's.
+ *    Target: at least 10.
  *  - curve: sweep time against workload length: a fork-exit-like workload
  *    (tools/workloads/fork-exit.pvw's loop) repeated 1x, 10x and 100x, Xen.
  *    The sweep of each is estimated from a sample of its injection points
@@ -215,17 +225,23 @@ export async function runSweepBenchmarks(argv: string[]): Promise<SweepBench | u
   const speedup = j1.ms / j2.ms;
   json['jobs'] = { runs: j1.runs, jobs1Ms: round(j1.ms), jobs2Ms: round(j2.ms), jobs1CpuS: round(j1.cpuS), jobs2CpuS: round(j2.cpuS), speedup: round(speedup), identical: j1.out === j2.out, target: SWEEP_TARGETS.jobsSpeedup, met: speedup >= SWEEP_TARGETS.jobsSpeedup };
 
-  // ---- differential fuzzing seeds/s/core ----
-  const seeds = quick ? 4 : 8;
-  log(`fuzz --seeds ${seeds} --jobs 1...`);
+  // ---- differential fuzzing seeds/s/core, steady state ----
+  // A campaign runs thousands of seeds in one warm process: the first seeds
+  // (cold JIT) are run untimed, then the next ones are timed.
+  const warmSeeds = quick ? 8 : 16;
+  const seeds = quick ? 16 : 48;
+  log(`fuzz --seeds ${warmSeeds} --jobs 1 (warm-up, untimed), then --start ${1 + warmSeeds} --seeds ${seeds} --jobs 1...`);
+  await fuzzSeeds(1, 0, warmSeeds, { jobs: 1, saveRoot: null });
   const c0 = process.cpuUsage();
   const f0 = performance.now();
-  const rep = await fuzzSeeds(1, 0, seeds, { jobs: 1, saveRoot: null });
+  const rep = await fuzzSeeds(1 + warmSeeds, 0, seeds, { jobs: 1, saveRoot: null });
   const fuzzMs = performance.now() - f0;
   const cpu = process.cpuUsage(c0);
   const cpuS = (cpu.user + cpu.system) / 1e6;
   const perCore = rep.workload.seeds / cpuS;
   json['fuzz'] = {
+    warmUpSeeds: `1..${warmSeeds}`,
+    timedSeeds: `${1 + warmSeeds}..${warmSeeds + seeds}`,
     seeds: rep.workload.seeds,
     statements: rep.workload.statements,
     wallS: round(fuzzMs / 1000),
@@ -262,7 +278,7 @@ export async function runSweepBenchmarks(argv: string[]): Promise<SweepBench | u
         ['injected runs/s, default.pvw, Xen', `${num(rate, 1)} (${inj.sampled} of ${num(inj.points)} points sampled; full sweep ≈ ${num((inj.prepareMs + inj.points * inj.meanRunMs) / 1000, 1)} s)`, '-', '-'],
         ['one injected run / one boot+run', `${round(ratio, 3)} (${num(inj.meanRunMs, 1)} ms / ${num(bootRunMs, 1)} ms)`, '<= 0.1', yes(ratio <= SWEEP_TARGETS.injectVsBoot)],
         ['--jobs 2 vs --jobs 1', `${round(speedup)}x (${num(j1.ms / 1000, 2)} s / ${num(j2.ms / 1000, 2)} s wall, ${num(j1.cpuS, 1)} / ${num(j2.cpuS, 1)} CPU s, ${num(j1.runs)} runs, output identical: ${yes(j1.out === j2.out)})`, '>= 1.7x', yes(speedup >= SWEEP_TARGETS.jobsSpeedup)],
-        ['fuzz seeds/s/core', `${round(perCore)} (${rep.workload.seeds} seeds in ${num(cpuS, 1)} CPU s, ${num(fuzzMs / 1000, 1)} s wall)`, '>= 10', yes(perCore >= SWEEP_TARGETS.fuzzSeedsPerCoreSec)],
+        ['fuzz seeds/s/core (warm)', `${round(perCore)} (seeds ${1 + warmSeeds}..${warmSeeds + seeds} after ${warmSeeds} untimed: ${rep.workload.seeds} seeds in ${num(cpuS, 1)} CPU s, ${num(fuzzMs / 1000, 1)} s wall)`, '>= 10', yes(perCore >= SWEEP_TARGETS.fuzzSeedsPerCoreSec)],
         ['sweep growth exponent (10x..100x)', `${round(k)}`, '<= 1.2 (linear)', yes(k <= SWEEP_TARGETS.growthExponent)],
       ],
     ),

@@ -147,7 +147,8 @@ export function attachTlbChecker(
 function tlbEntryGlobal(mmu: Mmu, va: number, acc: number): boolean {
   const l1 = acc >= 4 ? mmu.tlbs.itlb : mmu.tlbs.dtlb;
   const pae = mmu.cpu.pae;
-  for (const t of [l1, mmu.tlbs.l2]) {
+  for (let level = 0; level < 2; level++) {
+    const t = level === 0 ? l1 : mmu.tlbs.l2;
     let s = t.lookupSmall(va >>> 12);
     if (s < 0) s = t.lookupLarge(pae ? va >>> 21 : va >>> 22);
     if (s >= 0) return (t.flags[s]! & TLBF_G) !== 0;
@@ -318,25 +319,34 @@ function referencePa(it: Interpreter, va: number, acc: number): number {
   const cpu = mmu.cpu;
   const ma = it.handle.machineAddress(it.kernel.k.swapper_pg_dir);
   if (ma < 0) return -1;
-  const saved = { cr3: cpu.cr3, lo: [...cpu.pdpteLo], hi: [...cpu.pdpteHi] };
+  // Saved in the module's scratch array (this runs at many accesses: no allocation); not re-entered.
+  const saved = SAVED_PDPTES;
+  const cr3 = cpu.cr3;
+  for (let i = 0; i < 4; i++) {
+    saved[i] = cpu.pdpteLo[i]!;
+    saved[4 + i] = cpu.pdpteHi[i]!;
+  }
   try {
     cpu.cr3 = ma;
     if (cpu.pae) {
       for (let i = 0; i < 4; i++) {
-        const e = mmu.mem.read64(ma + 8 * i);
-        cpu.pdpteLo[i] = Number(e & 0xffffffffn) | 0;
-        cpu.pdpteHi[i] = Number(e >> 32n) | 0;
+        // The two halves of the 64-bit entry (read64's low and high words).
+        cpu.pdpteLo[i] = mmu.mem.read32(ma + 8 * i) | 0;
+        cpu.pdpteHi[i] = mmu.mem.read32(ma + 8 * i + 4) | 0;
       }
     }
     return mmu.probePa(va, acc);
   } finally {
-    cpu.cr3 = saved.cr3;
+    cpu.cr3 = cr3;
     for (let i = 0; i < 4; i++) {
-      cpu.pdpteLo[i] = saved.lo[i]!;
-      cpu.pdpteHi[i] = saved.hi[i]!;
+      cpu.pdpteLo[i] = saved[i]!;
+      cpu.pdpteHi[i] = saved[4 + i]!;
     }
   }
 }
+
+/** referencePa's saved PDPTE registers: 4 low words, then 4 high words. */
+const SAVED_PDPTES = new Int32Array(8);
 
 /** Parse and check a workload text under its own machine line. */
 export function loadText(file: string, text: string): { script: Script; cfg: RunConfig } {
